@@ -1,0 +1,279 @@
+//! `auth_request` / `auth_request_set`: configuration and directives.
+
+use core::ffi::{c_char, c_void};
+use core::ptr::NonNull;
+
+use nginx_sys::{
+    ngx_array_t, ngx_command_t, ngx_conf_t, ngx_http_complex_value_t, ngx_http_conf_ctx_t,
+    ngx_http_core_loc_conf_t, ngx_str_t, NGX_LOG_EMERG,
+};
+use ngx::collections::Vec;
+use ngx::core::Pool;
+use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
+
+use super::AuthRequestModule;
+use crate::nginx::conf::{args, conf_message, emerg, find_module, CONF_ERROR, CONF_OK};
+use crate::nginx::ffi::guard_conf;
+use crate::nginx::variables::{self, AssignableVariable};
+
+/// Where to send the auth subrequest, as configured at one level.
+#[derive(Clone, Copy)]
+pub enum AuthTarget {
+    /// `auth_request off;` — no check here, and none inherited.
+    Off,
+    /// `auth_request /uri;`
+    Uri(ngx_str_t),
+}
+
+/// One `auth_request_set $variable value;`.
+pub struct AuthRequestVariable {
+    pub variable: AssignableVariable,
+    /// Evaluated in the auth subrequest's context.
+    pub value: ngx_http_complex_value_t,
+}
+
+type VariableList = Vec<AuthRequestVariable, Pool>;
+
+/// Location configuration (also used at `http` and `server` level).
+#[derive(Default)]
+pub struct AuthRequestConf {
+    /// `None`: not set at this level (inherit).
+    pub target: Option<AuthTarget>,
+    /// `None`: no `auth_request_set` at this level (inherit). A level with
+    /// its own list replaces the inherited one, as in nginx's C module. The
+    /// list lives in the configuration pool and is shared with the levels
+    /// that inherit it.
+    variables: Option<NonNull<VariableList>>,
+}
+
+impl AuthRequestConf {
+    /// The subrequest URI, when this location is protected.
+    pub fn uri(&self) -> Option<&ngx_str_t> {
+        match &self.target {
+            Some(AuthTarget::Uri(uri)) => Some(uri),
+            _ => None,
+        }
+    }
+
+    /// The `auth_request_set` assignments in effect here.
+    pub fn variables(&self) -> &[AuthRequestVariable] {
+        match self.variables {
+            // SAFETY: the list is allocated in the configuration pool by
+            // set_variable() and lives as long as every configuration that
+            // points at it.
+            Some(list) => unsafe { list.as_ref() },
+            None => &[],
+        }
+    }
+
+    fn merge_from(&mut self, parent: &AuthRequestConf) {
+        if self.target.is_none() {
+            self.target = parent.target;
+        }
+        if self.variables.is_none() {
+            self.variables = parent.variables;
+        }
+    }
+}
+
+/// Main configuration: what the configuration-time checks need.
+#[derive(Default)]
+pub struct AuthRequestMainConf {
+    /// `ctx_index` of nginx's C `ngx_http_auth_request_module`, when this
+    /// nginx has it compiled in. That module sees the `auth_request` and
+    /// `auth_request_set` directives before we do, so we must refuse
+    /// configurations that use them (see merge_loc_conf).
+    c_module_index: Option<usize>,
+}
+
+/// The directive table.
+pub static mut COMMANDS: [ngx_command_t; 3] = [
+    ngx_command_t {
+        name: ngx::ngx_string!("auth_request"),
+        type_: (nginx_sys::NGX_HTTP_MAIN_CONF
+            | nginx_sys::NGX_HTTP_SRV_CONF
+            | nginx_sys::NGX_HTTP_LOC_CONF
+            | nginx_sys::NGX_CONF_TAKE1) as _,
+        set: Some(set_auth_request),
+        conf: nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("auth_request_set"),
+        type_: (nginx_sys::NGX_HTTP_MAIN_CONF
+            | nginx_sys::NGX_HTTP_SRV_CONF
+            | nginx_sys::NGX_HTTP_LOC_CONF
+            | nginx_sys::NGX_CONF_TAKE2) as _,
+        set: Some(set_variable),
+        conf: nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    },
+    ngx_command_t::empty(),
+];
+
+/// `auth_request uri | off;`
+unsafe extern "C" fn set_auth_request(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes the configuration being parsed and this module's
+    // location configuration for the current block.
+    let (cf, conf) = unsafe { (&mut *cf, &mut *conf.cast::<AuthRequestConf>()) };
+    guard_conf(cf.log, || {
+        if conf.target.is_some() {
+            return conf_message(c"is duplicate");
+        }
+        let value = args(cf)[1];
+        conf.target = Some(if value.as_bytes() == b"off" {
+            AuthTarget::Off
+        } else {
+            AuthTarget::Uri(value)
+        });
+        CONF_OK
+    })
+}
+
+/// `auth_request_set $variable value;`
+unsafe extern "C" fn set_variable(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_auth_request().
+    let (cf, conf) = unsafe { (&mut *cf, &mut *conf.cast::<AuthRequestConf>()) };
+    guard_conf(cf.log, || {
+        let (name, value) = (args(cf)[1], args(cf)[2]);
+        let Some(bare_name) = name.strip_prefix("$").filter(|n| !n.is_empty()) else {
+            return emerg(cf, format_args!("invalid variable name \"{name}\""));
+        };
+
+        let Some(variable) = variables::declare_assignable(cf, &bare_name) else {
+            return CONF_ERROR;
+        };
+        // SAFETY: the declaration lives in the core module's configuration.
+        let declaration = unsafe { &mut *variable.declaration };
+        if declaration.get_handler.is_none() {
+            declaration.get_handler = Some(variables::not_found_getter);
+        }
+        let Some(value) = variables::compile(cf, &value) else {
+            return CONF_ERROR;
+        };
+
+        // SAFETY: cf->pool is the configuration pool, alive for the cycle.
+        let pool = unsafe { Pool::from_ngx_pool(cf.pool) };
+        let list = match conf.variables {
+            Some(list) => list,
+            None => {
+                let list = NonNull::new(pool.allocate(VariableList::new_in(pool.clone())));
+                let Some(list) = list else {
+                    return CONF_ERROR;
+                };
+                conf.variables = Some(list);
+                list
+            }
+        };
+        // SAFETY: the list was allocated above or by an earlier directive of
+        // this same block; nothing else references it while parsing.
+        let list = unsafe { &mut *list.as_ptr() };
+        if list.try_reserve(1).is_err() {
+            return CONF_ERROR;
+        }
+        list.push(AuthRequestVariable { variable, value });
+        CONF_OK
+    })
+}
+
+/// The location configuration of nginx's C auth_request module, as laid out
+/// in ngx_http_auth_request_module.c since its first release (2013). Read
+/// only to detect a configuration that would silently use it instead of us.
+#[repr(C)]
+struct CModuleLocConf {
+    uri: ngx_str_t,
+    vars: *mut ngx_array_t,
+}
+
+/// Records whether nginx's C auth_request module is present.
+///
+/// # Safety
+/// Called by nginx with the http block's configuration.
+pub unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> nginx_sys::ngx_int_t {
+    // SAFETY: nginx passes the configuration being parsed.
+    let cf = unsafe { &mut *cf };
+    crate::nginx::ffi::guard_status(cf.log, || {
+        // SAFETY: cf->cycle is the cycle being configured.
+        let cycle = unsafe { &*cf.cycle };
+        let c_module_index =
+            find_module(cycle, "ngx_http_auth_request_module").map(|m| m.ctx_index);
+        if let Some(main) = AuthRequestModule::main_conf_mut(cf) {
+            main.c_module_index = c_module_index;
+        }
+        nginx_sys::NGX_OK as _
+    })
+}
+
+/// Merges a level with its parent, and refuses configurations that nginx's
+/// C auth_request module would silently take over.
+///
+/// # Safety
+/// Called by nginx with two of this module's location configurations.
+pub unsafe extern "C" fn merge_loc_conf(
+    cf: *mut ngx_conf_t,
+    parent: *mut c_void,
+    child: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes the configuration and two of this module's
+    // location configurations.
+    let (cf, parent, child) = unsafe {
+        (
+            &mut *cf,
+            &*parent.cast::<AuthRequestConf>(),
+            &mut *child.cast::<AuthRequestConf>(),
+        )
+    };
+    guard_conf(cf.log, || {
+        child.merge_from(parent);
+        match c_module_in_use(cf) {
+            None => CONF_OK,
+            Some(location) => {
+                ngx::ngx_conf_log_error!(
+                    NGX_LOG_EMERG,
+                    cf,
+                    "\"auth_request\" in {location} would be handled by nginx's own \
+                     ngx_http_auth_request_module, which this nginx binary has compiled in \
+                     and which takes the directive before nginx-authgate can; use an nginx \
+                     built without --with-http_auth_request_module to use nginx-authgate's \
+                     auth_request"
+                );
+                CONF_ERROR
+            }
+        }
+    })
+}
+
+/// When the C module is present and the block being merged uses it, names
+/// that block (`location "/x"` or `server`).
+fn c_module_in_use(cf: &ngx_conf_t) -> Option<String> {
+    let index = AuthRequestModule::main_conf(cf)?.c_module_index?;
+    // SAFETY: during merging cf->ctx is the http conf context whose
+    // loc_conf array is that of the block being merged; slot `index` holds
+    // the C module's (already merged: it precedes us in the module list)
+    // configuration, laid out as CModuleLocConf.
+    let ctx = unsafe { &*cf.ctx.cast::<ngx_http_conf_ctx_t>() };
+    let c_conf = unsafe {
+        (*ctx.loc_conf.add(index))
+            .cast::<CModuleLocConf>()
+            .as_ref()?
+    };
+    let unset = usize::MAX as *mut ngx_array_t; // NGX_CONF_UNSET_PTR
+    if c_conf.uri.len == 0 && (c_conf.vars.is_null() || c_conf.vars == unset) {
+        return None;
+    }
+    let core = NgxHttpCoreModule::location_conf(ctx).map(|c: &ngx_http_core_loc_conf_t| c.name);
+    Some(match core {
+        Some(name) if name.len > 0 => format!("location \"{name}\""),
+        _ => "a server block".to_owned(),
+    })
+}

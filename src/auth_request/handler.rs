@@ -1,0 +1,105 @@
+//! The access-phase handler: one request's way from "is this location
+//! protected?" to allow / 401 / 403 / 500.
+//!
+//! First call: start the auth subrequest and return `NGX_AGAIN`.
+//! The phase engine calls again after the subrequest finished: evaluate
+//! `auth_request_set` in the subrequest's context, then decide from its
+//! status (see [`super::verdict`]).
+
+use nginx_sys::{
+    ngx_http_request_t, ngx_int_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_UNAUTHORIZED, NGX_LOG_ERR, NGX_OK,
+};
+use ngx::http::{HttpModule, HttpModuleLocationConf};
+
+use super::conf::AuthRequestConf;
+use super::verdict::{verdict, Verdict};
+use super::AuthRequestModule;
+use crate::nginx::ffi::guard_status;
+use crate::nginx::subrequest::{self, SubrequestResult};
+use crate::nginx::{headers, request, variables};
+
+/// Per-request state, reset by nginx on internal redirects.
+#[derive(Clone, Copy, Default)]
+struct AuthRequestCtx {
+    subrequest: SubrequestResult,
+}
+
+/// The access-phase entry point.
+///
+/// # Safety
+/// Called by nginx's phase engine with a live main request.
+pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: the phase engine passes the live main request.
+    let r = unsafe { &mut *r };
+    guard_status(request::log(r), || check(r))
+}
+
+fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
+    let Some(conf) = AuthRequestModule::location_conf(r) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    let Some(uri) = conf.uri() else {
+        return NGX_DECLINED as ngx_int_t;
+    };
+
+    let module = AuthRequestModule::module();
+    if let Some(ctx) = request::ctx::<AuthRequestCtx>(r, module) {
+        if !ctx.subrequest.done {
+            return NGX_AGAIN as ngx_int_t;
+        }
+        let outcome = ctx.subrequest;
+        return decide(r, conf, &outcome);
+    }
+
+    let Some(ctx) = request::new_ctx::<AuthRequestCtx>(r, module) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    // SAFETY: the result slot lives in the request-pool context just set.
+    match unsafe { subrequest::start(r, uri, None, &mut ctx.subrequest) } {
+        Ok(_) => NGX_AGAIN as ngx_int_t,
+        Err(_) => NGX_ERROR as ngx_int_t,
+    }
+}
+
+/// The subrequest has finished: set variables, then map its status.
+fn decide(
+    r: &mut ngx_http_request_t,
+    conf: &AuthRequestConf,
+    outcome: &SubrequestResult,
+) -> ngx_int_t {
+    // Set on every outcome, before deciding, so that error_page targets and
+    // logs see them; stored in the main request so they survive redirects.
+    for assignment in conf.variables() {
+        // SAFETY: the finished subrequest lives in the shared request pool
+        // until the main request ends.
+        let sr = unsafe { &mut *outcome.request };
+        let Some(value) = variables::evaluate(sr, &assignment.value) else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        variables::store(r, &assignment.variable, value);
+    }
+
+    match verdict(outcome.status) {
+        Verdict::Allow => NGX_OK as ngx_int_t,
+        Verdict::Forbidden => NGX_HTTP_FORBIDDEN as ngx_int_t,
+        Verdict::Unauthorized => {
+            // SAFETY: the finished subrequest lives in the shared request
+            // pool until the main request ends.
+            let sr = unsafe { &*outcome.request };
+            if headers::copy_www_authenticate(r, sr).is_err() {
+                return NGX_ERROR as ngx_int_t;
+            }
+            NGX_HTTP_UNAUTHORIZED as ngx_int_t
+        }
+        Verdict::Unexpected(status) => {
+            // Same wording as nginx's C module, so existing log alerts match.
+            ngx::ngx_log_error!(
+                NGX_LOG_ERR,
+                request::log(r),
+                "auth request unexpected status: {status}"
+            );
+            NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
+        }
+    }
+}

@@ -165,6 +165,14 @@ if ((make_nginx)); then
     nginx_bin=$work/nginx/objs/nginx
 fi
 
+# The checking binary must be the source's version (before spending a build on it).
+if [[ -n $nginx_bin ]]; then
+    nginx_bin=$(command -v "$nginx_bin") || die "nginx binary not found: $nginx_bin"
+    bin_version=$("$nginx_bin" -v 2>&1 | sed -n 's|^nginx version: [^/]*/\([^ ]*\).*|\1|p')
+    [[ $bin_version == "$version" ]] ||
+        die "$nginx_bin is nginx $bin_version, the source is $version: the module would be refused"
+fi
+
 # 3. The module, in its own target directory.
 profile_args=() profile_dir=debug
 if [[ $profile == release ]]; then
@@ -179,10 +187,6 @@ module=$work/libnginx_authgate.so
 
 # 4. Does it load?
 if [[ -n $nginx_bin ]]; then
-    nginx_bin=$(command -v "$nginx_bin") || die "nginx binary not found"
-    bin_version=$("$nginx_bin" -v 2>&1 | sed -n 's|^nginx version: [^/]*/\([^ ]*\).*|\1|p')
-    [[ $bin_version == "$version" ]] ||
-        die "$nginx_bin is nginx $bin_version, the source is $version: the module would be refused"
     check_module_loads "$nginx_bin" "$module" "$work/check"
     log "build-against: $nginx_bin loads the module (nginx -t ok)"
 else

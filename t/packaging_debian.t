@@ -39,6 +39,16 @@ my ($so, $log) = build_against('--debian');
 like($log, qr/nginx 1\.22\.\d+ from \/usr\/share\/nginx\/src/, 'built against Debian\'s nginx 1.22 headers');
 like($log, qr/\Q$DEBIAN_NGINX\E loads the module \(nginx -t ok\)/, 'the script checked it with nginx -t');
 
+# The script's refusals.
+{
+    my ($rc, undef, $err) = run_cmd('bash', 'ci/build-against.sh', '--make-nginx', '--debian');
+    isnt($rc, 0, '--make-nginx with Debian\'s headers-only source: refused');
+    like($err, qr/headers only .* use --nginx BINARY/, 'saying why');
+    ($rc, undef, $err) = run_cmd('bash', 'ci/build-against.sh', '--nginx', '/bin/true', '--debian');
+    isnt($rc, 0, 'a checking binary that is not nginx 1.22.1: refused');
+    like($err, qr/is nginx .*the source is 1\.22\.\d+: the module would be refused/, 'saying why');
+}
+
 my $t = do {
     local $ENV{TEST_NGINX_BINARY} = $DEBIAN_NGINX;
     local $ENV{TEST_NGINX_MODULE} = $so;

@@ -1,0 +1,262 @@
+package NtlmBackend;
+
+# Connection-remembering HTTP/1.1 backend for the ntlm tests, plus the
+# small keep-alive client helpers those tests share.
+#
+#   NtlmBackend::serve(port => N, name => 'b1', state => '/path/b1.events',
+#                      [ssl_cert => FILE, ssl_key => FILE])
+#
+# One forked process per TCP connection, so every connection has its own
+# memory: like an NTLM server, it authenticates the *connection*.
+#
+# Per connection: an id (1, 2, ... in accept order, per backend) and a token.
+#   Authorization: NTLM|Negotiate <tok>      the first such request sets the
+#       connection's token to <tok>; a later, different <tok> does not change
+#       it (and is recorded as "conflict": two clients on one connection).
+#   Two-leg handshake, as NTLM does it:
+#       "NTLM T1-<user>"            -> 401, WWW-Authenticate: NTLM C-<id>
+#       "NTLM T3-<user>-C-<id>"     -> 200 and token <user> when <id> is this
+#                                      connection's challenge, else 401
+#   No Authorization on a connection without token, with ?challenge=1 (or
+#   serve(challenge => 1)) -> 401 WWW-Authenticate: NTLM.
+# Every response: X-Conn-Id, X-Conn-Token ("-" when none), X-Conn-Seq
+# (request number on the connection), X-Backend (name); body
+# "conn=<id> token=<tok> seq=<n>\n" (or bodylen=N bytes of "x").
+# Query controls: close=1 (answer with Connection: close, then close),
+# close_after=SEC (close the idle connection SEC seconds after answering),
+# delay=SEC (before answering), bodylen=N.
+#
+# Event log (the state file, one line each, appended under flock):
+#   open <id> <time>
+#   req <id> <seq> <sent-token|-> <conn-token|-> <time>
+#   conflict <id> <conn-token> <sent-token> <time>
+#   close <id> <time> peer|server
+# Read it with NtlmBackend::events($file).
+
+use strict;
+use warnings;
+
+use Errno qw(EINTR EAGAIN);
+use Fcntl qw(:flock O_WRONLY O_APPEND O_CREAT);
+use IO::Select;
+use IO::Socket::INET;
+use POSIX qw(_exit);
+use Time::HiRes qw(time sleep);
+
+sub serve {
+    my (%o) = @_;
+    my $s = IO::Socket::INET->new(
+        LocalAddr => '127.0.0.1', LocalPort => $o{port}, Proto => 'tcp',
+        Listen => 1024, ReuseAddr => 1,
+    ) or die "NtlmBackend: listen on $o{port}: $!";
+    $SIG{CHLD} = 'IGNORE';
+    $SIG{PIPE} = 'IGNORE';
+    $SIG{TERM} = sub { _exit(0) };
+    my $id = 0;
+    while (1) {
+        my $c = $s->accept;
+        unless ($c) { next if $! == EINTR; last }
+        $id++;
+        _event($o{state}, "open $id " . time);
+        my $pid = fork();
+        if (!defined $pid) { close $c; next }
+        if ($pid == 0) {
+            close $s;
+            $SIG{TERM} = 'DEFAULT';
+            my $by = eval { _connection($c, $id, %o) } // 'server';
+            _event($o{state}, "close $id " . time . " $by");
+            _exit(0);
+        }
+        close $c;
+    }
+    _exit(0);
+}
+
+sub _event {
+    my ($file, $line) = @_;
+    return unless $file;
+    sysopen(my $fh, $file, O_WRONLY | O_APPEND | O_CREAT, 0644) or return;
+    flock($fh, LOCK_EX);
+    syswrite($fh, "$line\n");
+    close $fh;
+}
+
+# Returns 'peer' when the client (nginx) closed, 'server' when we did.
+sub _connection {
+    my ($c, $id, %o) = @_;
+    if ($o{ssl_cert}) {
+        require IO::Socket::SSL;
+        IO::Socket::SSL->start_SSL($c, SSL_server => 1,
+            SSL_cert_file => $o{ssl_cert}, SSL_key_file => $o{ssl_key})
+            or return 'server';
+    }
+    binmode $c;
+    my $sel = IO::Select->new($c);
+    my ($buf, $seq, $token, $pending) = ('', 0, undef, undef);
+    my $read = sub {
+        my ($timeout) = @_;
+        while (1) {
+            my $ready = (ref $c ne 'IO::Socket::INET' && $c->can('pending') && $c->pending)
+                || $sel->can_read($timeout);
+            return -1 unless $ready;                # timeout
+            my $n = sysread($c, $buf, 65536, length $buf);
+            next if !defined $n && ($! == EINTR || $! == EAGAIN);
+            return $n ? $n : 0;                     # 0: EOF or error
+        }
+    };
+    my $idle = 60;
+    while (1) {
+        my $he;
+        while (($he = index($buf, "\r\n\r\n")) < 0) {
+            my $n = $read->($idle);
+            return 'server' if $n < 0;
+            return 'peer' if $n == 0;
+        }
+        my $head = substr($buf, 0, $he);
+        $buf = substr($buf, $he + 4);
+        my ($rl, @lines) = split /\r\n/, $head;
+        my ($method, $uri) = $rl =~ m{^(\S+)\s+(\S+)\s+HTTP/} or return 'server';
+        my %h;
+        for (@lines) { my ($n, $v) = /^([^:]+):\s*(.*?)\s*$/ or next; $h{lc $n} //= $v }
+        if (my $cl = $h{'content-length'}) {
+            while (length $buf < $cl) { my $n = $read->(5); return 'peer' if $n <= 0 }
+            $buf = substr($buf, $cl);
+        }
+        $seq++;
+        my %q = map { my ($k, $v) = split /=/, $_, 2; ($k => $v // '') }
+                grep { length } split /[&;]/, (split /\?/, $uri, 2)[1] // '';
+
+        my ($status, @extra) = (200);
+        my $sent;
+        if (($h{authorization} // '') =~ /^(?:NTLM|Negotiate)\s+(\S+)/i) {
+            $sent = $1;
+            if ($sent =~ /^T1-(.+)$/) {
+                $pending = $1;
+                ($status, @extra) = (401, "WWW-Authenticate: NTLM C-$id");
+            } elsif ($sent =~ /^T3-(.+)-C-(\d+)$/) {
+                if (defined $pending && $pending eq $1 && $2 == $id) {
+                    $token //= $1;
+                } else {
+                    ($status, @extra) = (401, "WWW-Authenticate: NTLM");
+                }
+            } elsif (!defined $token) {
+                $token = $sent;
+            } elsif ($token ne $sent) {
+                _event($o{state}, "conflict $id $token $sent " . time);
+            }
+        } elsif (!defined $token && ($o{challenge} || $q{challenge})) {
+            ($status, @extra) = (401, "WWW-Authenticate: NTLM");
+        }
+        my $tok = $token // '-';
+        _event($o{state}, "req $id $seq " . ($sent // '-') . " $tok " . time);
+        sleep $q{delay} if $q{delay};
+
+        my $body = defined $q{bodylen} ? 'x' x $q{bodylen} : "conn=$id token=$tok seq=$seq\n";
+        my $close = $q{close} || ($h{connection} // '') =~ /close/i;
+        my $resp = "HTTP/1.1 $status " . ($status == 200 ? 'OK' : 'Unauthorized') . "\r\n"
+            . "X-Backend: " . ($o{name} // 'ntlm') . "\r\n"
+            . "X-Conn-Id: $id\r\nX-Conn-Token: $tok\r\nX-Conn-Seq: $seq\r\n"
+            . join('', map { "$_\r\n" } @extra)
+            . ($close ? "Connection: close\r\n" : '')
+            . "Content-Length: " . length($body) . "\r\n\r\n"
+            . ($method eq 'HEAD' ? '' : $body);
+        my $off = 0;
+        while ($off < length $resp) {
+            my $n = syswrite($c, $resp, length($resp) - $off, $off);
+            unless (defined $n) { next if $! == EINTR || $! == EAGAIN; return 'peer' }
+            $off += $n;
+        }
+        if ($close) {
+            close $c;
+            return 'server';
+        }
+        if ($q{close_after} && !length $buf) {
+            my $n = $read->($q{close_after});
+            if ($n < 0) { close $c; return 'server' }
+            return 'peer' if $n == 0;
+        }
+    }
+}
+
+# All events of a state file: list of hashrefs {type, id, ...}.
+sub events {
+    my ($file) = @_;
+    open my $fh, '<', $file or return ();
+    flock($fh, LOCK_SH);
+    my @e;
+    while (my $l = <$fh>) {
+        chomp $l;
+        my @f = split / /, $l;
+        my %e = (type => $f[0], id => $f[1]);
+        if ($f[0] eq 'open') { $e{time} = $f[2] }
+        elsif ($f[0] eq 'close') { @e{qw(time by)} = @f[2, 3] }
+        elsif ($f[0] eq 'req') { @e{qw(seq sent token time)} = @f[2 .. 5] }
+        elsif ($f[0] eq 'conflict') { @e{qw(token sent time)} = @f[2 .. 4] }
+        push @e, \%e;
+    }
+    close $fh;
+    return @e;
+}
+
+# Waits up to $timeout s for "close <id>"; returns its event or undef.
+sub wait_close {
+    my ($file, $id, $timeout) = @_;
+    my $deadline = time + ($timeout // 3);
+    while (1) {
+        my ($e) = grep { $_->{type} eq 'close' && $_->{id} == $id } events($file);
+        return $e if $e;
+        return undef if time > $deadline;
+        sleep 0.02;
+    }
+}
+
+sub count { my ($file, $type) = @_; return scalar grep { $_->{type} eq $type } events($file) }
+
+###############################################################################
+# Client side: one keep-alive connection to nginx, one request at a time.
+
+sub client {
+    my ($port) = @_;
+    return IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                 Proto => 'tcp', Timeout => 5);
+}
+
+# request($sock, $uri, [auth => 'NTLM tok', headers => [...]]) -> parsed
+# response hashref (AGTest::parse_responses format) or undef.
+sub request {
+    my ($s, $uri, %o) = @_;
+    my $req = "GET $uri HTTP/1.1\r\nHost: localhost\r\n";
+    $req .= "Authorization: $o{auth}\r\n" if $o{auth};
+    $req .= "$_\r\n" for @{ $o{headers} || [] };
+    $req .= "\r\n";
+    return (send_requests($s, $req, 1, %o))[0];
+}
+
+# Writes raw (possibly pipelined) requests and reads $n responses.
+sub send_requests {
+    my ($s, $raw, $n, %o) = @_;
+    my $off = 0;
+    while ($off < length $raw) {
+        my $w = syswrite($s, $raw, length($raw) - $off, $off);
+        return () unless defined $w;
+        $off += $w;
+    }
+    my $sel = IO::Select->new($s);
+    my $buf = '';
+    while (1) {
+        my @r = AGTest::parse_responses($buf);
+        return @r if @r >= $n && $r[-1]{complete};
+        return @r unless $sel->can_read($o{timeout} // 10);
+        my $got = sysread($s, $buf, 65536, length $buf);
+        return AGTest::parse_responses($buf) unless $got;
+    }
+}
+
+sub hdr {
+    my ($r, $name) = @_;
+    return undef unless $r;
+    my ($v) = map { $_->[1] } grep { lc $_->[0] eq lc $name } @{ $r->{headers} };
+    return $v;
+}
+
+1;

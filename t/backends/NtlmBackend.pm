@@ -259,4 +259,105 @@ sub hdr {
     return $v;
 }
 
+###############################################################################
+# A minimal HTTP/2 (h2c, prior knowledge) client: several streams on ONE
+# connection, which curl 7.88 cannot do for h2c. Requests are HPACK-encoded
+# as literals; responses are not decoded beyond the status 200 marker (0x88,
+# the indexed ":status: 200" nginx sends) and the DATA payload, which is
+# enough for the backend's "conn=<id> token=<tok> seq=<n>" bodies.
+#   h2_requests($port, [[path, authorization-or-undef], ...], concurrent => 1)
+# -> list of { stream, status200 => 0|1, body, reset => 0|1 } in request order.
+
+sub _h2_int {
+    my ($value, $prefix_bits, $first) = @_;
+    my $max = (1 << $prefix_bits) - 1;
+    return chr($first | $value) if $value < $max;
+    my $out = chr($first | $max);
+    $value -= $max;
+    while ($value >= 128) { $out .= chr(($value % 128) + 128); $value = int($value / 128) }
+    return $out . chr($value);
+}
+
+sub _h2_frame {
+    my ($type, $flags, $stream, $payload) = @_;
+    my $len = length $payload;
+    return pack('CnCCN', $len >> 16, $len & 0xffff, $type, $flags, $stream) . $payload;
+}
+
+sub h2_requests {
+    my ($port, $reqs, %o) = @_;
+    my $s = client($port) or return ();
+    binmode $s;
+    my $out = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" . _h2_frame(4, 0, 0, '');
+    my @streams;
+    my $headers = sub {
+        my ($i) = @_;
+        my ($path, $auth) = @{ $reqs->[$i] };
+        my @h = ([':method', 'GET'], [':scheme', 'http'], [':path', $path],
+                 [':authority', 'localhost']);
+        push @h, ['authorization', $auth] if defined $auth;
+        my $block = join '', map {
+            "\x00" . _h2_int(length $_->[0], 7, 0) . $_->[0] . _h2_int(length $_->[1], 7, 0) . $_->[1]
+        } @h;
+        return _h2_frame(1, 0x5, 2 * $i + 1, $block);    # END_STREAM | END_HEADERS
+    };
+    my %res;
+    my $next = 0;
+    if ($o{concurrent}) { $out .= $headers->($_) for 0 .. $#$reqs; $next = @$reqs }
+    else { $out .= $headers->($next++) }
+    my $sel = IO::Select->new($s);
+    my $buf = '';
+    my $done = 0;
+    my $deadline = time + ($o{timeout} // 10);
+    while ($done < @$reqs && time < $deadline) {
+        if (length $out) {
+            my $w = syswrite($s, $out);
+            return () unless defined $w;
+            substr($out, 0, $w) = '';
+            next;
+        }
+        last unless $sel->can_read(1) || length $buf >= 9;
+        my $n = sysread($s, $buf, 65536, length $buf);
+        last if defined $n && $n == 0 && length $buf < 9;
+        while (length $buf >= 9) {
+            my ($l1, $l2, $type, $flags, $stream) = unpack('CnCCN', $buf);
+            my $len = ($l1 << 16) | $l2;
+            last if length $buf < 9 + $len;
+            my $payload = substr($buf, 9, $len);
+            substr($buf, 0, 9 + $len) = '';
+            $stream &= 0x7fffffff;
+            my $r = $res{$stream} //= { stream => $stream, body => '', status200 => 0, reset => 0 };
+            my $end = 0;
+            if ($type == 4 && !($flags & 1)) { $out .= _h2_frame(4, 1, 0, '') }
+            elsif ($type == 6 && !($flags & 1)) { $out .= _h2_frame(6, 1, 0, $payload) }
+            elsif ($type == 1) {
+                my $p = $payload;
+                if ($flags & 0x8) { my $pad = ord $p; $p = substr($p, 1, length($p) - 1 - $pad) }
+                $p = substr($p, 5) if $flags & 0x20;
+                $r->{status200} = 1 if length $p && ord($p) == 0x88;
+                $end = $flags & 1;
+            } elsif ($type == 0) {
+                my $p = $payload;
+                if ($flags & 0x8) { my $pad = ord $p; $p = substr($p, 1, length($p) - 1 - $pad) }
+                $r->{body} .= $p;
+                $end = $flags & 1;
+                # keep the windows open
+                $out .= _h2_frame(8, 0, 0, pack('N', $len)) . _h2_frame(8, 0, $stream, pack('N', $len))
+                    if $len && !$end;
+            } elsif ($type == 3) { $r->{reset} = 1; $end = 1 }
+            elsif ($type == 7) { $deadline = 0 }
+            if ($end && $stream) {
+                $done++;
+                $out .= $headers->($next++) if !$o{concurrent} && $next < @$reqs;
+            }
+        }
+    }
+    close $s;
+    return map { $res{2 * $_ + 1} // { stream => 2 * $_ + 1, body => '', status200 => 0, reset => 1 } }
+           0 .. $#$reqs;
+}
+
+# "conn=<id> token=<tok> seq=<n>" -> ($id, $tok)
+sub body_conn { my ($b) = @_; return ($b // '') =~ /conn=(\d+) token=(\S+)/ }
+
 1;

@@ -77,6 +77,26 @@ $r = req($a2, '/app/', auth => 'NTLM tokA2b');
 is(hdr(req($a2, '/app/'), 'X-Conn-Token'), 'tokA2b', 'binds again after new credentials');
 close $a2;
 
+# a bound connection that fails while in use: the request is retried on a
+# fresh connection, the binding is dropped
+my ($f, $cf) = bind_client('/app/', 'tokF');
+$r = req($f, '/app/?drop_if_token=1');
+is($r->{status}, 200, 'bound connection failed: request retried and served');
+isnt(hdr($r, 'X-Conn-Id'), $cf, 'on a fresh connection');
+is(hdr($r, 'X-Conn-Token'), '-', 'which is not authenticated');
+is(req($f, '/app/?challenge=1')->{status}, 401, 'binding dropped: challenged again');
+close $f;
+
+# 4: client aborts while its request is in flight on the bound connection
+my ($g, $cg) = bind_client('/app/', 'tokG');
+syswrite($g, "GET /app/?delay=0.4 HTTP/1.1\r\nHost: a\r\n\r\n");
+sleep 0.1;
+close $g;
+my $ta = time;
+my $ge = NtlmBackend::wait_close($ev, $cg, 2);
+ok($ge, 'client abort: bound connection closed');
+ok($ge && $ge->{time} - $ta < 1, 'client abort: within a second');
+
 # 4: idle past ntlm_timeout
 my ($s, $cs) = bind_client('/short/', 'tokS');
 is(hdr(req($s, '/short/'), 'X-Conn-Id'), $cs, 'short timeout: bound');

@@ -24,7 +24,8 @@ package NtlmBackend;
 # "conn=<id> token=<tok> seq=<n>\n" (or bodylen=N bytes of "x").
 # Query controls: close=1 (answer with Connection: close, then close),
 # close_after=SEC (close the idle connection SEC seconds after answering),
-# delay=SEC (before answering), bodylen=N.
+# delay=SEC (before answering), bodylen=N, drop_if_token=1 (close without
+# answering when the connection is authenticated).
 #
 # Event log (the state file, one line each, appended under flock):
 #   open <id> <time>
@@ -149,6 +150,10 @@ sub _connection {
         }
         my $tok = $token // '-';
         _event($o{state}, "req $id $seq " . ($sent // '-') . " $tok " . time);
+        if ($q{drop_if_token} && defined $token) {
+            close $c;
+            return 'server';
+        }
         sleep $q{delay} if $q{delay};
 
         my $body = defined $q{bodylen} ? 'x' x $q{bodylen} : "conn=$id token=$tok seq=$seq\n";

@@ -20,12 +20,13 @@ source "$(dirname "$0")/lib.sh"
 #   curl                             demo --check, sanity checks in the benchmarks
 #   wrk                              the benchmarks' load generator
 #   procps util-linux iproute2       pgrep/ps, taskset, ss (benchmarks, demo)
+#   valgrind                         the benchmarks' instructions-per-request metric
 #   (package) shellcheck             linting the ci/ scripts in ci/test.sh
 #   git ca-certificates              cargo fetching crates over https
 packages=(
     libclang-dev gcc make libpcre2-dev libssl-dev zlib1g-dev
     perl libio-socket-ssl-perl
-    curl wrk procps util-linux iproute2 shellcheck
+    curl wrk procps util-linux iproute2 valgrind shellcheck
     git ca-certificates
 )
 

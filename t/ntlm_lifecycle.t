@@ -41,6 +41,8 @@ http {
         location /hashed/ { proxy_pass http://hashed; }
         location /hashed2/ { proxy_pass http://hashed2; }
         location /lc/     { proxy_pass http://lc; }
+        location /mirrored/ { mirror /mirror; proxy_pass http://app; }
+        location = /mirror { internal; proxy_pass http://app/mirror-copy; }
     }
 }
 EOF2
@@ -96,6 +98,24 @@ my $ta = time;
 my $ge = NtlmBackend::wait_close($ev, $cg, 2);
 ok($ge, 'client abort: bound connection closed');
 ok($ge && $ge->{time} - $ta < 1, 'client abort: within a second');
+
+# concurrent requests of one client (a mirror subrequest): the main request
+# keeps the bound connection, the subrequest gets another one, which is
+# closed if it carried credentials; nothing is shared
+my ($m, $cm) = bind_client('/app/', 'tokM');
+$r = req($m, '/mirrored/a');
+is(hdr($r, 'X-Conn-Id'), $cm, 'mirror: main request on the bound connection');
+is(hdr($r, 'X-Conn-Token'), 'tokM', 'mirror: authenticated');
+$r = req($m, '/mirrored/b', auth => 'NTLM tokM');
+is(hdr($r, 'X-Conn-Id'), $cm, 'mirror with credentials: main request on the bound connection');
+sleep 0.3;
+my @mirrored = grep { $_->{type} eq 'req' && $_->{id} != $cm } NtlmBackend::events($ev);
+my ($last_mirror) = grep { $_->{sent} eq 'tokM' } reverse @mirrored;
+ok($last_mirror, 'mirror subrequest with credentials went over another connection');
+ok($last_mirror && NtlmBackend::wait_close($ev, $last_mirror->{id}, 1.5),
+   'and that connection was closed, not kept');
+is(hdr(req($m, '/app/'), 'X-Conn-Id'), $cm, 'mirror: the client is still bound to its connection');
+close $m;
 
 # 4: idle past ntlm_timeout
 my ($s, $cs) = bind_client('/short/', 'tokS');

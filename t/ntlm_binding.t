@@ -132,7 +132,16 @@ my $zc = hdr($r, 'X-Conn-Id');
 ok(NtlmBackend::wait_close($events, $zc, 2), 'not keepable: upstream connection closed');
 $r = req($z, '/http10/');
 is(hdr($r, 'X-Conn-Token'), '-', 'not keepable: next request unauthenticated');
+ok($t->grep_log(qr/\[info\].*ntlm: closing the upstream connection that carried NTLM\/Negotiate credentials instead of binding it: the upstream connection cannot be kept/),
+   'not keepable: [info] says why');
 close $z;
+
+# a request body goes over the bound connection, which stays bound
+my $body = 'x' x 5000;
+@rs = NtlmBackend::send_requests($a, "POST /post HTTP/1.1\r\nHost: a\r\nContent-Length: "
+    . length($body) . "\r\n\r\n$body", 1);
+is(hdr($rs[0], 'X-Conn-Id'), $conn, 'POST with a body: on the bound connection');
+is(hdr(req($a, '/after-post'), 'X-Conn-Id'), $conn, 'still bound after the POST');
 
 # 4: the client closes -> its bound upstream connection is closed within 1 s
 close $a;

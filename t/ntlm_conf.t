@@ -41,6 +41,7 @@ for my $case (
     ['ntlm -1;', qr/invalid number of connections "-1" in "ntlm" directive/],
     ['ntlm abc;', qr/invalid number of connections "abc" in "ntlm" directive/],
     ['ntlm 10k;', qr/invalid number of connections "10k" in "ntlm" directive/],
+    ['ntlm 1000001;', qr/invalid number of connections "1000001" in "ntlm" directive, an integer from 1 to 1000000 is expected/],
     ['ntlm 1 2;', qr/invalid number of arguments in "ntlm" directive/],
     ['ntlm; ntlm;', qr/"ntlm" directive is duplicate/],
     ['ntlm; ntlm_timeout abc;', qr/invalid value "abc" in "ntlm_timeout" directive/],

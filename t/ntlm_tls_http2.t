@@ -91,6 +91,8 @@ for my $i (0, 2) {
     my $ce = NtlmBackend::wait_close($pev, $c[$i][0], 1.5);
     ok($ce && $ce->{by} eq 'peer', "h2: connection that carried credentials (stream $i) closed by nginx");
 }
+ok($t->grep_log(qr/\[info\].*instead of binding it: the client uses HTTP\/2 or HTTP\/3/),
+   'h2: [info] says why credentials do not bind');
 # those connections never come back through keepalive
 for (1 .. 4) {
     my $x = NtlmBackend::client($port);

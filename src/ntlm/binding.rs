@@ -87,6 +87,22 @@ pub fn on_free(f: FreeFacts) -> FreeAction {
     }
 }
 
+/// Why a connection that carried credentials is closed instead of bound,
+/// for the `[info]` log line; `None` when it is not such a case.
+pub fn not_bound_reason(f: FreeFacts) -> Option<&'static str> {
+    if f.attempt != Attempt::Balancer || !f.credentials || on_free(f) != FreeAction::Close {
+        return None;
+    }
+    Some(if f.multiplexed {
+        "the client uses HTTP/2 or HTTP/3, whose requests are never bound"
+    } else if !f.reusable {
+        "the upstream connection cannot be kept (no keep-alive from the upstream: are \
+         proxy_http_version 1.1 and proxy_set_header Connection \"\" set?; or the request failed)"
+    } else {
+        "the client's bound connection is busy with another of its requests"
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +192,32 @@ mod tests {
             ..facts(Attempt::Balancer)
         };
         assert_eq!(on_free(f), FreeAction::Close);
+    }
+
+    #[test]
+    fn reasons_are_given_only_for_closed_credentialed_connections() {
+        let base = FreeFacts {
+            credentials: true,
+            ..facts(Attempt::Balancer)
+        };
+        assert_eq!(not_bound_reason(base), None, "bound: no reason");
+        assert_eq!(not_bound_reason(facts(Attempt::Balancer)), None);
+        assert_eq!(not_bound_reason(facts(Attempt::Bound)), None);
+        let h2 = not_bound_reason(FreeFacts {
+            multiplexed: true,
+            ..base
+        });
+        assert!(h2.unwrap().contains("HTTP/2"));
+        let ka = not_bound_reason(FreeFacts {
+            reusable: false,
+            ..base
+        });
+        assert!(ka.unwrap().contains("keep-alive"));
+        let busy = not_bound_reason(FreeFacts {
+            binding: Some(BindingState::InUse),
+            ..base
+        });
+        assert!(busy.unwrap().contains("busy"));
     }
 
     #[test]

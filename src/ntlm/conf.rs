@@ -19,6 +19,9 @@ use crate::nginx::upstream::upstream_blocks;
 
 /// Default `ntlm` connections: idle bound connections kept per worker.
 pub const DEFAULT_CONNECTIONS: usize = 100;
+/// The largest `ntlm` connections value (its LRU slots are allocated at
+/// configuration time).
+pub const MAX_CONNECTIONS: usize = 1_000_000;
 /// Default `ntlm_timeout`: 60 s.
 pub const DEFAULT_TIMEOUT_MS: ngx_msec_t = 60_000;
 
@@ -74,13 +77,14 @@ pub static mut COMMANDS: [ngx_command_t; 3] = [
     ngx_command_t::empty(),
 ];
 
-/// Parses the `connections` argument: a positive decimal integer.
+/// Parses the `connections` argument: a decimal integer in
+/// 1..=[`MAX_CONNECTIONS`].
 pub fn parse_connections(value: &[u8]) -> Option<usize> {
     if value.is_empty() || value.len() > 9 || !value.iter().all(u8::is_ascii_digit) {
         return None;
     }
     let n: usize = core::str::from_utf8(value).ok()?.parse().ok()?;
-    (n > 0).then_some(n)
+    (n > 0 && n <= MAX_CONNECTIONS).then_some(n)
 }
 
 /// `ntlm [connections];`
@@ -106,7 +110,7 @@ unsafe extern "C" fn set_ntlm(
                         cf,
                         format_args!(
                             "invalid number of connections \"{value}\" in \"ntlm\" directive, \
-                             a positive integer is expected"
+                             an integer from 1 to {MAX_CONNECTIONS} is expected"
                         ),
                     )
                 }
@@ -208,6 +212,8 @@ mod tests {
         assert_eq!(parse_connections(b"1"), Some(1));
         assert_eq!(parse_connections(b"100"), Some(100));
         assert_eq!(parse_connections(b"000250"), Some(250));
+        assert_eq!(parse_connections(b"1000000"), Some(1_000_000));
+        assert_eq!(parse_connections(b"1000001"), None);
         for bad in [
             &b""[..],
             b"0",

@@ -23,11 +23,13 @@ use nginx_sys::{
     ngx_atomic_uint_t, ngx_connection_t, ngx_http_request_t, ngx_http_upstream_srv_conf_t,
     ngx_http_upstream_t, ngx_int_t, ngx_pcalloc, ngx_peer_connection_t, ngx_pnalloc,
     ngx_sockaddr_t, ngx_str_t, ngx_uint_t, socklen_t, NGX_DONE, NGX_ERROR, NGX_HTTP_VERSION_20,
-    NGX_OK, NGX_PEER_FAILED,
+    NGX_LOG_INFO, NGX_OK, NGX_PEER_FAILED,
 };
 use ngx::http::HttpModuleServerConf;
 
-use super::binding::{on_free, on_get, Attempt, BindingState, FreeAction, FreeFacts};
+use super::binding::{
+    not_bound_reason, on_free, on_get, Attempt, BindingState, FreeAction, FreeFacts,
+};
 use super::conf::UpstreamState;
 use super::credentials::classify;
 use super::lru::Handle;
@@ -268,6 +270,14 @@ unsafe extern "C" fn free_peer(
             // SAFETY: the attempt's connection, live or null.
             reusable: connection_reusable(unsafe { c.as_ref() }, u, state),
         };
+        if let Some(reason) = not_bound_reason(facts) {
+            ngx::ngx_log_error!(
+                NGX_LOG_INFO,
+                pc.log,
+                "ntlm: closing the upstream connection that carried NTLM/Negotiate \
+                 credentials instead of binding it: {reason}"
+            );
+        }
         match (on_free(facts), attempt) {
             (FreeAction::Park, Attempt::Bound) => {
                 pc.connection = ptr::null_mut();

@@ -21,7 +21,7 @@ use core::ptr;
 
 use nginx_sys::{
     ngx_atomic_uint_t, ngx_connection_t, ngx_http_request_t, ngx_http_upstream_srv_conf_t,
-    ngx_http_upstream_t, ngx_int_t, ngx_pcalloc, ngx_peer_connection_t, ngx_pnalloc,
+    ngx_http_upstream_t, ngx_int_t, ngx_log_t, ngx_pcalloc, ngx_peer_connection_t, ngx_pnalloc,
     ngx_sockaddr_t, ngx_str_t, ngx_uint_t, socklen_t, NGX_DONE, NGX_ERROR, NGX_HTTP_VERSION_20,
     NGX_LOG_INFO, NGX_OK, NGX_PEER_FAILED,
 };
@@ -39,6 +39,18 @@ use crate::nginx::pool::{add_cleanup, find_cleanup};
 use crate::nginx::upstream::{
     close_connection, connection_reusable, park_idle, unpark, IdleHook, InnerPeer,
 };
+
+/// A debug-level line (nginx built `--with-debug`, `error_log … debug`).
+fn debug(log: *mut ngx_log_t, message: core::fmt::Arguments<'_>) {
+    if !log.is_null() {
+        ngx::ngx_log_debug!(mask: ngx::log::DebugMask::Http, log, "ntlm: {}", message);
+    }
+}
+
+/// The log of the cycle, for events outside any request.
+fn cycle_log() -> *mut ngx_log_t {
+    ngx::log::ngx_cycle_log().as_ptr()
+}
 
 /// An entry of the idle LRU list: the binding whose connection is parked.
 #[derive(Clone, Copy)]
@@ -231,6 +243,13 @@ unsafe extern "C" fn get_peer(pc: *mut ngx_peer_connection_t, data: *mut c_void)
                 // leave the list before they are closed).
                 unsafe { unpark(c, pc.log) };
                 b.state = BindingState::InUse;
+                debug(
+                    pc.log,
+                    format_args!(
+                        "client *{} uses its bound upstream connection {c:p}",
+                        b.client_number
+                    ),
+                );
                 pc.connection = c;
                 pc.set_cached(1);
                 pc.sockaddr = ptr::addr_of_mut!(b.sockaddr).cast();
@@ -293,6 +312,10 @@ unsafe extern "C" fn free_peer(
             (FreeAction::Close, _) | (FreeAction::PassOn, Attempt::Bound) => {
                 pc.connection = ptr::null_mut();
                 if attempt == Attempt::Bound {
+                    debug(
+                        pc.log,
+                        format_args!("bound connection not reusable: closed, client unbound"),
+                    );
                     // SAFETY: as in get_peer().
                     if let Some(b) = unsafe { peer.binding.as_mut() } {
                         b.state = BindingState::Unbound;
@@ -362,6 +385,13 @@ unsafe fn bind(peer: &mut NtlmPeer, pc: &ngx_peer_connection_t, c: *mut ngx_conn
     b.name = name_copy;
     b.connection = c;
     b.state = BindingState::InUse;
+    debug(
+        pc.log,
+        format_args!(
+            "client *{} bound to upstream connection {c:p}",
+            b.client_number
+        ),
+    );
     // SAFETY: `b` is live and holds `c`.
     unsafe { park(b, c) };
 }
@@ -388,6 +418,10 @@ unsafe fn park(b: *mut ClientBinding, c: *mut ngx_connection_t) {
     }
     let (handle, evicted) = upstream.idle.insert(IdleEntry { binding: b });
     if let Some(old) = evicted {
+        debug(
+            cycle_log(),
+            format_args!("evicting the least recently used bound connection"),
+        );
         // SAFETY: entries refer to live bindings: a binding leaves the list
         // before its client pool goes away.
         unsafe { drop_idle(old.binding) };
@@ -430,6 +464,13 @@ unsafe fn idle_lost(hook: *mut IdleHook) {
     if let Some(h) = b.handle.take() {
         upstream.idle.remove(h);
     }
+    debug(
+        cycle_log(),
+        format_args!(
+            "idle bound connection of client *{} gone (upstream close, timeout or shutdown)",
+            b.client_number
+        ),
+    );
     b.state = BindingState::Unbound;
     b.connection = ptr::null_mut();
 }
@@ -442,6 +483,13 @@ unsafe extern "C" fn client_cleanup(data: *mut c_void) {
         // (cleanups run before its memory is freed).
         let binding = unsafe { &mut *b };
         if binding.state == BindingState::Idle {
+            debug(
+                cycle_log(),
+                format_args!(
+                    "client *{} closed: closing its bound connection",
+                    binding.client_number
+                ),
+            );
             // SAFETY: the upstream state is per worker, never freed.
             let upstream = unsafe { &mut *binding.upstream };
             if let Some(h) = binding.handle.take() {

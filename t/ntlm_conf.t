@@ -31,7 +31,7 @@ EOF2
 for my $ok ('ntlm;', 'ntlm 1;', 'ntlm 1000;', 'ntlm; ntlm_timeout 5s;', 'ntlm_timeout 1m; ntlm 10;',
             'ntlm; ntlm_timeout 500ms;', 'hash $uri; ntlm;', 'ntlm; hash $uri;',
             'least_conn; ntlm;', 'ntlm; least_conn;', 'ip_hash; ntlm;', 'random; ntlm;',
-            'keepalive 8; ntlm;', 'ntlm; keepalive 8;', 'least_conn; keepalive 4; ntlm 5;') {
+            'keepalive 8; ntlm;', 'ntlm; keepalive 8;', 'least_conn; keepalive 4; ntlm 5;', 'zone z 64k; ntlm;', 'ntlm; zone z 64k; hash $uri consistent;') {
     my ($rc, $out) = $t->nginx_t(conf($ok));
     is($rc, 0, "accepted: $ok") or diag($out);
 }
@@ -56,8 +56,15 @@ for my $case (
     like($out, qr/\Q$file\E:7\b/, "line of the directive: $snippet");
 }
 
+# ntlm_timeout without ntlm: refused, naming where it is
+my ($rc, $out, $file);
+($rc, $out, $file) = $t->nginx_t(conf('ntlm_timeout 5s;'));
+isnt($rc, 0, 'ntlm_timeout without ntlm: refused');
+like($out, qr/\[emerg\] "ntlm_timeout" in \Q$file\E:7 has no effect: upstream "u" has no "ntlm" directive/,
+     'ntlm_timeout without ntlm: message with its FILE:LINE');
+
 # only in upstream blocks
-my ($rc, $out) = $t->nginx_t(conf('', 'ntlm; proxy_pass http://u;'));
+($rc, $out) = $t->nginx_t(conf('', 'ntlm; proxy_pass http://u;'));
 isnt($rc, 0, 'ntlm in a location: refused');
 like($out, qr/"ntlm" directive is not allowed here/, 'ntlm in a location: message');
 

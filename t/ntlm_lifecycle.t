@@ -30,7 +30,7 @@ http {
     upstream ka2     { server 127.0.0.1:%%PORT_8083%%; ntlm; keepalive 4; }
     upstream hashed  { hash $arg_k; server 127.0.0.1:%%PORT_8084%%; server 127.0.0.1:%%PORT_8085%%; ntlm; }
     upstream hashed2 { ntlm; server 127.0.0.1:%%PORT_8084%%; server 127.0.0.1:%%PORT_8085%%; hash $arg_k; }
-    upstream lc      { least_conn; server 127.0.0.1:%%PORT_8084%%; server 127.0.0.1:%%PORT_8085%%; ntlm; }
+    upstream lc      { least_conn; zone lc 64k; server 127.0.0.1:%%PORT_8084%%; server 127.0.0.1:%%PORT_8085%%; ntlm; }
     server {
         listen 127.0.0.1:%%PORT_8080%%;
         location /app/    { proxy_pass http://app; }

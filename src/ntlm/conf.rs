@@ -5,7 +5,7 @@ use core::ffi::{c_char, c_void};
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_upstream_init_peer_pt, ngx_int_t, ngx_msec_t,
-    ngx_parse_time, NGX_ERROR, NGX_LOG_EMERG, NGX_OK,
+    ngx_parse_time, ngx_str_t, ngx_uint_t, NGX_ERROR, NGX_LOG_EMERG, NGX_OK,
 };
 use ngx::core::Pool;
 use ngx::http::HttpModuleServerConf;
@@ -30,6 +30,8 @@ pub struct NtlmSrvConf {
     /// `Some` when `ntlm` is in the block.
     connections: Option<usize>,
     timeout: Option<ngx_msec_t>,
+    /// Where `ntlm_timeout` was set, for the error when `ntlm` is missing.
+    timeout_at: Option<(ngx_str_t, ngx_uint_t)>,
     /// Built at the end of configuration for blocks with `ntlm`; each worker
     /// has its own copy after fork.
     pub upstream: *mut UpstreamState,
@@ -40,6 +42,7 @@ impl Default for NtlmSrvConf {
         Self {
             connections: None,
             timeout: None,
+            timeout_at: None,
             upstream: core::ptr::null_mut(),
         }
     }
@@ -146,6 +149,8 @@ unsafe extern "C" fn set_ntlm_timeout(
             );
         }
         conf.timeout = Some(ms as ngx_msec_t);
+        // SAFETY: while parsing, cf->conf_file is the file being read.
+        conf.timeout_at = unsafe { cf.conf_file.as_ref() }.map(|f| (f.file.name, f.line));
         CONF_OK
     })
 }
@@ -174,6 +179,16 @@ pub unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
                 continue; // implicit upstream (proxy_pass host:port)
             };
             let Some(connections) = conf.connections else {
+                if let Some((file, line)) = conf.timeout_at {
+                    ngx::ngx_conf_log_error!(
+                        NGX_LOG_EMERG,
+                        cf,
+                        "\"ntlm_timeout\" in {file}:{line} has no effect: upstream \"{}\" \
+                         has no \"ntlm\" directive",
+                        uscf.host
+                    );
+                    return NGX_ERROR as ngx_int_t;
+                }
                 continue;
             };
             if uscf.peer.init.is_none() {

@@ -124,6 +124,16 @@ for my $i (1 .. 3) {
 is(scalar keys %seen, 3, 'without credentials and without keepalive: a new connection each time');
 close $n;
 
+# other schemes and malformed values do not bind
+for my $auth ('Basic dXNlcjpwYXNz', 'Bearer tok', 'NTLM', 'NTLMSSP tok', 'Negotiated tok') {
+    my $c = NtlmBackend::client($port);
+    my $first = hdr(req($c, '/o', auth => $auth), 'X-Conn-Id');
+    my $second = req($c, '/o');
+    isnt(hdr($second, 'X-Conn-Id'), $first, "'$auth' does not bind");
+    is(hdr($second, 'X-Conn-Token'), '-', "'$auth': next request unauthenticated");
+    close $c;
+}
+
 # credentials over a connection nginx cannot keep (HTTP/1.0 upstream): the
 # connection is closed, the client is not bound, nothing is reused
 my $z = NtlmBackend::client($port);

@@ -41,6 +41,7 @@ http {
         location /hashed/ { proxy_pass http://hashed; }
         location /hashed2/ { proxy_pass http://hashed2; }
         location /lc/     { proxy_pass http://lc; }
+        location /next/   { proxy_pass http://hashed; proxy_next_upstream error timeout http_404; }
         location /mirrored/ { mirror /mirror; proxy_pass http://app; }
         location = /mirror { internal; proxy_pass http://app/mirror-copy; }
     }
@@ -191,6 +192,16 @@ for my $name ('hashed', 'hashed2', 'lc') {
     is_deeply([keys %bc], [$cb], "$name: and on its connection");
     close $b;
 }
+
+# proxy_next_upstream on a bound connection: the retries end; the bound
+# connection (response body unread) cannot be kept, so the binding ends
+my ($nx, $cnx) = bind_client('/next/?k=1', 'tokN');
+my $t1 = time;
+$r = req($nx, '/next/?k=1&status=404', timeout => 5);
+is($r && $r->{status}, 404, 'next_upstream http_404 on a bound connection: 404, retries end');
+ok(time - $t1 < 3, 'promptly');
+is(hdr(req($nx, '/next/?k=2'), 'X-Conn-Token'), '-', 'binding ended with the failed attempt');
+close $nx;
 
 # 3: reload - the old worker closes bound connections with their clients;
 # the new worker's clients never see them

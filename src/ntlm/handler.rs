@@ -23,7 +23,7 @@ use nginx_sys::{
     ngx_atomic_uint_t, ngx_connection_t, ngx_http_request_t, ngx_http_upstream_srv_conf_t,
     ngx_http_upstream_t, ngx_int_t, ngx_log_t, ngx_pcalloc, ngx_peer_connection_t, ngx_pnalloc,
     ngx_sockaddr_t, ngx_str_t, ngx_uint_t, socklen_t, NGX_DONE, NGX_ERROR, NGX_HTTP_VERSION_20,
-    NGX_LOG_INFO, NGX_OK, NGX_PEER_FAILED,
+    NGX_LOG_INFO, NGX_OK, NGX_PEER_FAILED, NGX_PEER_NEXT,
 };
 use ngx::http::HttpModuleServerConf;
 
@@ -321,11 +321,6 @@ unsafe extern "C" fn free_peer(
                         b.state = BindingState::Unbound;
                         b.connection = ptr::null_mut();
                     }
-                    // The balancer never saw this attempt; nginx adds a try
-                    // back for a failed cached connection.
-                    if state & NGX_PEER_FAILED as ngx_uint_t != 0 && pc.tries > 0 {
-                        pc.tries -= 1;
-                    }
                 }
                 if !c.is_null() {
                     // SAFETY: `c` was this attempt's connection; nobody else
@@ -337,6 +332,11 @@ unsafe extern "C" fn free_peer(
         }
         if attempt == Attempt::Balancer {
             peer.inner.free(pc, state);
+        } else if state & (NGX_PEER_FAILED | NGX_PEER_NEXT) as ngx_uint_t != 0 && pc.tries > 0 {
+            // The balancer never saw this attempt, so it cannot count it:
+            // count it here, so that retries (proxy_next_upstream) end. nginx
+            // adds a try back for a failed cached connection, as for keepalive.
+            pc.tries -= 1;
         }
     })
 }

@@ -24,7 +24,7 @@ package NtlmBackend;
 # "conn=<id> token=<tok> seq=<n>\n" (or bodylen=N bytes of "x").
 # Query controls: close=1 (answer with Connection: close, then close),
 # close_after=SEC (close the idle connection SEC seconds after answering),
-# delay=SEC (before answering), bodylen=N, drop_if_token=1 (close without
+# delay=SEC (before answering), bodylen=N, status=NNN (instead of 200), drop_if_token=1 (close without
 # answering when the connection is authenticated).
 #
 # Event log (the state file, one line each, appended under flock):
@@ -148,6 +148,7 @@ sub _connection {
         } elsif (!defined $token && ($o{challenge} || $q{challenge})) {
             ($status, @extra) = (401, "WWW-Authenticate: NTLM");
         }
+        $status = $q{status} if $q{status} && $status == 200;
         my $tok = $token // '-';
         _event($o{state}, "req $id $seq " . ($sent // '-') . " $tok " . time);
         if ($q{drop_if_token} && defined $token) {
@@ -158,7 +159,8 @@ sub _connection {
 
         my $body = defined $q{bodylen} ? 'x' x $q{bodylen} : "conn=$id token=$tok seq=$seq\n";
         my $close = $q{close} || ($h{connection} // '') =~ /close/i;
-        my $resp = "HTTP/1.1 $status " . ($status == 200 ? 'OK' : 'Unauthorized') . "\r\n"
+        my $reason = { 200 => 'OK', 401 => 'Unauthorized', 404 => 'Not Found' }->{$status} // 'Status';
+        my $resp = "HTTP/1.1 $status $reason\r\n"
             . "X-Backend: " . ($o{name} // 'ntlm') . "\r\n"
             . "X-Conn-Id: $id\r\nX-Conn-Token: $tok\r\nX-Conn-Seq: $seq\r\n"
             . join('', map { "$_\r\n" } @extra)

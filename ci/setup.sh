@@ -48,8 +48,12 @@ if ((${#missing[@]})); then
     aptlog=$(mktemp)
     trap 'rm -f "$aptlog"' EXIT
     export DEBIAN_FRONTEND=noninteractive
-    if ! { "${sudo[@]}" apt-get update -qq &&
-        "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$aptlog" 2>&1; then
+    # Wait for, rather than fail on, another apt/dpkg run holding the lock
+    # (a second session on the same machine; also why a package seen
+    # half-installed above is simply installed again).
+    apt=("${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600)
+    if ! { "${apt[@]}" update -qq &&
+        "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}"; } >"$aptlog" 2>&1; then
         cat "$aptlog" >&2
         die "apt-get could not install: ${missing[*]}"
     fi

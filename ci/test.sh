@@ -79,9 +79,13 @@ prove_ours() {
     fi
     TEST_NGINX_BINARY=$(find_nginx "$(target_dir)" debug)
     TEST_NGINX_MODULE=$(module_path debug)
-    export TEST_NGINX_BINARY TEST_NGINX_MODULE
+    # For the tests that load our module into the C reference (must refuse
+    # to clash with its auth_request).
+    TEST_NGINX_C_AUTH_REQUEST_BINARY=$(find_nginx "$ROOT/target/cref" debug)
+    export TEST_NGINX_BINARY TEST_NGINX_MODULE TEST_NGINX_C_AUTH_REQUEST_BINARY
     echo "TEST_NGINX_BINARY=$TEST_NGINX_BINARY"
     echo "TEST_NGINX_MODULE=$TEST_NGINX_MODULE"
+    echo "TEST_NGINX_C_AUTH_REQUEST_BINARY=$TEST_NGINX_C_AUTH_REQUEST_BINARY"
     prove "${prove_args[@]}" t
 }
 

@@ -33,7 +33,7 @@ bash ci/setup.sh
 bench_build_ours
 selected cref && bench_build_cref
 
-# conf LOAD_MODULE_LINE AUTH_LINE DENY_BLOCK PORT
+# conf LOAD_MODULE_LINE AUTH_LINE DENY_BLOCK (the port is bench_start_nginx's %%PORT%%)
 conf() {
     cat <<EOF
 $1
@@ -46,7 +46,7 @@ http {
     # connections, nginx would otherwise close them every 1000 requests.
     keepalive_requests 1000000;
     server {
-        listen 127.0.0.1:$4;
+        listen 127.0.0.1:%%PORT%%;
         location = /auth { internal; return 204; }
         location = /auth-deny { internal; return 403; }
         location / {
@@ -64,20 +64,19 @@ deny_block='location /denied/ { root html; auth_request /auth-deny; }'
 
 bench_init
 declare -A worker url failed
-port=$BENCH_PORT_BASE
 for v in "${variants[@]}"; do
-    port=$((port + 1))
     case $v in
         noauth) bin=$OURS_NGINX load="" auth="" deny="" ;;
         cref) bin=$CREF_NGINX load="" auth=$auth_line deny=$deny_block ;;
         ours) bin=$OURS_NGINX load="load_module $OURS_MODULE;" auth=$auth_line deny=$deny_block ;;
     esac
-    url[$v]="http://127.0.0.1:$port/index.html"
-    if ! bench_start_nginx "$v" "$bin" "$(conf "$load" "$auth" "$deny" "$port")"; then
+    if ! bench_start_nginx "$v" "$bin" "$(conf "$load" "$auth" "$deny")"; then
         failed[$v]="nginx did not start with this config (messages above)"
         log "bench: VARIANT FAILED: ${label[$v]}: ${failed[$v]}"
         continue
     fi
+    port=$BENCH_PORT
+    url[$v]="http://127.0.0.1:$port/index.html"
     html=$BENCH_TMP/$v/html
     mkdir -p "$html/denied"
     # A small static page (~200 bytes), the same for every variant.

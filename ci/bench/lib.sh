@@ -26,7 +26,7 @@
 #   BENCH_WARMUP       seconds of unmeasured warm-up/variant (default 2)
 #   BENCH_ROUNDS       interleaved rounds                  (default 5)
 #   BENCH_CONNECTIONS  wrk connections                     (default 32)
-#   BENCH_PORT_BASE    first loopback port to use          (default 18480)
+#   BENCH_PORT_BASE    first fixed port, for scripts that pick their own (default 18480)
 #   BENCH_CALLGRIND    1: also measure instructions/request (default 1 if valgrind exists)
 #   BENCH_CG_REQUESTS  requests in the callgrind difference (default 2000)
 
@@ -87,12 +87,32 @@ bench_build_cref() {
         die "$CREF_NGINX lacks --with-http_auth_request_module"
 }
 
-# bench_init: pinning, and one temp dir for all prefixes, removed (with every
+# bench_check_idle: warns when something else is using the CPUs (other
+# sessions share this machine and may be building or benchmarking): the
+# CPU-time and req/s numbers then mean little; instructions/request still do.
+bench_check_idle() {
+    local a b busy
+    a=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+    sleep 1
+    b=$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9, $2 + $3 + $4 + $5 + $6 + $7 + $8 + $9 }' /proc/stat)
+    busy=$(awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " ");
+        d = y[2] - x[2]; printf "%d\n", (d > 0 ? 100 * (y[1] - x[1]) / d : 0) }')
+    if ((busy > 10)); then
+        log "bench: WARNING: the machine is ${busy}% busy before the benchmark starts; CPU time"
+        log "       and req/s will be disturbed (instructions/request are not). Busiest processes:"
+        ps -eo pcpu,pid,args --sort=-pcpu | head -n 4 | cut -c1-150 >&2
+    else
+        log "bench: machine idle before start (${busy}% busy)"
+    fi
+}
+
+# bench_init: pinning, idle check, and one temp dir for all prefixes, removed (with every
 # nginx stopped) on exit. Call once, in the main shell, before starting nginx.
 BENCH_TMP=""
 BENCH_MASTERS=()
 bench_init() {
     bench_setup_pinning
+    bench_check_idle
     # Under /tmp, not the repo: the workers run as `nobody` when started as
     # root and must be able to read the files they serve.
     BENCH_TMP=$(mktemp -d /tmp/authgate-bench.XXXXXX)
@@ -117,28 +137,57 @@ bench_stop_all() {
     BENCH_MASTERS=()
 }
 
+# bench_free_port: a loopback port nothing listens on now, below the
+# kernel's ephemeral range (so no outgoing connection is handed it).
+bench_free_port() {
+    local p
+    for _ in $(seq 50); do
+        p=$((20000 + RANDOM % 12000))
+        ss -Htln "sport = :$p" | grep -q . || {
+            printf '%s\n' "$p"
+            return 0
+        }
+    done
+    die "no free loopback port found"
+}
+
 # bench_start_nginx NAME NGINX_BINARY CONF_TEXT
 # Starts nginx (daemonized, pinned) with CONF_TEXT as nginx.conf in a fresh
-# prefix $BENCH_TMP/NAME/ (html/ and logs/ exist). The config must not set
-# pid or daemon, and should log errors to a file, not stderr. Sets
-# BENCH_MASTER to the master's pid. On failure shows nginx's complaint and
-# returns 1 (the caller decides whether that ends the benchmark).
-# Not to be called in $(...): it records the master for bench_cleanup.
+# prefix $BENCH_TMP/NAME/ (html/ and logs/ exist). Every %%PORT%% in
+# CONF_TEXT becomes a free loopback port, retried with another if something
+# else binds it first (other sessions run benchmarks on the same machine);
+# the port is left in BENCH_PORT. A config with fixed ports works too. The
+# config must not set pid or daemon, and should log errors to a file, not
+# stderr. Sets BENCH_MASTER to the master's pid. On failure shows nginx's
+# complaint and returns 1 (the caller decides whether that ends the
+# benchmark). Not to be called in $(...): it records the master for
+# bench_cleanup.
 BENCH_MASTER=""
+BENCH_PORT=""
 bench_start_nginx() {
-    local name=$1 bin=$2 conf=$3 prefix
+    local name=$1 bin=$2 conf=$3 prefix attempt
     [[ -n "$BENCH_TMP" ]] || die "bench_init first"
     prefix=$BENCH_TMP/$name
-    BENCH_MASTER=""
+    BENCH_MASTER="" BENCH_PORT=""
     mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/html"
-    printf '%s\n' "$conf" >"$prefix/conf/nginx.conf"
     local cmd=("$bin" -p "$prefix/" -c "$prefix/conf/nginx.conf" -g "pid $prefix/logs/nginx.pid;")
-    # Output to a file, not a pipe: a daemonized nginx could hold a pipe open.
-    if ! "${cmd[@]}" -t >"$prefix/logs/start.out" 2>&1 ||
-        ! "${BENCH_NGINX_PIN[@]}" "${cmd[@]}" >>"$prefix/logs/start.out" 2>&1; then
+    for attempt in 1 2 3 4 5; do
+        if [[ "$conf" == *%%PORT%%* ]]; then
+            BENCH_PORT=$(bench_free_port)
+        fi
+        printf '%s\n' "${conf//%%PORT%%/$BENCH_PORT}" >"$prefix/conf/nginx.conf"
+        # Output to a file, not a pipe: a daemonized nginx could hold a pipe open.
+        if "${cmd[@]}" -t >"$prefix/logs/start.out" 2>&1 &&
+            "${BENCH_NGINX_PIN[@]}" "${cmd[@]}" >>"$prefix/logs/start.out" 2>&1; then
+            break
+        fi
+        if [[ -n "$BENCH_PORT" && $attempt -lt 5 ]] && grep -q 'Address already in use' "$prefix/logs/start.out"; then
+            log "bench: $name: port $BENCH_PORT taken meanwhile, trying another"
+            continue
+        fi
         sed "s/^/  $name: /" "$prefix/logs/start.out" >&2
         return 1
-    fi
+    done
     # Daemonized: the pid file is written once the master has bound its sockets.
     for _ in $(seq 100); do
         [[ -s "$prefix/logs/nginx.pid" ]] && break
@@ -149,8 +198,8 @@ bench_start_nginx() {
         return 1
     }
     BENCH_MASTER=$(<"$prefix/logs/nginx.pid")
-    printf '%s\n' "$bin" >"$prefix/binary"
     BENCH_MASTERS+=("$BENCH_MASTER")
+    printf '%s\n' "$bin" >"$prefix/binary"
 }
 
 # bench_worker_pid MASTER_PID: the (single) worker's pid; waits for it.

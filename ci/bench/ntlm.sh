@@ -23,8 +23,6 @@ bash ci/setup.sh
 bench_build_ours
 bench_init
 
-front_port=$((BENCH_PORT_BASE + 21))
-back_port=$((BENCH_PORT_BASE + 22))
 
 backend_conf() {
     cat <<EOF
@@ -36,7 +34,7 @@ http {
     keepalive_requests 1000000;
     keepalive_timeout 300s;
     server {
-        listen 127.0.0.1:$back_port;
+        listen 127.0.0.1:%%PORT%%;
         location / { return 200 "conn=\$connection token=bench\n"; }
     }
 }
@@ -54,7 +52,7 @@ http {
     upstream ka    { server 127.0.0.1:$back_port; keepalive 64; keepalive_requests 1000000; }
     upstream bound { server 127.0.0.1:$back_port; ntlm 64; }
     server {
-        listen 127.0.0.1:$front_port;
+        listen 127.0.0.1:%%PORT%%;
         proxy_http_version 1.1;
         proxy_set_header Connection "";
         location /keepalive/ { proxy_pass http://ka; }
@@ -63,8 +61,11 @@ http {
 }
 EOF
 }
+# Free ports are picked per run (%%PORT%% in the configs, see ci/bench/lib.sh).
 bench_start_nginx backend "$OURS_NGINX" "$(backend_conf)" || die "backend nginx did not start"
+back_port=$BENCH_PORT
 bench_start_nginx front "$OURS_NGINX" "$(front_conf)" || die "front nginx did not start"
+front_port=$BENCH_PORT
 front_worker=$(bench_worker_pid "$BENCH_MASTER")
 
 auth='Authorization: NTLM TlRMTVNTUAADAAAAGAAYAEgAAAAYABgAYAAAAAAAAAB4AAAA'

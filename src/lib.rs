@@ -6,6 +6,7 @@
 
 pub mod auth_request;
 pub mod nginx;
+pub mod ntlm;
 
 /// Exports the tables nginx reads from a module library at `load_module`:
 /// `ngx_modules`, `ngx_module_names` and `ngx_module_order`.
@@ -46,4 +47,6 @@ macro_rules! module_table {
 #[cfg(not(test))]
 module_table!(
     auth_request::ngx_http_authgate_auth_request_module => "ngx_http_authgate_auth_request_module",
+    // No access handler; wraps upstream peer hooks, so its position is free.
+    ntlm::ngx_http_authgate_ntlm_module => "ngx_http_authgate_ntlm_module",
 );

@@ -12,7 +12,10 @@
 //! * [`variables`] — variable registration, complex values, storing a value in
 //!   the main request;
 //! * [`request`] — typed module context and log accessors;
-//! * [`headers`] — copying response headers between requests.
+//! * [`headers`] — copying response headers between requests;
+//! * [`pool`] — pool cleanups (objects that act when a pool ends);
+//! * [`upstream`] — wrapping an upstream's peer hooks, parking idle upstream
+//!   connections.
 
 /// An nginx call failed; nginx has already logged why where it could (most
 /// often a pool allocation failure).
@@ -29,6 +32,8 @@ pub mod conf;
 pub mod ffi;
 pub mod headers;
 pub mod phase;
+pub mod pool;
 pub mod request;
 pub mod subrequest;
+pub mod upstream;
 pub mod variables;

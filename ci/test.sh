@@ -130,7 +130,8 @@ prove_packaging() {
         echo "SKIPPED: no t/packaging_*.t files"
         return 0
     fi
-    TEST_PACKAGING=1 TEST_NGINX_MODULE=$(module_path debug) prove "${prove_args[@]}" "${tests[@]}"
+    TEST_PACKAGING=1 TEST_NGINX_MODULE=$(module_path debug) prove "${prove_args[@]}" "${tests[@]}" 2>&1 |
+        count_tests prove
 }
 
 step "setup (ci/setup.sh)" bash ci/setup.sh

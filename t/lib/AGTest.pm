@@ -178,6 +178,25 @@ sub _nginx_version_info {
 
 sub has_debug { $_[0]->_nginx_version_info =~ /--with-debug/ ? 1 : 0 }
 
+# The nginx's version as a number: 1.22.1 -> 1022001 (0 if unknown).
+sub nginx_version {
+    my ($self) = @_;
+    my ($a, $b, $c) = $self->_nginx_version_info =~ m{nginx version: [^/]*/(\d+)\.(\d+)\.(\d+)};
+    return defined $c ? $a * 1_000_000 + $b * 1_000 + $c : 0;
+}
+
+# Skip the whole file when the nginx under test is older than $version
+# ("1.25.1"), e.g. for directives it lacks (the packaging tests run the
+# mechanisms' tests against Debian's nginx 1.22).
+sub skip_unless_nginx {
+    my ($self, $version, $why) = @_;
+    my ($a, $b, $c) = split /\./, $version;
+    my $have = $self->nginx_version;
+    return $self if !$have || $have >= $a * 1_000_000 + $b * 1_000 + ($c // 0);
+    $self->{done} = 1;
+    Test::More::plan(skip_all => "needs nginx $version+" . ($why ? " ($why)" : ''));
+}
+
 ###############################################################################
 # Ports
 ###############################################################################

@@ -40,8 +40,12 @@
 #
 # Output: progress on stderr; the module's path as the only line on stdout.
 set -euo pipefail
+caller_pwd=$PWD # lib.sh cds to the repository root; paths given are the caller's
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/lib.sh"
+
+# from_caller PATH: PATH as the caller meant it (relative to their directory).
+from_caller() { if [[ $1 == /* ]]; then printf '%s\n' "$1"; else printf '%s\n' "$caller_pwd/$1"; fi; }
 
 usage() {
     sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
@@ -54,12 +58,14 @@ while (($#)); do
         --nginx)
             (($# >= 2)) || die "--nginx needs a path"
             nginx_bin=$2
+            # a bare name is looked up in PATH, anything with a slash is a path
+            [[ $nginx_bin != */* ]] || nginx_bin=$(from_caller "$nginx_bin")
             shift 2
             ;;
         --make-nginx) make_nginx=1 && shift ;;
         --work)
             (($# >= 2)) || die "--work needs a directory"
-            work=$2
+            work=$(from_caller "$2")
             shift 2
             ;;
         --debug) profile=debug && shift ;;
@@ -99,7 +105,7 @@ case $mode in
         ;;
     *)
         (($# >= 1)) || usage
-        src=$1
+        src=$(from_caller "$1")
         shift
         args=("$@")
         name=$(basename "$src")

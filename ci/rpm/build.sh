@@ -15,6 +15,7 @@
 #
 # Prints the path of the .rpm as the only line on stdout.
 set -euo pipefail
+caller_pwd=$PWD # lib.sh cds to the repository root; paths given are the caller's
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
 
@@ -42,6 +43,9 @@ if ((debian)); then
     nginx=/usr/sbin/nginx
 fi
 [[ -n $so && -n $nginx ]] || die "need --so and --nginx (or --debian); see --help"
+[[ $so == /* ]] || so=$caller_pwd/$so
+[[ $nginx != */* || $nginx == /* ]] || nginx=$caller_pwd/$nginx
+[[ -z $out || $out == /* ]] || out=$caller_pwd/$out
 [[ -f $so ]] || die "module not found: $so"
 so=$(cd "$(dirname "$so")" && pwd)/$(basename "$so")
 nginx=$(command -v "$nginx") || die "nginx binary not found"

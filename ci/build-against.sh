@@ -134,6 +134,9 @@ key=$(printf '%s\n' "$src" "${conf_args[@]}" | md5sum | cut -c1-8)
 [[ -n $work ]] || work=$(target_dir)/against/$name-$key
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
+# One build per work directory at a time (parallel test files share them).
+exec 9>"$work/.lock"
+flock 9
 log "build-against: nginx $version from $src"
 log "build-against: work directory $work"
 

@@ -12,7 +12,10 @@
 //! * [`variables`] — variable registration, complex values, storing a value in
 //!   the main request;
 //! * [`request`] — typed module context and log accessors;
-//! * [`headers`] — copying response headers between requests.
+//! * [`headers`] — copying and adding response headers;
+//! * [`headers_in`] — removing and adding request headers an upstream sees;
+//! * [`args`] — finding and removing query arguments, byte-exactly;
+//! * [`shm`] — shared memory zones: declaring, initialising, locking.
 
 /// An nginx call failed; nginx has already logged why where it could (most
 /// often a pool allocation failure).
@@ -25,10 +28,13 @@ impl core::fmt::Display for NgxError {
     }
 }
 
+pub mod args;
 pub mod conf;
 pub mod ffi;
 pub mod headers;
+pub mod headers_in;
 pub mod phase;
 pub mod request;
+pub mod shm;
 pub mod subrequest;
 pub mod variables;

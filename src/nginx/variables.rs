@@ -118,3 +118,27 @@ pub unsafe extern "C" fn not_found_getter(
     }
     NGX_OK as ngx_int_t
 }
+
+/// Declares a variable only this module sets (users cannot `set` it), with
+/// [`not_found_getter`] until a handler [`store`]s a value.
+pub fn declare_readonly(cf: &mut ngx_conf_t, name: &ngx_str_t) -> Option<AssignableVariable> {
+    let mut name = *name;
+    // SAFETY: cf is the configuration being parsed; `name` is static.
+    let declaration = unsafe { ngx_http_add_variable(cf, &mut name, 0) };
+    if declaration.is_null() {
+        return None;
+    }
+    // SAFETY: ngx_http_add_variable returned a valid declaration.
+    unsafe { (*declaration).get_handler = Some(not_found_getter) };
+    // SAFETY: as above.
+    let index = unsafe { ngx_http_get_variable_index(cf, &mut name) };
+    if index == NGX_ERROR as ngx_int_t {
+        return None;
+    }
+    Some(AssignableVariable {
+        index,
+        set_handler: None,
+        set_data: 0,
+        declaration,
+    })
+}

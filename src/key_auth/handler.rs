@@ -1,17 +1,20 @@
 //! The access-phase handler: one request's way from "is this location
 //! protected?" to allow / 401 / over-quota status.
 //!
-//! 1. Strip client-sent `X-Consumer-Username`, `X-Credential-Identifier`,
-//!    `X-Consumer-Custom-Id` (always, whatever happens next).
-//! 2. Find the key: the header; only when it is absent, the query argument.
-//! 3. Look its digest up. Missing or unknown: the anonymous consumer when
+//! 0. (preaccess phase, [`strip_handler`]) Strip client-sent
+//!    `X-Consumer-Username`, `X-Credential-Identifier`, `X-Consumer-Custom-Id`
+//!    (always, whatever the access checks decide).
+//! 1. Find the key: the header; only when it is absent, the query argument.
+//! 2. Look its digest up. Missing or unknown: the anonymous consumer when
 //!    configured, else 401 (see [`super::respond`] for the JSON body).
-//! 4. Hide the credential from the upstream when asked.
-//! 5. Set `$key_auth_*` (so even a refused-by-quota request is logged with
+//! 3. Hide the credential from the upstream when asked.
+//! 4. Set `$key_auth_*` (so even a refused-by-quota request is logged with
 //!    its consumer).
-//! 6. Quota: count in the shared zone; add `X-RateLimit-*`; over the limit →
+//! 5. Quota: count in the shared zone; add `X-RateLimit-*`; over the limit →
 //!    the consumer's `limit_status`, no upstream request.
-//! 7. Tell the upstream who the consumer is.
+//! 6. Tell the upstream who the consumer is.
+
+use core::ptr;
 
 use nginx_sys::{
     ngx_current_msec, ngx_http_request_t, ngx_int_t, ngx_str_t, NGX_DECLINED, NGX_ERROR,
@@ -41,6 +44,27 @@ enum Found {
     Query(Vec<u8>),
 }
 
+/// Preaccess-phase entry point: removes client-sent copies of the consumer
+/// headers in every request of a `key_auth` location, before any access
+/// check runs, so that they are gone even when `satisfy any` lets the
+/// request in through `allow` and key_auth itself never runs.
+///
+/// # Safety
+/// Called by nginx's phase engine with a live request.
+pub unsafe extern "C" fn strip_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: the phase engine passes a live request.
+    let r = unsafe { &mut *r };
+    guard_status(request::log(r), || {
+        let enabled = KeyAuthModule::location_conf(r).is_some_and(KeyAuthConf::enabled);
+        if enabled && ptr::eq(r, r.main) {
+            for name in CONSUMER_HEADERS {
+                headers_in::remove(r, name);
+            }
+        }
+        NGX_DECLINED as ngx_int_t
+    })
+}
+
 /// The access-phase entry point.
 ///
 /// # Safety
@@ -58,10 +82,6 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     };
     if !conf.enabled() {
         return NGX_DECLINED as ngx_int_t;
-    }
-
-    for name in CONSUMER_HEADERS {
-        headers_in::remove(r, name);
     }
 
     let found = find_key(r, conf);

@@ -22,7 +22,7 @@ use nginx_sys::{ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, NGX_ERRO
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
 use crate::nginx::ffi::guard_status;
-use crate::nginx::phase::register_access_handler_first;
+use crate::nginx::phase::{register_access_handler_first, register_handler};
 
 /// Type that ties the configuration structures to the module.
 pub struct KeyAuthModule;
@@ -42,7 +42,10 @@ impl HttpModule for KeyAuthModule {
                 return NGX_ERROR as ngx_int_t;
             }
             respond::register_filters(cf);
-            if register_access_handler_first(cf, Some(handler::access_handler)) {
+            let preaccess = nginx_sys::ngx_http_phases_NGX_HTTP_PREACCESS_PHASE;
+            if register_access_handler_first(cf, Some(handler::access_handler))
+                && register_handler(cf, preaccess, Some(handler::strip_handler))
+            {
                 NGX_OK as ngx_int_t
             } else {
                 NGX_ERROR as ngx_int_t

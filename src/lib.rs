@@ -8,40 +8,44 @@ pub mod auth_request;
 pub mod key_auth;
 pub mod nginx;
 
-// The table nginx reads from the library at `load_module`. Compiled out of
-// unit tests, which link without nginx.
-//
-// Order matters: it is the run order of the access checks (key_auth →
-// auth_request → auth_http), see nginx::phase. Written out by hand because
-// ngx 0.5's `ngx_modules!` miscounts more than one module (its `count!`
-// macro cannot match the trailing comma it generates).
-#[cfg(not(test))]
-mod module_table {
-    use core::ffi::c_char;
-    use core::ptr::{addr_of, null};
+/// Exports the tables nginx reads from a module library at `load_module`:
+/// `ngx_modules`, `ngx_module_names` and `ngx_module_order`.
+///
+/// ngx 0.5's `ngx_modules!` cannot list more than one module (its counting
+/// helper rejects the trailing comma it generates), hence this one.
+#[cfg_attr(test, allow(unused_macros))]
+macro_rules! module_table {
+    ($($module:path => $name:literal),+ $(,)?) => {
+        const MODULE_COUNT: usize = [$($name),+].len();
 
-    use nginx_sys::ngx_module_t;
+        #[no_mangle]
+        #[allow(non_upper_case_globals)]
+        pub static mut ngx_modules: [*const nginx_sys::ngx_module_t; MODULE_COUNT + 1] = [
+            // nginx owns the module structures from load_module on.
+            $(core::ptr::addr_of!($module),)+
+            core::ptr::null(),
+        ];
 
-    use crate::auth_request::ngx_http_authgate_auth_request_module;
-    use crate::key_auth::ngx_http_authgate_key_auth_module;
+        #[no_mangle]
+        #[allow(non_upper_case_globals)]
+        pub static mut ngx_module_names: [*const core::ffi::c_char; MODULE_COUNT + 1] = [
+            $(concat!($name, "\0").as_ptr().cast(),)+
+            core::ptr::null(),
+        ];
 
-    #[no_mangle]
-    #[allow(non_upper_case_globals)]
-    pub static mut ngx_modules: [*const ngx_module_t; 3] = [
-        addr_of!(ngx_http_authgate_key_auth_module),
-        addr_of!(ngx_http_authgate_auth_request_module),
-        null(),
-    ];
-
-    #[no_mangle]
-    #[allow(non_upper_case_globals)]
-    pub static mut ngx_module_names: [*const c_char; 3] = [
-        c"ngx_http_authgate_key_auth_module".as_ptr(),
-        c"ngx_http_authgate_auth_request_module".as_ptr(),
-        null(),
-    ];
-
-    #[no_mangle]
-    #[allow(non_upper_case_globals)]
-    pub static mut ngx_module_order: [*const c_char; 1] = [null()];
+        /// No ordering constraints relative to nginx's own modules.
+        #[no_mangle]
+        #[allow(non_upper_case_globals)]
+        pub static mut ngx_module_order: [*const core::ffi::c_char; 1] = [core::ptr::null()];
+    };
 }
+
+// The order is the order in which the access checks run in a location that
+// uses several: each module registers at the front of the access phase, and
+// all of them run after nginx's allow/deny and auth_basic. Compiled out of
+// unit tests, which link without nginx.
+#[cfg(not(test))]
+module_table!(
+    key_auth::ngx_http_authgate_key_auth_module => "ngx_http_authgate_key_auth_module",
+    auth_request::ngx_http_authgate_auth_request_module => "ngx_http_authgate_auth_request_module",
+);

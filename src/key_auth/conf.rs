@@ -395,14 +395,18 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> 
             let avail = ((*pool).end as usize).saturating_sub((*pool).start as usize);
             let mut len = avail / size_of::<Slot>();
             let mut header: *mut ZoneHeader = ptr::null_mut();
+            // Trying sizes down from "everything" is expected to fail a few
+            // times: keep the slab allocator from logging that as [crit].
+            (*pool).set_log_nomem(0);
             while len > 0 {
                 let bytes = size_of::<ZoneHeader>() + len * size_of::<Slot>();
                 header = shm::alloc(zone, bytes).cast();
                 if !header.is_null() {
                     break;
                 }
-                len = len * 9 / 10;
+                len = len * 49 / 50;
             }
+            (*pool).set_log_nomem(1);
             if header.is_null() {
                 return shm::INIT_ERROR;
             }

@@ -40,7 +40,9 @@ const CONSUMER_HEADERS: [&[u8]; 3] = [
 /// Where the key came from.
 enum Found {
     Missing,
-    Header(Vec<u8>),
+    /// The header's value (request memory, not copied).
+    Header(ngx_str_t),
+    /// The argument's value, percent-decoded.
     Query(Vec<u8>),
 }
 
@@ -57,9 +59,7 @@ pub unsafe extern "C" fn strip_handler(r: *mut ngx_http_request_t) -> ngx_int_t 
     guard_status(request::log(r), || {
         let enabled = KeyAuthModule::location_conf(r).is_some_and(KeyAuthConf::enabled);
         if enabled && ptr::eq(r, r.main) {
-            for name in CONSUMER_HEADERS {
-                headers_in::remove(r, name);
-            }
+            headers_in::remove_any(r, &CONSUMER_HEADERS);
         }
         NGX_DECLINED as ngx_int_t
     })
@@ -87,7 +87,8 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     let found = find_key(r, conf);
     let identified = match &found {
         Found::Missing => Err(Denial::Missing),
-        Found::Header(key) | Found::Query(key) => main.registry.lookup(key).ok_or(Denial::Invalid),
+        Found::Header(key) => main.registry.lookup(key.as_bytes()).ok_or(Denial::Invalid),
+        Found::Query(key) => main.registry.lookup(key).ok_or(Denial::Invalid),
     };
     let (consumer, credential): (&Consumer, Option<&Credential>) = match identified {
         Ok((consumer, credential)) => (consumer, Some(credential)),
@@ -138,7 +139,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
 /// argument (percent-decoded).
 fn find_key(r: &ngx_http_request_t, conf: &KeyAuthConf) -> Found {
     if let Some(h) = headers_in::find(r, conf.header()) {
-        return Found::Header(h.value.as_bytes().to_vec());
+        return Found::Header(h.value);
     }
     match args::find(r.args.as_bytes(), conf.query()) {
         Some(raw) => Found::Query(args::decode(raw)),

@@ -16,9 +16,11 @@
 use core::ptr;
 
 use nginx_sys::{
-    ngx_hash_key, ngx_http_headers_in, ngx_http_headers_in_t, ngx_http_request_t, ngx_list_part_t,
-    ngx_list_push, ngx_pnalloc, ngx_str_t, ngx_table_elt_t,
+    ngx_hash_find, ngx_hash_key, ngx_http_header_t, ngx_http_headers_in, ngx_http_headers_in_t,
+    ngx_http_request_t, ngx_list_part_t, ngx_list_push, ngx_pnalloc, ngx_str_t, ngx_table_elt_t,
 };
+
+use ngx::http::{HttpModuleMainConf, NgxHttpCoreModule};
 
 use super::NgxError;
 
@@ -72,6 +74,13 @@ fn known_slots(hin: *mut ngx_http_headers_in_t) -> impl Iterator<Item = *mut *mu
 /// Removes every header called `name` (ASCII-case-insensitive) from the
 /// request. Returns how many were removed.
 pub fn remove(r: &mut ngx_http_request_t, name: &[u8]) -> usize {
+    remove_any(r, &[name])
+}
+
+/// Removes every header whose name is one of `names`
+/// (ASCII-case-insensitive), in one pass over the list. Returns how many
+/// were removed.
+pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
     let hin: *mut ngx_http_headers_in_t = &mut r.headers_in;
     let mut removed = 0;
     // SAFETY: `hin` is the live request's headers_in; the list parts and
@@ -84,7 +93,8 @@ pub fn remove(r: &mut ngx_http_request_t, name: &[u8]) -> usize {
             let mut i = 0;
             while i < (*part).nelts {
                 let h = elts.add(i);
-                if !(*h).key.as_bytes().eq_ignore_ascii_case(name) {
+                let key = (*h).key.as_bytes();
+                if !names.iter().any(|name| key.eq_ignore_ascii_case(name)) {
                     i += 1;
                     continue;
                 }
@@ -178,36 +188,39 @@ pub fn push(r: &mut ngx_http_request_t, name: &[u8], value: &[u8]) -> Result<(),
             next: ptr::null_mut(),
         });
     }
-    let hin: *mut ngx_http_headers_in_t = &mut r.headers_in;
-    let mut i = 0usize;
-    loop {
-        // SAFETY: nginx's static table of known headers, terminated by an
-        // empty name (see known_slots).
-        let entry = unsafe {
-            &*ptr::addr_of!(ngx_http_headers_in)
-                .cast::<nginx_sys::ngx_http_header_t>()
-                .add(i)
-        };
-        if entry.name.len == 0 {
-            break;
-        }
-        i += 1;
-        if entry.offset == 0 || !entry.name.as_bytes().eq_ignore_ascii_case(name) {
-            continue;
-        }
-        // SAFETY: the slot is a `ngx_table_elt_t *` field of the live
-        // headers_in; chained elements are live list elements.
-        unsafe {
-            let mut link = hin
-                .cast::<u8>()
-                .add(entry.offset)
-                .cast::<*mut ngx_table_elt_t>();
-            while !(*link).is_null() {
-                link = &mut (**link).next;
+    // A header nginx knows (Host, Authorization, …) is also linked into its
+    // cached slot; nginx's own hash of known headers says which one.
+    let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(r) else {
+        return Ok(());
+    };
+    // SAFETY: the core module's hash of known request headers, built at
+    // configuration time; `h` was filled above (hash, lowercase key).
+    let known = unsafe {
+        ngx_hash_find(
+            &mut cmcf.headers_in_hash,
+            (*h).hash,
+            (*h).lowcase_key,
+            (*h).key.len,
+        )
+    }
+    .cast::<ngx_http_header_t>();
+    // SAFETY: a found entry is an element of ngx_http_headers_in[]; its
+    // offset names a `ngx_table_elt_t *` field of the live headers_in, whose
+    // chain consists of live list elements.
+    unsafe {
+        if let Some(entry) = known.as_ref() {
+            if entry.offset != 0 {
+                let hin: *mut ngx_http_headers_in_t = &mut r.headers_in;
+                let mut link = hin
+                    .cast::<u8>()
+                    .add(entry.offset)
+                    .cast::<*mut ngx_table_elt_t>();
+                while !(*link).is_null() {
+                    link = &mut (**link).next;
+                }
+                *link = h;
             }
-            *link = h;
         }
-        break;
     }
     Ok(())
 }

@@ -78,11 +78,14 @@ impl Hasher for DigestHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        // [u8; 32] hashes as its 32 bytes (arrays hash without a length
-        // prefix); take the first eight.
-        for (i, b) in bytes.iter().take(8).enumerate() {
-            self.0 |= u64::from(*b) << (8 * i);
-        }
+        // A [u8; 32] key arrives here as its 32 bytes: take the first eight.
+        let mut first = [0u8; 8];
+        let n = bytes.len().min(8);
+        first[..n].copy_from_slice(&bytes[..n]);
+        self.0 = u64::from_le_bytes(first);
+    }
+    fn write_usize(&mut self, _: usize) {
+        // The length prefix slices hash first: always 32, carries nothing.
     }
 }
 
@@ -568,6 +571,16 @@ mod tests {
         assert!(registry(&["a key=1 limit=1/1s", "a key=2 limit=2/1s"]).is_err());
         assert!(registry(&["a key=1 custom_id=x", "a key=2 custom_id=y"]).is_err());
         assert!(registry(&["a key=1 custom_id=x", "a key=2 custom_id=x"]).is_ok());
+    }
+
+    #[test]
+    fn digest_hash_is_the_digest_prefix() {
+        use std::hash::BuildHasher;
+        let d = sha256(b"k");
+        let h = BuildHasherDefault::<DigestHasher>::default().hash_one(d);
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&d[..8]);
+        assert_eq!(h, u64::from_le_bytes(first));
     }
 
     #[test]

@@ -19,6 +19,7 @@ worker_processes 2;
 events {}
 http {
     %%TEST_GLOBALS_HTTP%%
+    log_format consumer '$status $key_auth_consumer';
     key_auth_zone key_auth 1m;
     key_auth_consumers {
         %%EXTRA%%
@@ -32,6 +33,7 @@ http {
     server {
         listen 127.0.0.1:%%PORT_8080%% reuseport;
         add_header X-Worker $pid always;
+        access_log %%TESTDIR%%/consumer.log consumer;
         location /echo/ {
             key_auth on;
             key_auth_anonymous_consumer anonymous;
@@ -67,6 +69,10 @@ for my $i (1 .. 5) {
     $anon{ http_status($r) }++;
 }
 is_deeply(\%anon, { 200 => 1, 429 => 4 }, 'five without a key: 200: 1, 429: 4');
+my @logged = split /\n/, $t->read_file('consumer.log');
+is_deeply([@logged[0 .. 9]],
+          [('200 jack') x 3, ('429 jack') x 2, '200 anonymous', ('429 anonymous') x 4],
+          'access log names the consumer, also of refused-by-quota requests');
 
 # over the limit: no upstream request
 $t->clear_requests('echo');

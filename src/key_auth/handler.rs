@@ -220,14 +220,24 @@ fn rate_limit_headers(
     r: &mut ngx_http_request_t,
     d: &Decision,
 ) -> Result<(), crate::nginx::NgxError> {
-    headers::push_response(r, b"X-RateLimit-Limit", d.limit.to_string().as_bytes())?;
-    headers::push_response(
-        r,
-        b"X-RateLimit-Remaining",
-        d.remaining.to_string().as_bytes(),
-    )?;
-    headers::push_response(r, b"X-RateLimit-Reset", d.reset_secs.to_string().as_bytes())?;
+    let mut buf = [0u8; 20];
+    headers::push_response(r, b"X-RateLimit-Limit", decimal(d.limit, &mut buf))?;
+    headers::push_response(r, b"X-RateLimit-Remaining", decimal(d.remaining, &mut buf))?;
+    headers::push_response(r, b"X-RateLimit-Reset", decimal(d.reset_secs, &mut buf))?;
     Ok(())
+}
+
+/// `n` in decimal, written into `buf` (no allocation on the request path).
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
 }
 
 fn upstream_headers(
@@ -243,4 +253,17 @@ fn upstream_headers(
         headers_in::push(r, CONSUMER_HEADERS[2], id.as_bytes())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decimal;
+
+    #[test]
+    fn decimal_numbers() {
+        let mut buf = [0u8; 20];
+        for n in [0u64, 7, 10, 429, 1_000_000_000, u64::MAX] {
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
+    }
 }

@@ -29,6 +29,7 @@ http {
         quick      key=quick-key limit=1/1s;
         default    key=default-key limit=1/1m;
         free       key=free-key;
+        redirected key=redirected-key limit=2/1m;
     }
     server {
         listen 127.0.0.1:%%PORT_8080%% reuseport;
@@ -37,6 +38,14 @@ http {
         location /echo/ {
             key_auth on;
             key_auth_anonymous_consumer anonymous;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+        location /tf/ {
+            key_auth on;
+            try_files /nonexistent @fallback;
+        }
+        location @fallback {
+            key_auth on;
             proxy_pass http://127.0.0.1:%%PORT_8082%%;
         }
     }
@@ -110,6 +119,13 @@ sleep 1.2;
 $r = get('apikey: quick-key');
 is(http_status($r), 200, 'quick: new window after 1s');
 is(http_header($r, 'X-RateLimit-Remaining'), 0, 'quick: remaining 0 in the new window');
+
+# an internal redirect into another key_auth location counts once
+$r = http_get('/tf/x', headers => ['apikey: redirected-key']);
+is(http_status($r), 200, 'redirected #1: 200 through the named location');
+is_deeply([http_header($r, 'X-RateLimit-Remaining')], [1], 'redirected #1: counted once, one header set');
+is(http_status(http_get('/tf/x', headers => ['apikey: redirected-key'])), 200, 'redirected #2: 200');
+is(http_status(http_get('/tf/x', headers => ['apikey: redirected-key'])), 503, 'redirected #3: over');
 
 # counts survive a reload, keyed by consumer name (a consumer is inserted
 # before jack, so every index moves)

@@ -10,8 +10,9 @@
 //! 3. Hide the credential from the upstream when asked.
 //! 4. Set `$key_auth_*` (so even a refused-by-quota request is logged with
 //!    its consumer).
-//! 5. Quota: count in the shared zone; add `X-RateLimit-*`; over the limit →
-//!    the consumer's `limit_status`, no upstream request.
+//! 5. Quota: count in the shared zone (once per request, also across
+//!    internal redirects); add `X-RateLimit-*`; over the limit → the
+//!    consumer's `limit_status`, no upstream request.
 //! 6. Tell the upstream who the consumer is.
 
 use core::ptr;
@@ -108,9 +109,18 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         }
     }
 
+    // Counted already when this request passed key_auth for the same
+    // consumer before an internal redirect (try_files, error_page, named
+    // locations): its X-RateLimit-* headers are already on the response.
+    let counted = main
+        .var_consumer
+        .as_ref()
+        .and_then(|v| variables::stored(r, v))
+        .is_some_and(|v| ptr::eq(v.data, consumer.name.as_ptr()));
+
     set_variables(r, main, consumer, credential);
 
-    if let Some(limit) = &consumer.limit {
+    if let (Some(limit), false) = (&consumer.limit, counted) {
         let Some(decision) = count(main, consumer, limit) else {
             ngx::ngx_log_error!(
                 NGX_LOG_ERR,

@@ -99,6 +99,18 @@ pub fn store(r: &mut ngx_http_request_t, var: &AssignableVariable, value: ngx_st
     }
 }
 
+/// The value [`store`]d for `var` in `r`, if any: a valid, found value in
+/// the request's slot (slots survive internal redirects).
+pub fn stored(r: &ngx_http_request_t, var: &AssignableVariable) -> Option<ngx_str_t> {
+    let index = usize::try_from(var.index).ok()?;
+    // SAFETY: as in store(): the slot exists for every indexed variable.
+    let slot: &ngx_http_variable_value_t = unsafe { &*r.variables.add(index) };
+    (slot.valid() == 1 && slot.not_found() == 0).then(|| ngx_str_t {
+        len: slot.len() as usize,
+        data: slot.data,
+    })
+}
+
 /// The raw bitfield word of a value that is found, valid and cacheable
 /// with length 0, when this nginx lays out `len:28, valid:1, no_cacheable:1,
 /// not_found:1, escape:1` from the least significant bit (as GCC and Clang do

@@ -158,15 +158,17 @@ pub static mut COMMANDS: [ngx_command_t; 8] = [
 ];
 
 /// Runs a location-level directive body with the typed configuration.
+///
+/// # Safety
 /// `cf` and `conf` must be what nginx passes to a directive handler of this
-/// module's location configuration (only the handlers below call it).
-fn with_loc(
+/// module's location configuration.
+unsafe fn with_loc(
     cf: *mut ngx_conf_t,
     conf: *mut c_void,
     body: impl FnOnce(&mut ngx_conf_t, &mut KeyAuthConf, ngx_str_t) -> *mut c_char,
 ) -> *mut c_char {
-    // SAFETY: see above: a live configuration and this module's location
-    // configuration for the block being parsed.
+    // SAFETY: per the contract: a live configuration and this module's
+    // location configuration for the block being parsed.
     let (cf, conf) = unsafe { (&mut *cf, &mut *conf.cast::<KeyAuthConf>()) };
     guard_conf(cf.log, || {
         let value = args(cf)[1];
@@ -205,18 +207,22 @@ unsafe extern "C" fn set_enabled(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    with_loc(cf, conf, |cf, conf, value| {
-        if conf.enabled.is_some() {
-            return conf_message(c"is duplicate");
-        }
-        match flag(cf, value) {
-            Ok(on) => {
-                conf.enabled = Some(on);
-                CONF_OK
+    // SAFETY: nginx passes the configuration and this module's location
+    // configuration.
+    unsafe {
+        with_loc(cf, conf, |cf, conf, value| {
+            if conf.enabled.is_some() {
+                return conf_message(c"is duplicate");
             }
-            Err(e) => e,
-        }
-    })
+            match flag(cf, value) {
+                Ok(on) => {
+                    conf.enabled = Some(on);
+                    CONF_OK
+                }
+                Err(e) => e,
+            }
+        })
+    }
 }
 
 /// `key_auth_hide_credentials on | off;`
@@ -225,18 +231,22 @@ unsafe extern "C" fn set_hide(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    with_loc(cf, conf, |cf, conf, value| {
-        if conf.hide_credentials.is_some() {
-            return conf_message(c"is duplicate");
-        }
-        match flag(cf, value) {
-            Ok(on) => {
-                conf.hide_credentials = Some(on);
-                CONF_OK
+    // SAFETY: nginx passes the configuration and this module's location
+    // configuration.
+    unsafe {
+        with_loc(cf, conf, |cf, conf, value| {
+            if conf.hide_credentials.is_some() {
+                return conf_message(c"is duplicate");
             }
-            Err(e) => e,
-        }
-    })
+            match flag(cf, value) {
+                Ok(on) => {
+                    conf.hide_credentials = Some(on);
+                    CONF_OK
+                }
+                Err(e) => e,
+            }
+        })
+    }
 }
 
 /// `key_auth_header name;`
@@ -245,18 +255,22 @@ unsafe extern "C" fn set_header(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    with_loc(cf, conf, |cf, conf, value| {
-        if conf.header.is_some() {
-            return conf_message(c"is duplicate");
-        }
-        match name(cf, value) {
-            Ok(v) => {
-                conf.header = Some(v);
-                CONF_OK
+    // SAFETY: nginx passes the configuration and this module's location
+    // configuration.
+    unsafe {
+        with_loc(cf, conf, |cf, conf, value| {
+            if conf.header.is_some() {
+                return conf_message(c"is duplicate");
             }
-            Err(e) => e,
-        }
-    })
+            match name(cf, value) {
+                Ok(v) => {
+                    conf.header = Some(v);
+                    CONF_OK
+                }
+                Err(e) => e,
+            }
+        })
+    }
 }
 
 /// `key_auth_query name;`
@@ -265,18 +279,22 @@ unsafe extern "C" fn set_query(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    with_loc(cf, conf, |cf, conf, value| {
-        if conf.query.is_some() {
-            return conf_message(c"is duplicate");
-        }
-        match name(cf, value) {
-            Ok(v) => {
-                conf.query = Some(v);
-                CONF_OK
+    // SAFETY: nginx passes the configuration and this module's location
+    // configuration.
+    unsafe {
+        with_loc(cf, conf, |cf, conf, value| {
+            if conf.query.is_some() {
+                return conf_message(c"is duplicate");
             }
-            Err(e) => e,
-        }
-    })
+            match name(cf, value) {
+                Ok(v) => {
+                    conf.query = Some(v);
+                    CONF_OK
+                }
+                Err(e) => e,
+            }
+        })
+    }
 }
 
 /// `key_auth_anonymous_consumer name | off;`
@@ -285,27 +303,35 @@ unsafe extern "C" fn set_anonymous(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    with_loc(cf, conf, |cf, conf, value| {
-        if conf.anonymous.is_some() {
-            return conf_message(c"is duplicate");
-        }
-        if value.as_bytes() == b"off" {
-            conf.anonymous = Some(Anonymous::Off);
-            return CONF_OK;
-        }
-        // SAFETY: while parsing, cf->conf_file is the file being read.
-        let (file, line) = unsafe {
-            let f = &*cf.conf_file;
-            (f.file.name, f.line)
-        };
-        conf.anonymous = Some(Anonymous::Named {
-            name: value,
-            file,
-            line,
-            index: None,
-        });
-        CONF_OK
-    })
+    // SAFETY: nginx passes the configuration and this module's location
+    // configuration.
+    unsafe {
+        with_loc(cf, conf, |cf, conf, value| {
+            if conf.anonymous.is_some() {
+                return conf_message(c"is duplicate");
+            }
+            if value.as_bytes() == b"off" {
+                conf.anonymous = Some(Anonymous::Off);
+                return CONF_OK;
+            }
+            let (file, line) = conf_position(cf);
+            conf.anonymous = Some(Anonymous::Named {
+                name: value,
+                file,
+                line,
+                index: None,
+            });
+            CONF_OK
+        })
+    }
+}
+
+/// The file and line being parsed.
+fn conf_position(cf: &ngx_conf_t) -> (ngx_str_t, usize) {
+    // SAFETY: while a directive is parsed, cf->conf_file is the file being
+    // read (nginx sets it before parsing any file).
+    let f = unsafe { &*cf.conf_file };
+    (f.file.name, f.line)
 }
 
 /// `key_auth_zone name size;`

@@ -7,6 +7,7 @@
 pub mod auth_request;
 pub mod key_auth;
 pub mod nginx;
+pub mod ntlm;
 
 /// Exports the tables nginx reads from a module library at `load_module`:
 /// `ngx_modules`, `ngx_module_names` and `ngx_module_order`.
@@ -48,4 +49,6 @@ macro_rules! module_table {
 module_table!(
     key_auth::ngx_http_authgate_key_auth_module => "ngx_http_authgate_key_auth_module",
     auth_request::ngx_http_authgate_auth_request_module => "ngx_http_authgate_auth_request_module",
+    // No access handler; wraps upstream peer hooks, so its position is free.
+    ntlm::ngx_http_authgate_ntlm_module => "ngx_http_authgate_ntlm_module",
 );

@@ -44,7 +44,7 @@ awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) printf "c%d key=key-%06d-01234567
 awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) printf "c%d key=key-%06d-0123456789abcdef limit=1000000000/1h;\n", i, i }' >"$consumers_limited"
 awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) printf "key-%06d-0123456789abcdef c%d;\n", i, i }' >"$map_file"
 
-# conf LOAD_MODULE_LINE HTTP_LINES LOCATION_LINES PORT
+# conf LOAD_MODULE_LINE HTTP_LINES LOCATION_LINES (the port is bench_start_nginx's %%PORT%%)
 conf() {
     cat <<EOF
 $1
@@ -56,7 +56,7 @@ http {
     keepalive_requests 1000000;
     $2
     server {
-        listen 127.0.0.1:$4;
+        listen 127.0.0.1:%%PORT%%;
         location / {
             root html;
             $3
@@ -67,9 +67,7 @@ EOF
 }
 
 declare -A worker url failed
-port=$BENCH_PORT_BASE
 for v in "${variants[@]}"; do
-    port=$((port + 1))
     load="" http="" loc=""
     case $v in
         noauth) ;;
@@ -90,14 +88,14 @@ for v in "${variants[@]}"; do
             loc="key_auth on;"
             ;;
     esac
-    url[$v]="http://127.0.0.1:$port/index.html"
     t0=$(date +%s.%N)
-    if ! bench_start_nginx "$v" "$OURS_NGINX" "$(conf "$load" "$http" "$loc" "$port")"; then
+    if ! bench_start_nginx "$v" "$OURS_NGINX" "$(conf "$load" "$http" "$loc")"; then
         failed[$v]="nginx did not start with this config (messages above)"
         log "bench: VARIANT FAILED: ${label[$v]}: ${failed[$v]}"
         continue
     fi
     t1=$(date +%s.%N)
+    url[$v]="http://127.0.0.1:$BENCH_PORT/index.html"
     printf -v pad '%*s' 150 ''
     printf '<!doctype html><title>bench</title><p>%s</p>\n' "${pad// /x}" >"$BENCH_TMP/$v/html/index.html"
     worker[$v]=$(bench_worker_pid "$BENCH_MASTER")

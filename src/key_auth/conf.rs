@@ -13,7 +13,7 @@ use ngx::http::{HttpModule, HttpModuleMainConf};
 use super::consumers::{parse_line, Registry};
 use super::quota::Slot;
 use super::KeyAuthModule;
-use crate::nginx::conf::{args, conf_message, emerg, CONF_ERROR, CONF_OK};
+use crate::nginx::conf::{args, conf_message, directive, emerg, merge, CONF_ERROR, CONF_OK};
 use crate::nginx::ffi::{guard_conf, guard_status};
 use crate::nginx::shm::{self, ZoneError};
 use crate::nginx::variables::{self, AssignableVariable};
@@ -167,13 +167,13 @@ unsafe fn with_loc(
     conf: *mut c_void,
     body: impl FnOnce(&mut ngx_conf_t, &mut KeyAuthConf, ngx_str_t) -> *mut c_char,
 ) -> *mut c_char {
-    // SAFETY: per the contract: a live configuration and this module's
-    // location configuration for the block being parsed.
-    let (cf, conf) = unsafe { (&mut *cf, &mut *conf.cast::<KeyAuthConf>()) };
-    guard_conf(cf.log, || {
-        let value = args(cf)[1];
-        body(cf, conf, value)
-    })
+    // SAFETY: forwarded contract.
+    unsafe {
+        directive(cf, conf, |cf, conf: &mut KeyAuthConf| {
+            let value = args(cf)[1];
+            body(cf, conf, value)
+        })
+    }
 }
 
 fn flag(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<bool, *mut c_char> {
@@ -561,47 +561,42 @@ pub unsafe extern "C" fn merge_loc_conf(
 ) -> *mut c_char {
     // SAFETY: nginx passes the configuration and two of this module's
     // location configurations.
-    let (cf, parent, child) = unsafe {
-        (
-            &mut *cf,
-            &*parent.cast::<KeyAuthConf>(),
-            &mut *child.cast::<KeyAuthConf>(),
-        )
-    };
-    guard_conf(cf.log, || {
-        child.enabled = child.enabled.or(parent.enabled);
-        child.header = child.header.or(parent.header);
-        child.query = child.query.or(parent.query);
-        child.hide_credentials = child.hide_credentials.or(parent.hide_credentials);
-        child.anonymous = child.anonymous.or(parent.anonymous);
-        if let Some(Anonymous::Named {
-            name,
-            file,
-            line,
-            index,
-        }) = &mut child.anonymous
-        {
-            if index.is_none() {
-                let Some(main) = KeyAuthModule::main_conf(cf) else {
+    unsafe { merge(cf, parent, child, merge_levels) }
+}
+
+fn merge_levels(cf: &mut ngx_conf_t, parent: &KeyAuthConf, child: &mut KeyAuthConf) -> *mut c_char {
+    child.enabled = child.enabled.or(parent.enabled);
+    child.header = child.header.or(parent.header);
+    child.query = child.query.or(parent.query);
+    child.hide_credentials = child.hide_credentials.or(parent.hide_credentials);
+    child.anonymous = child.anonymous.or(parent.anonymous);
+    if let Some(Anonymous::Named {
+        name,
+        file,
+        line,
+        index,
+    }) = &mut child.anonymous
+    {
+        if index.is_none() {
+            let Some(main) = KeyAuthModule::main_conf(cf) else {
+                return CONF_ERROR;
+            };
+            match main.registry.find(name.as_bytes()) {
+                Some(i) => *index = Some(i),
+                None => {
+                    ngx::ngx_log_error!(
+                        NGX_LOG_EMERG,
+                        cf.log,
+                        "\"key_auth_anonymous_consumer\" names \"{}\", which is not a \
+                         consumer of \"key_auth_consumers\" in {}:{}",
+                        name,
+                        file,
+                        line
+                    );
                     return CONF_ERROR;
-                };
-                match main.registry.find(name.as_bytes()) {
-                    Some(i) => *index = Some(i),
-                    None => {
-                        ngx::ngx_log_error!(
-                            NGX_LOG_EMERG,
-                            cf.log,
-                            "\"key_auth_anonymous_consumer\" names \"{}\", which is not a \
-                             consumer of \"key_auth_consumers\" in {}:{}",
-                            name,
-                            file,
-                            line
-                        );
-                        return CONF_ERROR;
-                    }
                 }
             }
         }
-        CONF_OK
-    })
+    }
+    CONF_OK
 }

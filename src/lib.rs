@@ -5,6 +5,7 @@
 //! the glue they share. This file only lists the modules for nginx.
 
 pub mod auth_request;
+pub mod key_auth;
 pub mod nginx;
 pub mod ntlm;
 
@@ -46,6 +47,7 @@ macro_rules! module_table {
 // unit tests, which link without nginx.
 #[cfg(not(test))]
 module_table!(
+    key_auth::ngx_http_authgate_key_auth_module => "ngx_http_authgate_key_auth_module",
     auth_request::ngx_http_authgate_auth_request_module => "ngx_http_authgate_auth_request_module",
     // No access handler; wraps upstream peer hooks, so its position is free.
     ntlm::ngx_http_authgate_ntlm_module => "ngx_http_authgate_ntlm_module",

@@ -12,8 +12,9 @@ use ngx::core::Pool;
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
 use super::AuthRequestModule;
-use crate::nginx::conf::{args, conf_message, emerg, find_module, CONF_ERROR, CONF_OK};
-use crate::nginx::ffi::guard_conf;
+use crate::nginx::conf::{
+    args, conf_message, directive, emerg, find_module, merge, CONF_ERROR, CONF_OK,
+};
 use crate::nginx::variables::{self, AssignableVariable};
 
 /// Where to send the auth subrequest, as configured at one level.
@@ -121,19 +122,20 @@ unsafe extern "C" fn set_auth_request(
 ) -> *mut c_char {
     // SAFETY: nginx passes the configuration being parsed and this module's
     // location configuration for the current block.
-    let (cf, conf) = unsafe { (&mut *cf, &mut *conf.cast::<AuthRequestConf>()) };
-    guard_conf(cf.log, || {
-        if conf.target.is_some() {
-            return conf_message(c"is duplicate");
-        }
-        let value = args(cf)[1];
-        conf.target = Some(if value.as_bytes() == b"off" {
-            AuthTarget::Off
-        } else {
-            AuthTarget::Uri(value)
-        });
-        CONF_OK
-    })
+    unsafe { directive(cf, conf, auth_request) }
+}
+
+fn auth_request(cf: &mut ngx_conf_t, conf: &mut AuthRequestConf) -> *mut c_char {
+    if conf.target.is_some() {
+        return conf_message(c"is duplicate");
+    }
+    let value = args(cf)[1];
+    conf.target = Some(if value.as_bytes() == b"off" {
+        AuthTarget::Off
+    } else {
+        AuthTarget::Uri(value)
+    });
+    CONF_OK
 }
 
 /// `auth_request_set $variable value;`
@@ -143,47 +145,47 @@ unsafe extern "C" fn set_variable(
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: as in set_auth_request().
-    let (cf, conf) = unsafe { (&mut *cf, &mut *conf.cast::<AuthRequestConf>()) };
-    guard_conf(cf.log, || {
-        let (name, value) = (args(cf)[1], args(cf)[2]);
-        let Some(bare_name) = name.strip_prefix("$").filter(|n| !n.is_empty()) else {
-            return emerg(cf, format_args!("invalid variable name \"{name}\""));
-        };
+    unsafe { directive(cf, conf, auth_request_set) }
+}
 
-        let Some(variable) = variables::declare_assignable(cf, &bare_name) else {
-            return CONF_ERROR;
-        };
-        // SAFETY: the declaration lives in the core module's configuration.
-        let declaration = unsafe { &mut *variable.declaration };
-        if declaration.get_handler.is_none() {
-            declaration.get_handler = Some(variables::not_found_getter);
-        }
-        let Some(value) = variables::compile(cf, &value) else {
-            return CONF_ERROR;
-        };
+fn auth_request_set(cf: &mut ngx_conf_t, conf: &mut AuthRequestConf) -> *mut c_char {
+    let (name, value) = (args(cf)[1], args(cf)[2]);
+    let Some(bare_name) = name.strip_prefix("$").filter(|n| !n.is_empty()) else {
+        return emerg(cf, format_args!("invalid variable name \"{name}\""));
+    };
 
-        // SAFETY: cf->pool is the configuration pool, alive for the cycle.
-        let pool = unsafe { Pool::from_ngx_pool(cf.pool) };
-        let list = match conf.variables {
-            Some(list) => list,
-            None => {
-                let list = NonNull::new(pool.allocate(VariableList::new_in(pool.clone())));
-                let Some(list) = list else {
-                    return CONF_ERROR;
-                };
-                conf.variables = Some(list);
-                list
-            }
-        };
-        // SAFETY: the list was allocated above or by an earlier directive of
-        // this same block; nothing else references it while parsing.
-        let list = unsafe { &mut *list.as_ptr() };
-        if list.try_reserve(1).is_err() {
-            return CONF_ERROR;
+    let Some(variable) = variables::declare_assignable(cf, &bare_name) else {
+        return CONF_ERROR;
+    };
+    // SAFETY: the declaration lives in the core module's configuration.
+    let declaration = unsafe { &mut *variable.declaration };
+    if declaration.get_handler.is_none() {
+        declaration.get_handler = Some(variables::not_found_getter);
+    }
+    let Some(value) = variables::compile(cf, &value) else {
+        return CONF_ERROR;
+    };
+
+    // SAFETY: cf->pool is the configuration pool, alive for the cycle.
+    let pool = unsafe { Pool::from_ngx_pool(cf.pool) };
+    let list = match conf.variables {
+        Some(list) => list,
+        None => {
+            let Some(list) = NonNull::new(pool.allocate(VariableList::new_in(pool.clone()))) else {
+                return CONF_ERROR;
+            };
+            conf.variables = Some(list);
+            list
         }
-        list.push(AuthRequestVariable { variable, value });
-        CONF_OK
-    })
+    };
+    // SAFETY: the list was allocated above or by an earlier directive of
+    // this same block; nothing else references it while parsing.
+    let list = unsafe { &mut *list.as_ptr() };
+    if list.try_reserve(1).is_err() {
+        return CONF_ERROR;
+    }
+    list.push(AuthRequestVariable { variable, value });
+    CONF_OK
 }
 
 /// The location configuration of nginx's C auth_request module, as laid out
@@ -226,31 +228,28 @@ pub unsafe extern "C" fn merge_loc_conf(
 ) -> *mut c_char {
     // SAFETY: nginx passes the configuration and two of this module's
     // location configurations.
-    let (cf, parent, child) = unsafe {
-        (
-            &mut *cf,
-            &*parent.cast::<AuthRequestConf>(),
-            &mut *child.cast::<AuthRequestConf>(),
-        )
+    unsafe { merge(cf, parent, child, merge_levels) }
+}
+
+fn merge_levels(
+    cf: &mut ngx_conf_t,
+    parent: &AuthRequestConf,
+    child: &mut AuthRequestConf,
+) -> *mut c_char {
+    child.merge_from(parent);
+    let Some(location) = c_module_in_use(cf) else {
+        return CONF_OK;
     };
-    guard_conf(cf.log, || {
-        child.merge_from(parent);
-        match c_module_in_use(cf) {
-            None => CONF_OK,
-            Some(location) => {
-                ngx::ngx_conf_log_error!(
-                    NGX_LOG_EMERG,
-                    cf,
-                    "\"auth_request\" in {location} would be handled by nginx's own \
-                     ngx_http_auth_request_module, which this nginx binary has compiled in \
-                     and which takes the directive before nginx-authgate can; use an nginx \
-                     built without --with-http_auth_request_module to use nginx-authgate's \
-                     auth_request"
-                );
-                CONF_ERROR
-            }
-        }
-    })
+    ngx::ngx_conf_log_error!(
+        NGX_LOG_EMERG,
+        cf,
+        "\"auth_request\" in {location} would be handled by nginx's own \
+         ngx_http_auth_request_module, which this nginx binary has compiled in \
+         and which takes the directive before nginx-authgate can; use an nginx \
+         built without --with-http_auth_request_module to use nginx-authgate's \
+         auth_request"
+    );
+    CONF_ERROR
 }
 
 /// When the C module is present and the block being merged uses it, names

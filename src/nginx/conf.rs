@@ -1,9 +1,11 @@
 //! Configuration-time helpers: directive arguments, `[emerg]` messages,
 //! looking at the other modules nginx was built with.
 
-use core::ffi::{c_char, CStr};
+use core::ffi::{c_char, c_void, CStr};
 
 use nginx_sys::{ngx_conf_t, ngx_cycle_t, ngx_module_t, ngx_str_t, NGX_LOG_EMERG};
+
+use super::ffi::guard;
 
 /// The value a directive handler returns on success.
 pub const CONF_OK: *mut c_char = core::ptr::null_mut();
@@ -56,4 +58,39 @@ pub fn find_module<'a>(cycle: &'a ngx_cycle_t, name: &str) -> Option<&'a ngx_mod
                 // ngx_module_names table nginx and ngx_modules! generate).
                 && unsafe { CStr::from_ptr(module.name) }.to_bytes() == name.as_bytes()
         })
+}
+
+/// Runs a directive handler's body inside the panic guard, with the
+/// configuration being parsed and the module's configuration structure the
+/// directive writes to.
+///
+/// # Safety
+/// `cf` and `conf` must be what nginx passes to a directive handler whose
+/// configuration slot holds a `T`.
+pub unsafe fn directive<T>(
+    cf: *mut ngx_conf_t,
+    conf: *mut c_void,
+    body: impl FnOnce(&mut ngx_conf_t, &mut T) -> *mut c_char,
+) -> *mut c_char {
+    // SAFETY: per the contract: the live configuration being parsed and the
+    // module's configuration for the current block.
+    let (cf, conf) = unsafe { (&mut *cf, &mut *conf.cast::<T>()) };
+    guard(cf.log, CONF_ERROR, || body(cf, conf))
+}
+
+/// Runs a `merge_loc_conf`/`merge_srv_conf` body inside the panic guard,
+/// with the parent and child configurations typed.
+///
+/// # Safety
+/// `cf`, `parent` and `child` must be what nginx passes to a merge callback
+/// of a module whose configurations at that level are `T`s.
+pub unsafe fn merge<T>(
+    cf: *mut ngx_conf_t,
+    parent: *mut c_void,
+    child: *mut c_void,
+    body: impl FnOnce(&mut ngx_conf_t, &T, &mut T) -> *mut c_char,
+) -> *mut c_char {
+    // SAFETY: per the contract; parent and child are distinct structures.
+    let (cf, parent, child) = unsafe { (&mut *cf, &*parent.cast::<T>(), &mut *child.cast::<T>()) };
+    guard(cf.log, CONF_ERROR, || body(cf, parent, child))
 }

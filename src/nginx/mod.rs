@@ -12,7 +12,10 @@
 //! * [`variables`] — variable registration, complex values, storing a value in
 //!   the main request;
 //! * [`request`] — typed module context and log accessors;
-//! * [`headers`] — copying response headers between requests;
+//! * [`headers`] — copying and adding response headers;
+//! * [`headers_in`] — removing and adding request headers an upstream sees;
+//! * [`args`] — finding and removing query arguments, byte-exactly;
+//! * [`shm`] — shared memory zones: declaring, initialising, locking;
 //! * [`pool`] — pool cleanups (objects that act when a pool ends);
 //! * [`upstream`] — wrapping an upstream's peer hooks, parking idle upstream
 //!   connections.
@@ -28,12 +31,15 @@ impl core::fmt::Display for NgxError {
     }
 }
 
+pub mod args;
 pub mod conf;
 pub mod ffi;
 pub mod headers;
+pub mod headers_in;
 pub mod phase;
 pub mod pool;
 pub mod request;
+pub mod shm;
 pub mod subrequest;
 pub mod upstream;
 pub mod variables;

@@ -86,6 +86,8 @@ pub fn push_response(
                 data,
             },
             lowcase_key: core::ptr::null_mut(),
+            // nginx < 1.23 has no `next` chain of repeated headers.
+            #[cfg(nginx1_23_0)]
             next: core::ptr::null_mut(),
         });
     }

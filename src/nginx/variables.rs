@@ -118,3 +118,47 @@ pub unsafe extern "C" fn not_found_getter(
     }
     NGX_OK as ngx_int_t
 }
+
+/// Declares a variable this module sets itself (such as
+/// `$auth_http_result`): it reads empty until [`store`] gives it a value.
+pub fn declare_result_variable(cf: &mut ngx_conf_t, name: &'static str) -> Option<AssignableVariable> {
+    let name = ngx_str_t {
+        len: name.len(),
+        data: name.as_ptr().cast_mut(),
+    };
+    let variable = declare_assignable(cf, &name)?;
+    // SAFETY: the declaration lives in the core module's configuration.
+    let declaration = unsafe { &mut *variable.declaration };
+    declaration.get_handler = Some(not_found_getter);
+    Some(AssignableVariable {
+        set_handler: None,
+        ..variable
+    })
+}
+
+/// The index of an existing variable, such as `ssl_client_s_dn`.
+pub fn index_of(cf: &mut ngx_conf_t, name: &'static str) -> Option<ngx_int_t> {
+    let mut name = ngx_str_t {
+        len: name.len(),
+        data: name.as_ptr().cast_mut(),
+    };
+    // SAFETY: cf is the configuration being parsed; the name is static.
+    let index = unsafe { ngx_http_get_variable_index(cf, &mut name) };
+    (index != NGX_ERROR as ngx_int_t).then_some(index)
+}
+
+/// The value of an indexed variable in `r`, empty when not found.
+pub fn get_indexed(r: &mut ngx_http_request_t, index: ngx_int_t) -> &[u8] {
+    let Ok(index) = ngx_uint_t::try_from(index) else {
+        return &[];
+    };
+    // SAFETY: `index` came from ngx_http_get_variable_index() at
+    // configuration time; the value lives in the request pool.
+    unsafe {
+        let v = ngx_http_get_indexed_variable(r, index);
+        if v.is_null() || (*v).not_found() != 0 || (*v).data.is_null() {
+            return &[];
+        }
+        core::slice::from_raw_parts((*v).data, (*v).len() as usize)
+    }
+}

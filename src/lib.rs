@@ -7,10 +7,43 @@
 pub mod auth_request;
 pub mod nginx;
 
-#[cfg(not(test))]
-use auth_request::ngx_http_authgate_auth_request_module;
+/// Exports the tables nginx reads from a module library at `load_module`:
+/// `ngx_modules`, `ngx_module_names` and `ngx_module_order`.
+///
+/// ngx 0.5's `ngx_modules!` cannot list more than one module (its counting
+/// helper rejects the trailing comma it generates), hence this one.
+#[cfg_attr(test, allow(unused_macros))]
+macro_rules! module_table {
+    ($($module:path => $name:literal),+ $(,)?) => {
+        const MODULE_COUNT: usize = [$($name),+].len();
 
-// The table nginx reads from the library at `load_module`. Compiled out of
+        #[no_mangle]
+        #[allow(non_upper_case_globals)]
+        pub static mut ngx_modules: [*const nginx_sys::ngx_module_t; MODULE_COUNT + 1] = [
+            // nginx owns the module structures from load_module on.
+            $(core::ptr::addr_of!($module),)+
+            core::ptr::null(),
+        ];
+
+        #[no_mangle]
+        #[allow(non_upper_case_globals)]
+        pub static mut ngx_module_names: [*const core::ffi::c_char; MODULE_COUNT + 1] = [
+            $(concat!($name, "\0").as_ptr().cast(),)+
+            core::ptr::null(),
+        ];
+
+        /// No ordering constraints relative to nginx's own modules.
+        #[no_mangle]
+        #[allow(non_upper_case_globals)]
+        pub static mut ngx_module_order: [*const core::ffi::c_char; 1] = [core::ptr::null()];
+    };
+}
+
+// The order is the order in which the access checks run in a location that
+// uses several: each module registers at the front of the access phase, and
+// all of them run after nginx's allow/deny and auth_basic. Compiled out of
 // unit tests, which link without nginx.
 #[cfg(not(test))]
-ngx::ngx_modules!(ngx_http_authgate_auth_request_module);
+module_table!(
+    auth_request::ngx_http_authgate_auth_request_module => "ngx_http_authgate_auth_request_module",
+);

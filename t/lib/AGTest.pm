@@ -128,6 +128,13 @@ sub binary    { $_[0]{binary} }
 sub module    { $_[0]{module} }          # undef when TEST_NGINX_MODULE=none
 sub has_module { defined $_[0]{module} }
 
+# Skip the whole (remaining) file; marks the object done.
+sub skip_all {
+    my ($self, $why) = @_;
+    $self->{done} = 1;
+    Test::More::plan(skip_all => $why);
+}
+
 # Skip the whole file unless our Rust module is loaded.
 sub skip_unless_module {
     my ($self, $why) = @_;

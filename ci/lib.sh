@@ -1,0 +1,60 @@
+# shellcheck shell=bash
+# Variables set here are used by the scripts that source this file:
+# shellcheck disable=SC2034
+# Helpers shared by the scripts under ci/ (sourced, never run).
+#
+# Sourcing it cds to the repository root, so every script works from any cwd,
+# and sets ROOT to that root.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+
+# The nginx that `cargo build` vendors must be configured exactly as
+# nginx-src's defaults: an NGX_CONFIGURE_ARGS left in the caller's environment
+# would, for example, compile the C auth_request module into the nginx our
+# module loads into, and its directive would clash with ours. Builds that want
+# extra flags (the C reference) set them for that one command only.
+unset NGX_CONFIGURE_ARGS NGX_CFLAGS NGX_LDFLAGS NGX_VERSION
+
+log() { printf '%s\n' "$*" >&2; }
+die() {
+    log "ERROR: $*"
+    exit 1
+}
+
+# Cargo.lock is committed: in CI a build that would have to change it means
+# someone forgot to commit it, which must fail rather than silently resolve.
+cargo_locked=()
+if [[ -n "${CI:-}" ]]; then
+    cargo_locked=(--locked)
+fi
+
+# find_nginx TARGET_DIR PROFILE: path of the nginx binary that nginx-sys built
+# under TARGET_DIR (several nginx-sys-* build dirs can exist after dependency
+# or flag changes; the newest one is the live one).
+find_nginx() {
+    local target_dir=$1 profile=$2 best="" f
+    for f in "$target_dir/$profile"/build/nginx-sys-*/out/objs/nginx; do
+        [[ -x "$f" ]] || continue
+        if [[ -z "$best" || "$f" -nt "$best" ]]; then
+            best=$f
+        fi
+    done
+    [[ -n "$best" ]] || die "no nginx binary under $target_dir/$profile/build/nginx-sys-*/out/objs/ (did the nginx-sys build run?)"
+    printf '%s\n' "$best"
+}
+
+# target_dir: where cargo puts the main build (respects CARGO_TARGET_DIR).
+target_dir() {
+    local t=${CARGO_TARGET_DIR:-$ROOT/target}
+    [[ "$t" = /* ]] || t=$ROOT/$t
+    printf '%s\n' "$t"
+}
+
+# module_path PROFILE: our cdylib in the main build.
+module_path() {
+    local so
+    so="$(target_dir)/$1/libnginx_authgate.so"
+    [[ -f "$so" ]] || die "module not built: $so"
+    printf '%s\n' "$so"
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Installs what building, testing, the demo and the benchmarks need.
+#
+# Idempotent and quiet: when everything is present it prints one line and
+# touches nothing (no apt-get update, so it costs well under a second and works
+# offline). Otherwise it runs apt-get update once, installs only the missing
+# packages, and prints their names; apt's output is shown only on failure.
+#
+# Machines are handed out fresh, so nothing installed by hand can be relied
+# upon: every tool the ci/ scripts call must come from here.
+set -euo pipefail
+# shellcheck source=ci/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+# Why each package is needed:
+#   libclang-dev                     bindgen (nginx-sys generates its bindings with libclang)
+#   gcc make                         compiling nginx itself (nginx-sys runs configure + make)
+#   libpcre2-dev libssl-dev zlib1g-dev  nginx's configure: rewrite/regex, ssl, gzip
+#   perl libio-socket-ssl-perl       the prove-based tests in t/ (incl. TLS clients)
+#   curl                             demo --check, sanity checks in the benchmarks
+#   wrk                              the benchmarks' load generator
+#   procps util-linux iproute2       pgrep/ps, taskset, ss (benchmarks, demo)
+#   (package) shellcheck             linting the ci/ scripts in ci/test.sh
+#   git ca-certificates              cargo fetching crates over https
+packages=(
+    libclang-dev gcc make libpcre2-dev libssl-dev zlib1g-dev
+    perl libio-socket-ssl-perl
+    curl wrk procps util-linux iproute2 shellcheck
+    git ca-certificates
+)
+
+missing=()
+for p in "${packages[@]}"; do
+    # dpkg-query prints "install ok installed" only for fully installed packages;
+    # half-configured or removed-but-config-left ones count as missing.
+    if [[ "$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)" != "ii " ]]; then
+        missing+=("$p")
+    fi
+done
+
+if ((${#missing[@]})); then
+    sudo=()
+    if ((EUID != 0)); then
+        command -v sudo >/dev/null || die "need root (or sudo) to install: ${missing[*]}"
+        sudo=(sudo)
+    fi
+    aptlog=$(mktemp)
+    trap 'rm -f "$aptlog"' EXIT
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { "${sudo[@]}" apt-get update -qq &&
+        "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$aptlog" 2>&1; then
+        cat "$aptlog" >&2
+        die "apt-get could not install: ${missing[*]}"
+    fi
+    log "setup: installed ${missing[*]}"
+else
+    log "setup: all ${#packages[@]} apt packages already present"
+fi
+
+# The Rust toolchain comes from rustup on these machines, not apt. fmt and
+# clippy are rustup components; try to add them if absent, but rustup may not
+# reach its server, so say exactly what is missing if that fails.
+command -v cargo >/dev/null || die "cargo not found (a rustup toolchain is expected on PATH)"
+for comp in rustfmt clippy; do
+    sub=${comp/rustfmt/fmt}
+    if ! cargo "$sub" --version >/dev/null 2>&1; then
+        if command -v rustup >/dev/null && rustup component add "$comp" >/dev/null 2>&1; then
+            log "setup: installed rustup component $comp"
+        else
+            die "cargo $sub is missing and 'rustup component add $comp' failed (no network to the rustup server?)"
+        fi
+    fi
+done

@@ -4,6 +4,7 @@
 //! Each mechanism is its own nginx module in its own folder; `nginx/` holds
 //! the glue they share. This file only lists the modules for nginx.
 
+pub mod auth_http;
 pub mod auth_request;
 pub mod nginx;
 
@@ -46,4 +47,5 @@ macro_rules! module_table {
 #[cfg(not(test))]
 module_table!(
     auth_request::ngx_http_authgate_auth_request_module => "ngx_http_authgate_auth_request_module",
+    auth_http::ngx_http_authgate_auth_http_module => "ngx_http_authgate_auth_http_module",
 );

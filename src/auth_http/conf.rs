@@ -21,7 +21,8 @@ use crate::nginx::variables::{self, AssignableVariable};
 
 /// EMQX's default parameters, used when a directive gives no `params=`.
 const DEFAULT_SUPERUSER_PARAMS: &[u8] = b"clientid=%c,username=%u";
-const DEFAULT_ACL_PARAMS: &[u8] = b"access=%A,username=%u,clientid=%c,ipaddr=%a,topic=%t,mountpoint=%m";
+const DEFAULT_ACL_PARAMS: &[u8] =
+    b"access=%A,username=%u,clientid=%c,ipaddr=%a,topic=%t,mountpoint=%m";
 
 /// A piece of a parameter value, ready for request time.
 pub enum ValuePiece {
@@ -125,12 +126,32 @@ const fn command(
 }
 
 pub static mut COMMANDS: [ngx_command_t; 7] = [
-    command(ngx::ngx_string!("auth_http_superuser"), NGX_CONF_1MORE, set_superuser),
+    command(
+        ngx::ngx_string!("auth_http_superuser"),
+        NGX_CONF_1MORE,
+        set_superuser,
+    ),
     command(ngx::ngx_string!("auth_http_acl"), NGX_CONF_1MORE, set_acl),
-    command(ngx::ngx_string!("auth_http_retry"), NGX_CONF_1MORE, set_retry),
-    command(ngx::ngx_string!("auth_http_client_id"), NGX_CONF_TAKE1, set_client_id),
-    command(ngx::ngx_string!("auth_http_mountpoint"), NGX_CONF_TAKE1, set_mountpoint),
-    command(ngx::ngx_string!("auth_http_nomatch"), NGX_CONF_TAKE1, set_nomatch),
+    command(
+        ngx::ngx_string!("auth_http_retry"),
+        NGX_CONF_1MORE,
+        set_retry,
+    ),
+    command(
+        ngx::ngx_string!("auth_http_client_id"),
+        NGX_CONF_TAKE1,
+        set_client_id,
+    ),
+    command(
+        ngx::ngx_string!("auth_http_mountpoint"),
+        NGX_CONF_TAKE1,
+        set_mountpoint,
+    ),
+    command(
+        ngx::ngx_string!("auth_http_nomatch"),
+        NGX_CONF_TAKE1,
+        set_nomatch,
+    ),
     ngx_command_t::empty(),
 ];
 
@@ -147,7 +168,11 @@ fn directive(
     guard_conf(cf.log, || body(cf, conf))
 }
 
-unsafe extern "C" fn set_superuser(cf: *mut ngx_conf_t, _: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+unsafe extern "C" fn set_superuser(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     directive(cf, conf, |cf, conf| {
         if conf.superuser.is_some() {
             return conf_message(c"is duplicate");
@@ -162,7 +187,11 @@ unsafe extern "C" fn set_superuser(cf: *mut ngx_conf_t, _: *mut ngx_command_t, c
     })
 }
 
-unsafe extern "C" fn set_acl(cf: *mut ngx_conf_t, _: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+unsafe extern "C" fn set_acl(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     directive(cf, conf, |cf, conf| {
         if conf.acl.is_some() {
             return conf_message(c"is duplicate");
@@ -178,23 +207,35 @@ unsafe extern "C" fn set_acl(cf: *mut ngx_conf_t, _: *mut ngx_command_t, conf: *
 }
 
 /// `uri|off [method=get|post|put] [params="…"]`
-fn parse_service(cf: &mut ngx_conf_t, default_params: &[u8]) -> Result<ServiceSetting, *mut c_char> {
+fn parse_service(
+    cf: &mut ngx_conf_t,
+    default_params: &[u8],
+) -> Result<ServiceSetting, *mut c_char> {
     let words = args(cf).to_vec();
     let directive = words[0];
     let uri = words[1];
     if uri.as_bytes() == b"off" {
         if words.len() > 2 {
-            return Err(emerg(cf, format_args!("\"{directive}\" takes no options after \"off\"")));
+            return Err(emerg(
+                cf,
+                format_args!("\"{directive}\" takes no options after \"off\""),
+            ));
         }
         return Ok(ServiceSetting::Off);
     }
     if !uri.as_bytes().starts_with(b"/") && !uri.as_bytes().starts_with(b"@") {
-        return Err(emerg(cf, format_args!("\"{directive}\": invalid URI \"{uri}\" (must start with \"/\")")));
+        return Err(emerg(
+            cf,
+            format_args!("\"{directive}\": invalid URI \"{uri}\" (must start with \"/\")"),
+        ));
     }
     if uri.as_bytes().starts_with(b"@") {
-        return Err(emerg(cf, format_args!(
-            "\"{directive}\": named location \"{uri}\" cannot be used (subrequests need a URI)"
-        )));
+        return Err(emerg(
+            cf,
+            format_args!(
+                "\"{directive}\": named location \"{uri}\" cannot be used (subrequests need a URI)"
+            ),
+        ));
     }
 
     let mut method = Method::Post;
@@ -207,30 +248,37 @@ fn parse_service(cf: &mut ngx_conf_t, default_params: &[u8]) -> Result<ServiceSe
                 b"post" | b"POST" => Method::Post,
                 b"put" | b"PUT" => Method::Put,
                 _ => {
-                    return Err(emerg(cf, format_args!(
-                        "\"{directive}\": invalid method \"{}\" (get, post or put)",
-                        String::from_utf8_lossy(m)
-                    )))
+                    return Err(emerg(
+                        cf,
+                        format_args!(
+                            "\"{directive}\": invalid method \"{}\" (get, post or put)",
+                            String::from_utf8_lossy(m)
+                        ),
+                    ))
                 }
             };
         } else if bytes.starts_with(b"params=") {
             params_text = option.strip_prefix("params=");
         } else {
-            return Err(emerg(cf, format_args!(
-                "\"{directive}\": unknown option \"{option}\" (method=, params=)"
-            )));
+            return Err(emerg(
+                cf,
+                format_args!("\"{directive}\": unknown option \"{option}\" (method=, params=)"),
+            ));
         }
     }
 
     let spec = params_text.map_or(default_params, |p| {
         // SAFETY: configuration words live in the configuration pool.
-        unsafe { core::slice::from_raw_parts(p.data, p.len) }
+        unquote(unsafe { core::slice::from_raw_parts(p.data, p.len) })
     });
     let parsed = params::parse(spec).map_err(|e| {
-        emerg(cf, format_args!(
-            "\"{directive}\": invalid params \"{}\": {e}",
-            String::from_utf8_lossy(spec)
-        ))
+        emerg(
+            cf,
+            format_args!(
+                "\"{directive}\": invalid params \"{}\": {e}",
+                String::from_utf8_lossy(spec)
+            ),
+        )
     })?;
 
     if method == Method::Get && params::uses(&parsed, Placeholder::Password) {
@@ -242,7 +290,9 @@ fn parse_service(cf: &mut ngx_conf_t, default_params: &[u8]) -> Result<ServiceSe
              keeps it in the request body"
         );
     }
-    if params::uses(&parsed, Placeholder::CertCommonName) || params::uses(&parsed, Placeholder::CertSubject) {
+    if params::uses(&parsed, Placeholder::CertCommonName)
+        || params::uses(&parsed, Placeholder::CertSubject)
+    {
         let index = ssl_subject_index(cf);
         if let Some(main) = AuthHttpModule::main_conf_mut(cf) {
             main.ssl_subject_index = index;
@@ -269,12 +319,18 @@ fn parse_service(cf: &mut ngx_conf_t, default_params: &[u8]) -> Result<ServiceSe
                 Piece::Text(text) => ValuePiece::Text(text),
             });
         }
-        compiled.push(ServiceParam { encoded_name, value });
+        compiled.push(ServiceParam {
+            encoded_name,
+            value,
+        });
     }
 
     let (path, fixed_args) = match uri.as_bytes().iter().position(|&b| b == b'?') {
         Some(q) => (
-            ngx_str_t { len: q, data: uri.data },
+            ngx_str_t {
+                len: q,
+                data: uri.data,
+            },
             uri.as_bytes()[q + 1..].to_vec(),
         ),
         None => (uri, Vec::new()),
@@ -294,6 +350,15 @@ fn parse_service(cf: &mut ngx_conf_t, default_params: &[u8]) -> Result<ServiceSe
     Ok(ServiceSetting::On(service))
 }
 
+/// `params="a=%u"` reaches us with its quotes: nginx's parser only treats
+/// a quote at the start of a word as quoting.
+fn unquote(value: &[u8]) -> &[u8] {
+    match value {
+        [b'"', inner @ .., b'"'] | [b'\'', inner @ .., b'\''] => inner,
+        _ => value,
+    }
+}
+
 #[cfg(ngx_feature = "http_ssl")]
 fn ssl_subject_index(cf: &mut ngx_conf_t) -> Option<ngx_int_t> {
     variables::index_of(cf, "ssl_client_s_dn")
@@ -310,7 +375,11 @@ fn copy_to_pool(cf: &mut ngx_conf_t, bytes: &[u8]) -> Option<*mut u8> {
     Some(s.data)
 }
 
-unsafe extern "C" fn set_retry(cf: *mut ngx_conf_t, _: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+unsafe extern "C" fn set_retry(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     directive(cf, conf, |cf, conf| {
         if conf.retry.is_some() {
             return conf_message(c"is duplicate");
@@ -324,7 +393,9 @@ unsafe extern "C" fn set_retry(cf: *mut ngx_conf_t, _: *mut ngx_command_t, conf:
             };
             // SAFETY: ngx_parse_time only reads the bytes.
             let ms = unsafe { ngx_parse_time(&mut s, 0) };
-            (ms != NGX_ERROR as ngx_int_t).then(|| u64::try_from(ms).ok()).flatten()
+            (ms != NGX_ERROR as ngx_int_t)
+                .then(|| u64::try_from(ms).ok())
+                .flatten()
         };
         match retry::parse(&options, parse_ms) {
             Ok(policy) => {
@@ -350,15 +421,27 @@ fn set_complex(cf: &mut ngx_conf_t, slot: &mut Option<ngx_http_complex_value_t>)
     }
 }
 
-unsafe extern "C" fn set_client_id(cf: *mut ngx_conf_t, _: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+unsafe extern "C" fn set_client_id(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     directive(cf, conf, |cf, conf| set_complex(cf, &mut conf.client_id))
 }
 
-unsafe extern "C" fn set_mountpoint(cf: *mut ngx_conf_t, _: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+unsafe extern "C" fn set_mountpoint(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     directive(cf, conf, |cf, conf| set_complex(cf, &mut conf.mountpoint))
 }
 
-unsafe extern "C" fn set_nomatch(cf: *mut ngx_conf_t, _: *mut ngx_command_t, conf: *mut c_void) -> *mut c_char {
+unsafe extern "C" fn set_nomatch(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
     directive(cf, conf, |cf, conf| {
         if conf.nomatch.is_some() {
             return conf_message(c"is duplicate");
@@ -368,9 +451,12 @@ unsafe extern "C" fn set_nomatch(cf: *mut ngx_conf_t, _: *mut ngx_command_t, con
             b"allow" => NoMatch::Allow,
             b"deny" => NoMatch::Deny,
             _ => {
-                return emerg(cf, format_args!(
-                    "\"auth_http_nomatch\": invalid value \"{value}\" (allow or deny)"
-                ))
+                return emerg(
+                    cf,
+                    format_args!(
+                        "\"auth_http_nomatch\": invalid value \"{value}\" (allow or deny)"
+                    ),
+                )
             }
         });
         CONF_OK

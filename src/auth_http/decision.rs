@@ -123,14 +123,21 @@ mod tests {
     #[test]
     fn superuser_200_allows_without_acl() {
         let p = policy(NoMatch::Deny);
-        assert_eq!(next_step(Stage::Superuser, 0, 200, b"", &p), Step::Allow(Outcome::Superuser));
+        assert_eq!(
+            next_step(Stage::Superuser, 0, 200, b"", &p),
+            Step::Allow(Outcome::Superuser)
+        );
     }
 
     #[test]
     fn superuser_other_answers_go_to_acl() {
         let p = policy(NoMatch::Deny);
         for status in [201, 204, 301, 400, 401, 403, 404, 500] {
-            assert_eq!(next_step(Stage::Superuser, 0, status, b"", &p), Step::AskAcl, "{status}");
+            assert_eq!(
+                next_step(Stage::Superuser, 0, status, b"", &p),
+                Step::AskAcl,
+                "{status}"
+            );
         }
     }
 
@@ -140,20 +147,42 @@ mod tests {
             acl_configured: false,
             ..policy(NoMatch::Allow)
         };
-        assert_eq!(next_step(Stage::Superuser, 0, 403, b"", &p), Step::Allow(Outcome::Ignore));
+        assert_eq!(
+            next_step(Stage::Superuser, 0, 403, b"", &p),
+            Step::Allow(Outcome::Ignore)
+        );
     }
 
     #[test]
     fn acl_answers() {
         let deny = policy(NoMatch::Deny);
         let allow = policy(NoMatch::Allow);
-        assert_eq!(next_step(Stage::Acl, 0, 200, b"", &deny), Step::Allow(Outcome::Allow));
-        assert_eq!(next_step(Stage::Acl, 0, 200, b"allow", &deny), Step::Allow(Outcome::Allow));
-        assert_eq!(next_step(Stage::Acl, 0, 200, b"ignore", &deny), Step::Deny(Outcome::Ignore));
-        assert_eq!(next_step(Stage::Acl, 0, 200, b"ignore", &allow), Step::Allow(Outcome::Ignore));
-        assert_eq!(next_step(Stage::Acl, 0, 200, b"ignore\n", &deny), Step::Allow(Outcome::Allow));
+        assert_eq!(
+            next_step(Stage::Acl, 0, 200, b"", &deny),
+            Step::Allow(Outcome::Allow)
+        );
+        assert_eq!(
+            next_step(Stage::Acl, 0, 200, b"allow", &deny),
+            Step::Allow(Outcome::Allow)
+        );
+        assert_eq!(
+            next_step(Stage::Acl, 0, 200, b"ignore", &deny),
+            Step::Deny(Outcome::Ignore)
+        );
+        assert_eq!(
+            next_step(Stage::Acl, 0, 200, b"ignore", &allow),
+            Step::Allow(Outcome::Ignore)
+        );
+        assert_eq!(
+            next_step(Stage::Acl, 0, 200, b"ignore\n", &deny),
+            Step::Allow(Outcome::Allow)
+        );
         for status in [201, 204, 302, 400, 401, 403, 404, 500] {
-            assert_eq!(next_step(Stage::Acl, 0, status, b"ignore", &allow), Step::Deny(Outcome::Deny), "{status}");
+            assert_eq!(
+                next_step(Stage::Acl, 0, status, b"ignore", &allow),
+                Step::Deny(Outcome::Deny),
+                "{status}"
+            );
         }
     }
 
@@ -171,10 +200,16 @@ mod tests {
 
     #[test]
     fn outcome_names() {
-        let names: Vec<_> = [Outcome::Superuser, Outcome::Allow, Outcome::Deny, Outcome::Ignore, Outcome::Error]
-            .iter()
-            .map(|o| o.as_str())
-            .collect();
+        let names: Vec<_> = [
+            Outcome::Superuser,
+            Outcome::Allow,
+            Outcome::Deny,
+            Outcome::Ignore,
+            Outcome::Error,
+        ]
+        .iter()
+        .map(|o| o.as_str())
+        .collect();
         assert_eq!(names, ["superuser", "allow", "deny", "ignore", "error"]);
     }
 }

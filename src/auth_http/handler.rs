@@ -190,6 +190,7 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
         body,
         // Only the ACL answer's body matters (`ignore`).
         capture_body: ctx.stage == Stage::Acl,
+        keep_client_body_headers: false,
     };
     ctx.subrequest = SubrequestResult::default();
     // SAFETY: the result slot lives in the request-pool context.
@@ -200,7 +201,11 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
 }
 
 /// `name=value&…`, form-encoded, for this request.
-fn encode_params(r: &mut ngx_http_request_t, conf: &AuthHttpConf, service: &Service) -> Option<Vec<u8>> {
+fn encode_params(
+    r: &mut ngx_http_request_t,
+    conf: &AuthHttpConf,
+    service: &Service,
+) -> Option<Vec<u8>> {
     let mut out = Vec::with_capacity(128);
     let mut value = Vec::with_capacity(64);
     for (i, param) in service.params.iter().enumerate() {

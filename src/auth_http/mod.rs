@@ -78,7 +78,11 @@ unsafe impl HttpModuleLocationConf for AuthHttpModule {
 ///
 /// # Safety
 /// Called by nginx with two of this module's location configurations.
-unsafe extern "C" fn merge_loc_conf(cf: *mut ngx_conf_t, parent: *mut c_void, child: *mut c_void) -> *mut c_char {
+unsafe extern "C" fn merge_loc_conf(
+    cf: *mut ngx_conf_t,
+    parent: *mut c_void,
+    child: *mut c_void,
+) -> *mut c_char {
     // SAFETY: nginx passes valid configurations of this module.
     let (log, parent, child) = unsafe {
         (

@@ -128,7 +128,9 @@ fn parse_param(item: &[u8]) -> Result<Param, ParamsError> {
             text.push(b'%');
         } else {
             let placeholder = Placeholder::from_letter(letter).ok_or_else(|| {
-                ParamsError::UnknownPlaceholder(String::from_utf8_lossy(&value[i..i + 2]).into_owned())
+                ParamsError::UnknownPlaceholder(
+                    String::from_utf8_lossy(&value[i..i + 2]).into_owned(),
+                )
             })?;
             if !text.is_empty() {
                 pieces.push(Piece::Text(std::mem::take(&mut text)));
@@ -215,9 +217,23 @@ mod tests {
 
     #[test]
     fn parses_the_emqx_example() {
-        let params = parse(b"access=%A,username=%u,clientid=%c,ipaddr=%a,topic=%t,mountpoint=%m").unwrap();
-        let names: Vec<_> = params.iter().map(|p| String::from_utf8(p.name.clone()).unwrap()).collect();
-        assert_eq!(names, ["access", "username", "clientid", "ipaddr", "topic", "mountpoint"]);
+        let params =
+            parse(b"access=%A,username=%u,clientid=%c,ipaddr=%a,topic=%t,mountpoint=%m").unwrap();
+        let names: Vec<_> = params
+            .iter()
+            .map(|p| String::from_utf8(p.name.clone()).unwrap())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "access",
+                "username",
+                "clientid",
+                "ipaddr",
+                "topic",
+                "mountpoint"
+            ]
+        );
         assert_eq!(params[0].pieces, [Piece::Placeholder(Placeholder::Access)]);
         assert_eq!(params[4].pieces, [Piece::Placeholder(Placeholder::Topic)]);
     }
@@ -227,7 +243,12 @@ mod tests {
         let params = parse(b"who=u:%u/%c,tenant=$http_x_tenant,pct=100%%").unwrap();
         assert_eq!(
             params[0].pieces,
-            [text("u:"), Piece::Placeholder(Placeholder::User), text("/"), Piece::Placeholder(Placeholder::ClientId)]
+            [
+                text("u:"),
+                Piece::Placeholder(Placeholder::User),
+                text("/"),
+                Piece::Placeholder(Placeholder::ClientId)
+            ]
         );
         assert_eq!(params[1].pieces, [text("$http_x_tenant")]);
         assert_eq!(params[2].pieces, [text("100%")]);
@@ -251,9 +272,18 @@ mod tests {
         assert_eq!(parse(b""), Err(ParamsError::Empty));
         assert_eq!(parse(b"a=1,b"), Err(ParamsError::MissingEquals("b".into())));
         assert_eq!(parse(b"=1"), Err(ParamsError::EmptyName("=1".into())));
-        assert_eq!(parse(b"a=%x"), Err(ParamsError::UnknownPlaceholder("%x".into())));
-        assert_eq!(parse(b"a=1%"), Err(ParamsError::TrailingPercent("a=1%".into())));
-        assert_eq!(parse(b"a=1,,b=2"), Err(ParamsError::MissingEquals("".into())));
+        assert_eq!(
+            parse(b"a=%x"),
+            Err(ParamsError::UnknownPlaceholder("%x".into()))
+        );
+        assert_eq!(
+            parse(b"a=1%"),
+            Err(ParamsError::TrailingPercent("a=1%".into()))
+        );
+        assert_eq!(
+            parse(b"a=1,,b=2"),
+            Err(ParamsError::MissingEquals("".into()))
+        );
     }
 
     #[test]
@@ -287,7 +317,10 @@ mod tests {
     #[test]
     fn common_name_from_subject() {
         assert_eq!(common_name(b"CN=alice,O=Example,C=US"), b"alice");
-        assert_eq!(common_name(b"C=US,O=Example\\, Inc.,CN=bob\\,jr"), b"bob,jr");
+        assert_eq!(
+            common_name(b"C=US,O=Example\\, Inc.,CN=bob\\,jr"),
+            b"bob,jr"
+        );
         assert_eq!(common_name(b"O=NoCN"), b"");
         assert_eq!(common_name(b""), b"");
         assert_eq!(common_name(b"CN=multi+UID=7"), b"multi");

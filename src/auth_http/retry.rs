@@ -58,9 +58,18 @@ pub enum RetryError {
 impl fmt::Display for RetryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::UnknownOption(o) => write!(f, "unknown option \"{o}\" (expected times=, interval=, backoff=)"),
-            Self::BadTimes(v) => write!(f, "invalid times \"{v}\" (a whole number from 0 to {MAX_TIMES})"),
-            Self::BadInterval(v) => write!(f, "invalid interval \"{v}\" (a time such as 500ms or 1s, above 0, at most 1h)"),
+            Self::UnknownOption(o) => write!(
+                f,
+                "unknown option \"{o}\" (expected times=, interval=, backoff=)"
+            ),
+            Self::BadTimes(v) => write!(
+                f,
+                "invalid times \"{v}\" (a whole number from 0 to {MAX_TIMES})"
+            ),
+            Self::BadInterval(v) => write!(
+                f,
+                "invalid interval \"{v}\" (a time such as 500ms or 1s, above 0, at most 1h)"
+            ),
             Self::BadBackoff(v) => write!(f, "invalid backoff \"{v}\" (a number from 1.0 to 10.0)"),
         }
     }
@@ -69,7 +78,10 @@ impl fmt::Display for RetryError {
 /// Parses the directive's arguments. `parse_ms` turns an nginx time value
 /// (`500ms`, `1s`, `2m`) into milliseconds (nginx's own parser at
 /// configuration time; a simple one in tests).
-pub fn parse(args: &[&[u8]], parse_ms: impl Fn(&[u8]) -> Option<u64>) -> Result<RetryPolicy, RetryError> {
+pub fn parse(
+    args: &[&[u8]],
+    parse_ms: impl Fn(&[u8]) -> Option<u64>,
+) -> Result<RetryPolicy, RetryError> {
     let mut policy = RetryPolicy::default();
     for arg in args {
         let shown = || String::from_utf8_lossy(arg).into_owned();
@@ -145,15 +157,45 @@ mod tests {
 
     #[test]
     fn rejects_bad_values() {
-        assert_eq!(parse(&[b"times=-1"], ms), Err(RetryError::BadTimes("-1".into())));
-        assert_eq!(parse(&[b"times=11"], ms), Err(RetryError::BadTimes("11".into())));
-        assert_eq!(parse(&[b"times=x"], ms), Err(RetryError::BadTimes("x".into())));
-        assert_eq!(parse(&[b"interval=0"], ms), Err(RetryError::BadInterval("0".into())));
-        assert_eq!(parse(&[b"interval=2h"], ms), Err(RetryError::BadInterval("2h".into())));
-        assert_eq!(parse(&[b"interval=soon"], ms), Err(RetryError::BadInterval("soon".into())));
-        assert_eq!(parse(&[b"backoff=0.5"], ms), Err(RetryError::BadBackoff("0.5".into())));
-        assert_eq!(parse(&[b"backoff=NaN"], ms), Err(RetryError::BadBackoff("NaN".into())));
-        assert_eq!(parse(&[b"backoff=inf"], ms), Err(RetryError::BadBackoff("inf".into())));
-        assert_eq!(parse(&[b"tries=3"], ms), Err(RetryError::UnknownOption("tries=3".into())));
+        assert_eq!(
+            parse(&[b"times=-1"], ms),
+            Err(RetryError::BadTimes("-1".into()))
+        );
+        assert_eq!(
+            parse(&[b"times=11"], ms),
+            Err(RetryError::BadTimes("11".into()))
+        );
+        assert_eq!(
+            parse(&[b"times=x"], ms),
+            Err(RetryError::BadTimes("x".into()))
+        );
+        assert_eq!(
+            parse(&[b"interval=0"], ms),
+            Err(RetryError::BadInterval("0".into()))
+        );
+        assert_eq!(
+            parse(&[b"interval=2h"], ms),
+            Err(RetryError::BadInterval("2h".into()))
+        );
+        assert_eq!(
+            parse(&[b"interval=soon"], ms),
+            Err(RetryError::BadInterval("soon".into()))
+        );
+        assert_eq!(
+            parse(&[b"backoff=0.5"], ms),
+            Err(RetryError::BadBackoff("0.5".into()))
+        );
+        assert_eq!(
+            parse(&[b"backoff=NaN"], ms),
+            Err(RetryError::BadBackoff("NaN".into()))
+        );
+        assert_eq!(
+            parse(&[b"backoff=inf"], ms),
+            Err(RetryError::BadBackoff("inf".into()))
+        );
+        assert_eq!(
+            parse(&[b"tries=3"], ms),
+            Err(RetryError::UnknownOption("tries=3".into()))
+        );
     }
 }

@@ -63,7 +63,12 @@ pub fn copy_www_authenticate(
 
 /// Headers that describe a request body; a subrequest that sends its own
 /// body (or none) must not carry the client's.
-const BODY_FRAMING: [&[u8]; 4] = [b"content-length", b"transfer-encoding", b"content-type", b"expect"];
+const BODY_FRAMING: [&[u8]; 4] = [
+    b"content-length",
+    b"transfer-encoding",
+    b"content-type",
+    b"expect",
+];
 
 /// Gives subrequest `sr` a request-header list of its own: the parent's
 /// headers minus the body framing ones (`Content-Length`,
@@ -77,8 +82,14 @@ pub fn rebuild_without_body_framing(
     // SAFETY: the list header is copied by value; re-initialising the
     // subrequest's copy allocates fresh parts in the request pool and does
     // not touch the parent's parts.
-    if unsafe { ngx_list_init(&mut sr.headers_in.headers, sr.pool, 16, size_of::<ngx_table_elt_t>()) }
-        != NGX_OK as _
+    if unsafe {
+        ngx_list_init(
+            &mut sr.headers_in.headers,
+            sr.pool,
+            16,
+            size_of::<ngx_table_elt_t>(),
+        )
+    } != NGX_OK as _
     {
         return Err(NgxError);
     }
@@ -93,7 +104,10 @@ pub fn rebuild_without_body_framing(
         // initialised ngx_table_elt_t elements in the request pool.
         let (elts, next) = unsafe {
             let p = &*part;
-            (core::slice::from_raw_parts(p.elts.cast::<ngx_table_elt_t>(), p.nelts), p.next)
+            (
+                core::slice::from_raw_parts(p.elts.cast::<ngx_table_elt_t>(), p.nelts),
+                p.next,
+            )
         };
         for h in elts {
             // SAFETY: lowcase_key has key.len bytes (set by the parser).
@@ -121,8 +135,14 @@ pub fn rebuild_without_body_framing(
         unsafe {
             copy.write(ngx_table_elt_t {
                 hash: ngx_hash_key_lc(LOWCASE.as_ptr().cast_mut(), LOWCASE.len()) as ngx_uint_t,
-                key: ngx_str_t { len: KEY.len(), data: KEY.as_ptr().cast_mut() },
-                value: ngx_str_t { len: value.len(), data: value.as_ptr().cast_mut() },
+                key: ngx_str_t {
+                    len: KEY.len(),
+                    data: KEY.as_ptr().cast_mut(),
+                },
+                value: ngx_str_t {
+                    len: value.len(),
+                    data: value.as_ptr().cast_mut(),
+                },
                 lowcase_key: LOWCASE.as_ptr().cast_mut(),
                 next: core::ptr::null_mut(),
             });

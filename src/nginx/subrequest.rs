@@ -74,6 +74,11 @@ pub struct SubrequestSpec<'a> {
     /// Keep the response body in memory (up to `subrequest_output_buffer_size`)
     /// for [`SubrequestResult::body`]; otherwise only the header is produced.
     pub capture_body: bool,
+    /// Pass the client's `Content-Length`/`Transfer-Encoding`/`Content-Type`
+    /// on unchanged, as nginx's C auth_request does (its users add
+    /// `proxy_pass_request_body off; proxy_set_header Content-Length "";`).
+    /// Otherwise the subrequest describes only its own body.
+    pub keep_client_body_headers: bool,
 }
 
 impl<'a> SubrequestSpec<'a> {
@@ -85,12 +90,14 @@ impl<'a> SubrequestSpec<'a> {
             method: Method::Get,
             body: None,
             capture_body: false,
+            keep_client_body_headers: false,
         }
     }
 }
 
 /// Starts a GET subrequest of `r` to `uri` (taken literally: no variables,
-/// no `?` splitting) with optional `args`. See [`start_with`].
+/// no `?` splitting) with optional `args`, carrying all the client's request
+/// headers, as nginx's C auth_request does. See [`start_with`].
 ///
 /// # Safety
 /// As for [`start_with`].
@@ -102,6 +109,7 @@ pub unsafe fn start(
 ) -> Result<*mut ngx_http_request_t, NgxError> {
     let spec = SubrequestSpec {
         args,
+        keep_client_body_headers: true,
         ..SubrequestSpec::get(uri)
     };
     // SAFETY: forwarded contract.
@@ -110,8 +118,9 @@ pub unsafe fn start(
 
 /// Starts a subrequest of `r` described by `spec`; the parent waits for it.
 ///
-/// The subrequest carries the parent's request headers, except that the
-/// client's body framing (`Content-Length`, `Transfer-Encoding`) never
+/// The subrequest carries the parent's request headers, except that, unless
+/// `keep_client_body_headers` asks otherwise, the client's body framing
+/// (`Content-Length`, `Transfer-Encoding`, `Content-Type`, `Expect`) never
 /// leaks into it: it has no body, or exactly `spec.body` (with that
 /// `Content-Type`). It gets a request body structure of its own, so that it
 /// never tries to read the client's body and an upstream module never
@@ -148,7 +157,9 @@ pub unsafe fn start_with(
 
     let mut uri = *spec.uri;
     let mut args = spec.args.copied();
-    let args_ptr = args.as_mut().map_or(ptr::null_mut(), |a| a as *mut ngx_str_t);
+    let args_ptr = args
+        .as_mut()
+        .map_or(ptr::null_mut(), |a| a as *mut ngx_str_t);
     let mut flags = NGX_HTTP_SUBREQUEST_WAITED as ngx_uint_t;
     if spec.capture_body {
         flags |= NGX_HTTP_SUBREQUEST_IN_MEMORY as ngx_uint_t;
@@ -168,7 +179,7 @@ pub unsafe fn start_with(
     if !spec.capture_body {
         sr_ref.set_header_only(1);
     }
-    if spec.method != Method::Get || spec.body.is_some() {
+    if !spec.keep_client_body_headers {
         // SAFETY: `body` was allocated above in the request pool.
         unsafe { set_method_and_body(sr_ref, spec, &mut *body)? };
     }
@@ -208,7 +219,8 @@ fn set_method_and_body(
             sr.headers_in.content_length_n = data.len as _;
             if data.len > 0 {
                 // SAFETY: allocations in the live request pool.
-                let buf = unsafe { ngx_pcalloc(sr.pool, size_of::<ngx_buf_t>()) }.cast::<ngx_buf_t>();
+                let buf =
+                    unsafe { ngx_pcalloc(sr.pool, size_of::<ngx_buf_t>()) }.cast::<ngx_buf_t>();
                 let chain = unsafe { ngx_alloc_chain_link(sr.pool) };
                 if buf.is_null() || chain.is_null() {
                     return Err(NgxError);

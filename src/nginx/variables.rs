@@ -6,8 +6,9 @@ use core::ptr;
 use nginx_sys::{
     ngx_conf_t, ngx_http_add_variable, ngx_http_compile_complex_value,
     ngx_http_compile_complex_value_t, ngx_http_complex_value, ngx_http_complex_value_t,
-    ngx_http_get_variable_index, ngx_http_request_t, ngx_http_set_variable_pt, ngx_http_variable_t,
-    ngx_http_variable_value_t, ngx_int_t, ngx_str_t, NGX_ERROR, NGX_HTTP_VAR_CHANGEABLE, NGX_OK,
+    ngx_http_get_indexed_variable, ngx_http_get_variable_index, ngx_http_request_t,
+    ngx_http_set_variable_pt, ngx_http_variable_t, ngx_http_variable_value_t, ngx_int_t, ngx_str_t,
+    ngx_uint_t, NGX_ERROR, NGX_HTTP_VAR_CHANGEABLE, NGX_OK,
 };
 
 /// A variable a directive may assign to (`auth_request_set $name …`).
@@ -121,7 +122,10 @@ pub unsafe extern "C" fn not_found_getter(
 
 /// Declares a variable this module sets itself (such as
 /// `$auth_http_result`): it reads empty until [`store`] gives it a value.
-pub fn declare_result_variable(cf: &mut ngx_conf_t, name: &'static str) -> Option<AssignableVariable> {
+pub fn declare_result_variable(
+    cf: &mut ngx_conf_t,
+    name: &'static str,
+) -> Option<AssignableVariable> {
     let name = ngx_str_t {
         len: name.len(),
         data: name.as_ptr().cast_mut(),

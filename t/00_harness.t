@@ -121,7 +121,24 @@ EOF2
 isnt($rc, 0, 'nginx -t fails');
 like($out, qr/\[emerg\] unknown directive "bogus_directive" in \Q$file\E:5/, 'emerg with file:line');
 
+# the backend as a standalone script (run_daemon with a program)
+my $sp = $t->port(8085);
+$t->run_daemon($^X, $t->root . '/t/backends/backend.pl', '--port', $sp,
+               '--name', 'script', '--log', $t->testdir . '/script.requests');
+ok($t->waitforsocket("127.0.0.1:$sp"), 'standalone backend script listens');
+$r = http_get('/x/403?www=A', port => $sp);
+is(http_status($r), 403, 'standalone backend script answers');
+is(scalar $t->requests('script'), 1, 'standalone backend script logs');
+
 $t->reload;
 is(http_status(http_get('/static.html')), 200, 'after reload');
+
+# expect_errors: declared [emerg] lines are tolerated, others are not
+open my $fh, '>>', $t->testdir . '/error.log' or die;
+print $fh "2000/01/01 00:00:00 [emerg] 1#1: harness self-test expected line\n";
+close $fh;
+ok(scalar(AGTest::_bad_log_lines($t)) == 1, 'undeclared [emerg] is flagged');
+$t->expect_errors(qr/harness self-test expected line/);
+ok(scalar(AGTest::_bad_log_lines($t)) == 0, 'declared [emerg] is tolerated');
 
 $t->done;

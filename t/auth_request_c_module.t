@@ -1,7 +1,13 @@
 #!/usr/bin/perl
-# auth_request tests that only make sense with our module loaded (behaviour
-# beyond, or checks specific to, the Rust re-implementation).  Skipped with
-# TEST_NGINX_MODULE=none.  Placeholder: to be filled in; skipped for now.
+# Our module loaded into an nginx that has nginx's own C auth_request module
+# compiled in (the C reference build, or Debian's nginx).  That module takes
+# the "auth_request" directives before any loaded module can, so our module
+# must refuse such configurations with a clear [emerg] instead of letting
+# nginx run with our auth_request silently replaced — and must leave every
+# configuration that does not use auth_request alone.
+#
+# The C nginx: TEST_NGINX_C_AUTH_REQUEST_BINARY, or the one ci/test.sh builds
+# in target/cref.  Skipped with TEST_NGINX_MODULE=none.
 
 use strict;
 use warnings;
@@ -9,9 +15,68 @@ use Test::More;
 use lib 't/lib';
 use AGTest;
 
-my $t = AGTest->new;
+my $cref = $ENV{TEST_NGINX_C_AUTH_REQUEST_BINARY}
+    // (sort { (stat $b)[9] <=> (stat $a)[9] }
+        glob(AGTest::_find_root() . '/target/cref/debug/build/nginx-sys-*/out/objs/nginx'))[0];
+
+my $t = do {
+    local $ENV{TEST_NGINX_BINARY} = $cref if $cref;
+    AGTest->new;
+};
 $t->skip_unless_module('needs our module (TEST_NGINX_MODULE=none)');
+$t->skip_all('no nginx with the C auth_request module: build it as ci/test.sh does, '
+    . 'or set TEST_NGINX_C_AUTH_REQUEST_BINARY')
+    unless $cref && -x $cref;
+$t->skip_all("$cref was not built with --with-http_auth_request_module")
+    unless `$cref -V 2>&1` =~ /--with-http_auth_request_module/;
 
-$t->skip_all('placeholder: module-only auth_request tests not written yet');
+$t->write_file('p/index.html', "CONTENT\n");
 
-# When filling in: write nginx.conf, $t->run, tests, then $t->done.
+sub conf {
+    my ($server_extra, $location_extra) = @_;
+    return <<"EOF2";
+%%TEST_GLOBALS%%
+events {}
+http {
+    %%TEST_GLOBALS_HTTP%%
+    server {
+        listen 127.0.0.1:%%PORT_8080%%;
+        $server_extra
+        location /p {
+            $location_extra
+            root %%TESTDIR%%;
+        }
+        location = /auth { return 204; }
+    }
+}
+EOF2
+}
+
+my ($rc, $out) = $t->nginx_t(conf('', 'auth_request /auth;'));
+isnt($rc, 0, 'auth_request in a location: nginx -t fails');
+like($out, qr/\[emerg\] "auth_request" in location "\/p" would be handled by nginx's own ngx_http_auth_request_module/,
+     'the [emerg] names the location and the C module');
+like($out, qr/use an nginx built without --with-http_auth_request_module/, 'and says what to do');
+like($out, qr/ in \S+nginx-t-\d+\.conf:\d+/, 'with FILE:LINE');
+
+($rc, $out) = $t->nginx_t(conf('auth_request /auth;', ''));
+isnt($rc, 0, 'auth_request at server level: nginx -t fails');
+like($out, qr/"auth_request" in (?:a server block|location "\/p")/, 'names where it is used');
+
+($rc, $out) = $t->nginx_t(conf('', 'auth_request_set $u $upstream_http_x_user;'));
+isnt($rc, 0, 'auth_request_set alone: nginx -t fails too');
+
+($rc, $out) = $t->nginx_t(conf('', 'auth_request off;'));
+is($rc, 0, '"auth_request off" only: accepted') or diag($out);
+
+($rc, $out) = $t->nginx_t(conf('', ''));
+is($rc, 0, 'no auth_request: accepted, the module loads') or diag($out);
+
+# and that nginx runs with our module loaded, serving as usual
+$t->write_file_expand('nginx.conf', conf('', ''));
+$t->run;
+my $r = http_get('/p/index.html');
+is(http_status($r), 200, 'C-module nginx with our module loaded serves requests');
+is(http_body($r), "CONTENT\n", 'content');
+
+$t->done;

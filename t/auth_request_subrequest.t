@@ -76,6 +76,30 @@ http {
             auth_request /rawauth/200/proxy-raw;
             proxy_pass http://127.0.0.1:%%PORT_8082%%;
         }
+        # the body is read (to a temp file when large) by a first proxy_pass
+        # whose 404 is redirected, keeping POST, into a named location that
+        # checks auth: the auth subrequest must neither send nor spoil it
+        location = /pre-read {
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+            proxy_set_header X-Echo-Ctl-Status 404;
+            proxy_intercept_errors on;
+            error_page 404 = @after-read;
+        }
+        location @after-read {
+            auth_request /auth/200/after-read;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+        location = /pre-read-raw {
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+            proxy_set_header X-Echo-Ctl-Status 404;
+            proxy_intercept_errors on;
+            error_page 404 = @after-read-raw;
+        }
+        location @after-read-raw {
+            auth_request /rawauth/200/after-read-raw;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+
         location = /deny-with-body {
             auth_request /auth/401/deny-with-body;
             alias %%TESTDIR%%/protected.html;
@@ -106,7 +130,7 @@ for my $m (qw(GET HEAD POST PUT DELETE)) {
         ? http_post('/proxy/m', 'abc', method => $m)
         : http_get('/proxy/m', method => $m);
     is(http_status($r), 200, "$m: allowed");
-    is(json_body($r)->{method}, $m, "$m: protected upstream got $m") unless $m eq 'HEAD';
+    is((json_body($r) // {})->{method}, $m, "$m: protected upstream got $m") unless $m eq 'HEAD';
     my @a = auth_reqs(qr{^/auth/200/proxy$});
     is(scalar @a, 1, "$m: one auth subrequest");
     is($a[0]{method}, 'GET', "$m: the subrequest is a GET");
@@ -163,7 +187,7 @@ is(http_status($r), 200, 'auth location without body directives: still allowed')
 @a = $t->requests('auth');
 is(AGTest::req_header($a[0], 'Content-Length'), '19', 'auth upstream sees the client Content-Length header');
 is($a[0]{body_length}, 0, '... but receives no body bytes');
-my $j = json_body($r);
+my $j = json_body($r) // {};
 is($j->{body_md5}, md5_hex('raw-body-0123456789'), 'main request still passes the full body');
 
 ###############################################################################
@@ -211,6 +235,28 @@ for my $case (['small', $small], ['large', $large]) {
     is($a[0]{method}, 'GET', "h2 $name: auth subrequest is a GET");
     is($a[0]{body_length}, 0, "h2 $name: auth service got no body");
     is(AGTest::req_header($a[0], 'X-H2'), 'yes', "h2 $name: client header reaches the auth service");
+}
+
+###############################################################################
+# body already read before the access phase (named location after an
+# intercepted upstream error): auth subrequests get a fake empty body
+
+for my $case (['small', $small], ['large', $large]) {
+    my ($name, $body) = @$case;
+    for my $loc ('/pre-read', '/pre-read-raw') {
+        $t->clear_requests('auth');
+        $t->clear_requests('echo');
+        $r = http_post($loc, $body);
+        is(http_status($r), 200, "$loc $name: 200");
+        $j = json_body($r) // {};
+        is($j->{method}, 'POST', "$loc $name: method kept");
+        is($j->{body_md5}, md5_hex($body), "$loc $name: already-read body passed on intact");
+        my @e = $t->requests('echo');
+        is(scalar @e, 2, "$loc $name: echo hit twice (404, then after auth)");
+        @a = $t->requests('auth');
+        is(scalar @a, 1, "$loc $name: auth service hit once");
+        is($a[0]{body_length}, 0, "$loc $name: auth service got no body");
+    }
 }
 
 ###############################################################################

@@ -1,0 +1,216 @@
+# shellcheck shell=bash
+# Variables set here are used by the scripts that source this file:
+# shellcheck disable=SC2034
+# Helpers for the benchmarks under ci/bench/ (sourced, never run).
+#
+# Method, shared by every benchmark: nginx with one worker pinned to one core,
+# wrk pinned to the other, loopback only, every run bounded by its duration.
+# Wall-clock req/s on these machines drifts by ±10% between runs, so the
+# primary metric is the worker's CPU time per request (utime+stime from
+# /proc/<pid>/stat, before and after a run, divided by the requests wrk
+# completed): what a config costs the worker, independent of how fast wrk and
+# the scheduler happened to be. Variants are interleaved over rounds and the
+# median taken, so slow drift hits all of them alike.
+#
+# Env knobs (all optional):
+#   BENCH_DURATION     seconds per measured run            (default 10)
+#   BENCH_WARMUP       seconds of unmeasured warm-up/variant (default 2)
+#   BENCH_ROUNDS       interleaved rounds                  (default 3)
+#   BENCH_CONNECTIONS  wrk connections                     (default 32)
+#   BENCH_PORT_BASE    first loopback port to use          (default 18480)
+
+# shellcheck source=ci/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
+
+BENCH_DURATION=${BENCH_DURATION:-10}
+BENCH_WARMUP=${BENCH_WARMUP:-2}
+BENCH_ROUNDS=${BENCH_ROUNDS:-3}
+BENCH_CONNECTIONS=${BENCH_CONNECTIONS:-32}
+BENCH_PORT_BASE=${BENCH_PORT_BASE:-18480}
+CLK_TCK=$(getconf CLK_TCK)
+
+# Core pinning: nginx on the last CPU we may use, wrk on the first. Without
+# taskset or with a single CPU, nothing is pinned (and the output says so).
+BENCH_NGINX_PIN=()
+BENCH_WRK_PIN=()
+bench_setup_pinning() {
+    local cpus first last
+    if command -v taskset >/dev/null; then
+        cpus=$(awk '/^Cpus_allowed_list/ {print $2}' /proc/self/status)
+        # A list like "0-1" or "0,2-3": take the first and the last CPU number.
+        first=$(awk -F'[,-]' '{print $1}' <<<"$cpus")
+        last=$(awk -F'[,-]' '{print $NF}' <<<"$cpus")
+        if [[ -n "$first" && "$first" != "$last" ]]; then
+            BENCH_NGINX_PIN=(taskset -c "$last")
+            BENCH_WRK_PIN=(taskset -c "$first")
+            log "bench: nginx pinned to CPU $last, wrk to CPU $first"
+            return
+        fi
+    fi
+    log "bench: WARNING: not pinning (no taskset or one CPU); numbers are noisier"
+}
+
+# bench_build_ours: release module + vendored nginx. Sets OURS_NGINX, OURS_MODULE.
+bench_build_ours() {
+    log "bench: cargo build --release (module + vendored nginx)"
+    cargo build "${cargo_locked[@]}" --release >&2
+    OURS_NGINX=$(find_nginx "$(target_dir)" release)
+    OURS_MODULE=$(module_path release)
+}
+
+# bench_build_cref: reference nginx from the same nginx-src with the C
+# auth_request module, in its own target dir (the flags would otherwise
+# reconfigure the main build's nginx). Sets CREF_NGINX.
+bench_build_cref() {
+    local dir=$ROOT/target/bench-cref
+    log "bench: C reference nginx (--with-http_auth_request_module) in $dir"
+    CARGO_TARGET_DIR=$dir NGX_CONFIGURE_ARGS=--with-http_auth_request_module \
+        cargo build "${cargo_locked[@]}" --release -p nginx-sys >&2
+    CREF_NGINX=$(find_nginx "$dir" release)
+    "$CREF_NGINX" -V 2>&1 | grep -q -- --with-http_auth_request_module ||
+        die "$CREF_NGINX lacks --with-http_auth_request_module"
+}
+
+# bench_init: pinning, and one temp dir for all prefixes, removed (with every
+# nginx stopped) on exit. Call once, in the main shell, before starting nginx.
+BENCH_TMP=""
+BENCH_MASTERS=()
+bench_init() {
+    bench_setup_pinning
+    # Under /tmp, not the repo: the workers run as `nobody` when started as
+    # root and must be able to read the files they serve.
+    BENCH_TMP=$(mktemp -d /tmp/authgate-bench.XXXXXX)
+    chmod 755 "$BENCH_TMP"
+    trap bench_cleanup EXIT
+}
+
+bench_cleanup() {
+    local m
+    for m in "${BENCH_MASTERS[@]}"; do
+        kill -TERM "$m" 2>/dev/null || true
+    done
+    for m in "${BENCH_MASTERS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$m" 2>/dev/null || break; sleep 0.1; done
+    done
+    [[ -n "$BENCH_TMP" ]] && rm -rf "$BENCH_TMP"
+    BENCH_MASTERS=()
+}
+
+# bench_start_nginx NAME NGINX_BINARY CONF_TEXT
+# Starts nginx (daemonized, pinned) with CONF_TEXT as nginx.conf in a fresh
+# prefix $BENCH_TMP/NAME/ (html/ and logs/ exist). The config must not set
+# pid or daemon, and should log errors to a file, not stderr. Sets
+# BENCH_MASTER to the master's pid. On failure shows nginx's complaint and
+# returns 1 (the caller decides whether that ends the benchmark).
+# Not to be called in $(...): it records the master for bench_cleanup.
+BENCH_MASTER=""
+bench_start_nginx() {
+    local name=$1 bin=$2 conf=$3 prefix
+    [[ -n "$BENCH_TMP" ]] || die "bench_init first"
+    prefix=$BENCH_TMP/$name
+    BENCH_MASTER=""
+    mkdir -p "$prefix/conf" "$prefix/logs" "$prefix/html"
+    printf '%s\n' "$conf" >"$prefix/conf/nginx.conf"
+    local cmd=("$bin" -p "$prefix/" -c "$prefix/conf/nginx.conf" -g "pid $prefix/logs/nginx.pid;")
+    # Output to a file, not a pipe: a daemonized nginx could hold a pipe open.
+    if ! "${cmd[@]}" -t >"$prefix/logs/start.out" 2>&1 ||
+        ! "${BENCH_NGINX_PIN[@]}" "${cmd[@]}" >>"$prefix/logs/start.out" 2>&1; then
+        sed "s/^/  $name: /" "$prefix/logs/start.out" >&2
+        return 1
+    fi
+    # Daemonized: the pid file is written once the master has bound its sockets.
+    for _ in $(seq 100); do
+        [[ -s "$prefix/logs/nginx.pid" ]] && break
+        sleep 0.05
+    done
+    [[ -s "$prefix/logs/nginx.pid" ]] || {
+        log "bench: $name: nginx wrote no pid file"
+        return 1
+    }
+    BENCH_MASTER=$(<"$prefix/logs/nginx.pid")
+    BENCH_MASTERS+=("$BENCH_MASTER")
+}
+
+# bench_worker_pid MASTER_PID: the (single) worker's pid; waits for it.
+bench_worker_pid() {
+    local master=$1 w
+    for _ in $(seq 100); do
+        w=$(pgrep -P "$master" | head -n1 || true)
+        [[ -n "$w" ]] && {
+            printf '%s\n' "$w"
+            return 0
+        }
+        sleep 0.05
+    done
+    die "no worker process under nginx master $master"
+}
+
+# bench_cpu_ticks PID: utime+stime of PID, in clock ticks (1/CLK_TCK s).
+# Fields are counted after the ")" closing the command name, which may
+# itself contain spaces: utime and stime are fields 14 and 15 of the line,
+# i.e. the 12th and 13th after the ")".
+bench_cpu_ticks() {
+    local stat rest
+    stat=$(<"/proc/$1/stat") || die "process $1 is gone"
+    rest=${stat##*) }
+    # shellcheck disable=SC2086  # splitting the fields is the point
+    set -- $rest
+    printf '%s\n' "$((${12} + ${13}))"
+}
+
+# bench_wrk URL SECONDS: runs wrk (pinned), prints "REQUESTS RPS".
+# Fails (returns 1, wrk's output on stderr) if wrk reports any socket error
+# or non-2xx/3xx response: a benchmark of error pages measures nothing.
+bench_wrk() {
+    local url=$1 secs=$2 out reqs rps
+    out=$("${BENCH_WRK_PIN[@]}" wrk -t1 -c"$BENCH_CONNECTIONS" -d"${secs}s" "$url" 2>&1) || {
+        log "$out"
+        return 1
+    }
+    if grep -Eq 'Non-2xx or 3xx responses|Socket errors' <<<"$out"; then
+        log "bench: wrk saw errors against $url:"
+        log "$out"
+        return 1
+    fi
+    reqs=$(awk '/ requests in / {print $1}' <<<"$out")
+    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+    [[ -n "$reqs" && -n "$rps" ]] || {
+        log "bench: cannot parse wrk output:"
+        log "$out"
+        return 1
+    }
+    printf '%s %s\n' "$reqs" "$rps"
+}
+
+# bench_measure URL WORKER_PID SECONDS: one measured run; prints
+# "CPU_US_PER_REQ RPS REQUESTS".
+bench_measure() {
+    local url=$1 worker=$2 secs=$3 t0 t1 res reqs rps
+    t0=$(bench_cpu_ticks "$worker")
+    res=$(bench_wrk "$url" "$secs") || return 1
+    t1=$(bench_cpu_ticks "$worker")
+    read -r reqs rps <<<"$res"
+    ((reqs > 0)) || {
+        log "bench: no requests completed"
+        return 1
+    }
+    awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$reqs" -v rps="$rps" \
+        'BEGIN { printf "%.3f %s %d\n", d * 1e6 / hz / n, rps, n }'
+}
+
+# bench_median NUMBERS...: the median (mean of the middle two for an even count).
+bench_median() {
+    printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+        END { if (NR == 0) exit 1;
+              if (NR % 2) printf "%.3f\n", v[(NR + 1) / 2];
+              else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# bench_ratio A B: A/B to 3 decimals ("n/a" if either is missing).
+bench_ratio() {
+    if [[ -z "$1" || -z "$2" || "$1" == n/a || "$2" == n/a ]]; then
+        echo n/a
+    else
+        awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f\n", a / b }'
+    fi
+}

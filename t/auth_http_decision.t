@@ -91,6 +91,50 @@ http {
         location /open/ {
             alias %%TESTDIR%%/;
         }
+
+        # an ACL service written in nginx itself (no proxy)
+        location = /_local_ignore { internal; return 200 "ignore"; }
+        location = /_local_allow  { internal; return 200 "ok"; }
+        location = /_local_deny   { internal; return 403; }
+        location /local-ignore/ {
+            auth_http_acl /_local_ignore;
+            alias %%TESTDIR%%/;
+        }
+        location /local-allow/ {
+            auth_http_acl /_local_allow;
+            alias %%TESTDIR%%/;
+        }
+        location /local-deny/ {
+            auth_http_acl /_local_deny;
+            alias %%TESTDIR%%/;
+        }
+        # a big ACL answer (more than subrequest_output_buffer_size)
+        location /big/ {
+            auth_http_acl /_acl/big;
+            subrequest_output_buffer_size 4k;
+            alias %%TESTDIR%%/;
+        }
+
+        # after an internal redirect the check runs again, in the new
+        # location, with its own settings and a fresh result
+        location /redirect/ {
+            auth_http_acl /_acl/first;
+            error_page 403 = /after-redirect/protected.html;
+            alias %%TESTDIR%%/;
+        }
+        location /after-redirect/ {
+            auth_http_acl /_local_allow;
+            alias %%TESTDIR%%/;
+        }
+        location /redirect-deny/ {
+            auth_http_acl /_acl/first;
+            error_page 403 = /after-redirect-deny/protected.html;
+            alias %%TESTDIR%%/;
+        }
+        location /after-redirect-deny/ {
+            auth_http_acl /_local_deny;
+            alias %%TESTDIR%%/;
+        }
     }
 
     # inheritance: server-level settings, switched off and overridden below
@@ -241,6 +285,41 @@ is(http_body($r), "PROTECTED\n", 'ACL answer body not shown to the client');
 ok(!defined http_header($r, 'X-Backend'), 'ACL answer headers not shown to the client');
 $r = get('/acl-only/protected.html', acl => 403, body => 'SECRET-ACL-BODY');
 unlike(http_body($r), qr/SECRET/, 'ACL deny body not shown to the client');
+
+# HEAD: the answer's body is still looked at
+$r = http_get('/acl-only/protected.html', method => 'HEAD',
+              headers => ['X-Acl-Status: 200', 'X-Acl-Body: ignore']);
+is(http_status($r), 403, 'HEAD, ACL "ignore": no match, denied');
+$r = http_get('/acl-only/protected.html', method => 'HEAD', headers => ['X-Acl-Body: yes']);
+is(http_status($r), 200, 'HEAD, ACL allows: 200');
+
+# an ACL service made of nginx "return" lines
+for my $case (['local-ignore', 403, 'ignore'], ['local-allow', 200, 'allow'],
+              ['local-deny', 403, 'deny']) {
+    my ($loc, $status, $result) = @$case;
+    $r = get("/$loc/protected.html");
+    is(http_status($r), $status, "ACL location with return: $loc -> $status");
+    is(http_header($r, 'X-Result'), "[$result]", "ACL location with return: $loc -> $result");
+}
+
+# an ACL answer bigger than subrequest_output_buffer_size
+# is an nginx error: the request is terminated, the client gets nothing
+$r = http_get('/big/protected.html', headers => ['X-Ctl-Bodylen: 100000']);
+unlike($r, qr/PROTECTED/, 'ACL answer too big: the protected file is not served');
+is(http_status($r), undef, 'ACL answer too big: connection closed without a response');
+ok(scalar $t->grep_log(qr/\[error\].*too big subrequest response: 100000/),
+   'ACL answer too big: nginx logs "too big subrequest response"');
+$r = http_get('/big/protected.html', headers => ['X-Ctl-Bodylen: 4000']);
+is(http_status($r), 200, 'ACL answer within subrequest_output_buffer_size: allowed');
+
+# internal redirect: checked again in the new location
+clear();
+$r = get('/redirect/protected.html', acl => 403);
+is(http_status($r), 200, 'error_page after an ACL deny: the new location\'s own check allows');
+is(http_header($r, 'X-Result'), '[allow]', 'error_page: the result is the new check\'s');
+is(hits('acl'), 1, 'error_page: the first ACL asked once');
+$r = get('/redirect-deny/protected.html', acl => 403);
+is(http_status($r), 403, 'error_page into a denying location: 403');
 
 ###############################################################################
 # inheritance (server 8081: superuser + ACL + nomatch allow at server level)

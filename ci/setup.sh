@@ -17,7 +17,8 @@ source "$(dirname "$0")/lib.sh"
 #   gcc make                         compiling nginx itself (nginx-sys runs configure + make)
 #   libpcre2-dev libssl-dev zlib1g-dev  nginx's configure: rewrite/regex, ssl, gzip
 #   perl libio-socket-ssl-perl       the prove-based tests in t/ (incl. TLS clients)
-#   curl                             demo --check, sanity checks in the benchmarks
+#   curl                             demo --check, sanity checks in the benchmarks, h2/TLS test clients
+#   openssl                          t/auth_http_params.t makes a CA and certificates at test time
 #   wrk                              the benchmarks' load generator
 #   procps util-linux iproute2       pgrep/ps, taskset, ss (benchmarks, demo)
 #   (package) shellcheck             linting the ci/ scripts in ci/test.sh
@@ -25,7 +26,7 @@ source "$(dirname "$0")/lib.sh"
 packages=(
     libclang-dev gcc make libpcre2-dev libssl-dev zlib1g-dev
     perl libio-socket-ssl-perl
-    curl wrk procps util-linux iproute2 shellcheck
+    curl openssl wrk procps util-linux iproute2 shellcheck
     git ca-certificates
 )
 

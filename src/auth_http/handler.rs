@@ -188,8 +188,12 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
         args: (!query.is_empty()).then_some(&args),
         method: service.method,
         body,
-        // Only the ACL answer's body matters (`ignore`).
-        capture_body: ctx.stage == Stage::Acl,
+        // Only the ACL answer's body matters (`ignore`), but the superuser
+        // answer is read to its end as well: a header-only subrequest makes
+        // nginx close the upstream connection whenever the answer has a body
+        // (a "403 not a superuser" page), so every ordinary client would
+        // cost a new (TLS) connection to the service.
+        capture_body: true,
         keep_client_body_headers: false,
     };
     ctx.subrequest = SubrequestResult::default();

@@ -108,11 +108,21 @@ http {
             auth_http_acl /_local_deny;
             alias %%TESTDIR%%/;
         }
-        # a big ACL answer (more than subrequest_output_buffer_size)
+        # a big ACL answer (more than subrequest_output_buffer_size, which
+        # is the service location's)
         location /big/ {
             auth_http_acl /_acl/big;
-            subrequest_output_buffer_size 4k;
+            subrequest_output_buffer_size 1m;
             alias %%TESTDIR%%/;
+        }
+        location /bigbuf/ {
+            auth_http_acl /_acl_bigbuf/big;
+            alias %%TESTDIR%%/;
+        }
+        location /_acl_bigbuf/ {
+            internal;
+            proxy_pass http://127.0.0.1:%%PORT_8092%%/acl/;
+            subrequest_output_buffer_size 200k;
         }
 
         # after an internal redirect the check runs again, in the new
@@ -311,6 +321,8 @@ ok(scalar $t->grep_log(qr/\[error\].*too big subrequest response: 100000/),
    'ACL answer too big: nginx logs "too big subrequest response"');
 $r = http_get('/big/protected.html', headers => ['X-Ctl-Bodylen: 4000']);
 is(http_status($r), 200, 'ACL answer within subrequest_output_buffer_size: allowed');
+$r = http_get('/bigbuf/protected.html', headers => ['X-Ctl-Bodylen: 100000']);
+is(http_status($r), 200, 'subrequest_output_buffer_size 200k in the service location: 100000 bytes fit');
 
 # internal redirect: checked again in the new location
 clear();

@@ -14,19 +14,21 @@ source "$(dirname "$0")/lib.sh"
 
 # Why each package is needed:
 #   libclang-dev                     bindgen (nginx-sys generates its bindings with libclang)
-#   gcc make                         compiling nginx itself (nginx-sys runs configure + make)
+#   gcc libc6-dev make               compiling nginx itself (nginx-sys runs configure + make;
+#                                    libc6-dev is only a Recommends of gcc, and we skip those)
 #   libpcre2-dev libssl-dev zlib1g-dev  nginx's configure: rewrite/regex, ssl, gzip
 #   perl libio-socket-ssl-perl       the prove-based tests in t/ (incl. TLS clients)
 #   curl                             demo --check, sanity checks in the benchmarks, h2/TLS test clients
 #   openssl                          t/auth_http_params.t makes a CA and certificates at test time
 #   wrk                              the benchmarks' load generator
 #   procps util-linux iproute2       pgrep/ps, taskset, ss (benchmarks, demo)
+#   valgrind                         the benchmarks' instructions-per-request metric
 #   (package) shellcheck             linting the ci/ scripts in ci/test.sh
 #   git ca-certificates              cargo fetching crates over https
 packages=(
-    libclang-dev gcc make libpcre2-dev libssl-dev zlib1g-dev
+    libclang-dev gcc libc6-dev make libpcre2-dev libssl-dev zlib1g-dev
     perl libio-socket-ssl-perl
-    curl openssl wrk procps util-linux iproute2 shellcheck
+    curl openssl wrk procps util-linux iproute2 valgrind shellcheck
     git ca-certificates
 )
 
@@ -48,8 +50,12 @@ if ((${#missing[@]})); then
     aptlog=$(mktemp)
     trap 'rm -f "$aptlog"' EXIT
     export DEBIAN_FRONTEND=noninteractive
-    if ! { "${sudo[@]}" apt-get update -qq &&
-        "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$aptlog" 2>&1; then
+    # Wait for, rather than fail on, another apt/dpkg run holding the lock
+    # (a second session on the same machine; also why a package seen
+    # half-installed above is simply installed again).
+    apt=("${sudo[@]}" apt-get -o DPkg::Lock::Timeout=600)
+    if ! { "${apt[@]}" update -qq &&
+        "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}"; } >"$aptlog" 2>&1; then
         cat "$aptlog" >&2
         die "apt-get could not install: ${missing[*]}"
     fi

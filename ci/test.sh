@@ -22,6 +22,22 @@ source "$(dirname "$0")/lib.sh"
 
 suite_start=$SECONDS
 summary=()
+# Steps run in subshells; they append the number of tests they ran here.
+counts=$(mktemp)
+trap 'rm -f "$counts"' EXIT
+
+# count_tests KIND: copies stdin to stdout and records how many tests passed,
+# from cargo test's "test result:" lines or prove's "Tests=N" line.
+count_tests() {
+    local kind=$1 out
+    out=$(mktemp)
+    tee "$out"
+    case $kind in
+        cargo) awk '/^test result:/ { n += $4 } END { print n + 0 }' "$out" >>"$counts" ;;
+        prove) awk -F'Tests=' '/^Files=[0-9]+, Tests=/ { split($2, a, ","); n += a[1] } END { print n + 0 }' "$out" >>"$counts" ;;
+    esac
+    rm -f "$out"
+}
 
 # step NAME CMD...: runs CMD with a banner, timing, and a clear failure line.
 # The subshell with its own `set -e` keeps errexit working inside shell
@@ -79,10 +95,14 @@ prove_ours() {
     fi
     TEST_NGINX_BINARY=$(find_nginx "$(target_dir)" debug)
     TEST_NGINX_MODULE=$(module_path debug)
-    export TEST_NGINX_BINARY TEST_NGINX_MODULE
+    # For the tests that load our module into the C reference (must refuse
+    # to clash with its auth_request).
+    TEST_NGINX_C_AUTH_REQUEST_BINARY=$(find_nginx "$ROOT/target/cref" debug)
+    export TEST_NGINX_BINARY TEST_NGINX_MODULE TEST_NGINX_C_AUTH_REQUEST_BINARY
     echo "TEST_NGINX_BINARY=$TEST_NGINX_BINARY"
     echo "TEST_NGINX_MODULE=$TEST_NGINX_MODULE"
-    prove "${prove_args[@]}" t
+    echo "TEST_NGINX_C_AUTH_REQUEST_BINARY=$TEST_NGINX_C_AUTH_REQUEST_BINARY"
+    prove "${prove_args[@]}" t 2>&1 | count_tests prove
 }
 
 prove_cref() {
@@ -96,14 +116,15 @@ prove_cref() {
     export TEST_NGINX_BINARY TEST_NGINX_MODULE=none
     echo "TEST_NGINX_BINARY=$TEST_NGINX_BINARY"
     echo "TEST_NGINX_MODULE=$TEST_NGINX_MODULE"
-    prove "${prove_args[@]}" "${tests[@]}"
+    prove "${prove_args[@]}" "${tests[@]}" 2>&1 | count_tests prove
 }
 
 step "setup (ci/setup.sh)" bash ci/setup.sh
 step "shellcheck ci scripts" lint_scripts
 step "cargo fmt --check" cargo fmt --all --check
 step "cargo clippy --all-targets -D warnings" cargo clippy "${cargo_locked[@]}" --all-targets -- -D warnings
-step "cargo test" cargo test "${cargo_locked[@]}"
+cargo_test() { cargo test "${cargo_locked[@]}" 2>&1 | count_tests cargo; }
+step "cargo test" cargo_test
 step "cargo build (module + vendored nginx)" cargo build "${cargo_locked[@]}"
 step "C reference nginx (target/cref, +auth_request)" build_cref
 step "prove -r t (our module, vendored nginx)" prove_ours
@@ -112,3 +133,5 @@ step "prove t/auth_request_*.t (C reference, no module)" prove_cref
 printf '\n==== summary ====\n'
 printf '%s\n' "${summary[@]}"
 printf 'ALL PASSED in %ds\n' "$((SECONDS - suite_start))"
+# The plain closing line CI reads (failures stop the run before this point).
+printf 'tests: %d passed, 0 failed\n' "$(awk '{ n += $1 } END { print n + 0 }' "$counts")"

@@ -9,7 +9,9 @@
 #           C `auth_request /auth;` with `location = /auth { internal; return 204; }`
 #   ours    vendored nginx + our module (load_module), the identical auth lines
 # Primary metric: worker CPU time per request (see ci/bench/lib.sh for why);
-# req/s is shown too. Target: ours/C CPU per request <= 1.00 (noise ±3%).
+# req/s is shown too, and (with valgrind) user-space instructions per request
+# under callgrind, which repeat exactly where CPU time wobbles by ±5%.
+# Target: ours/C CPU per request <= 1.00 (noise ±3%).
 #
 #   bash ci/bench/auth_request.sh
 #   BENCH_VARIANTS=noauth,cref bash ci/bench/auth_request.sh   # subset
@@ -31,7 +33,7 @@ bash ci/setup.sh
 bench_build_ours
 selected cref && bench_build_cref
 
-# conf LOAD_MODULE_LINE AUTH_LINE DENY_BLOCK PORT
+# conf LOAD_MODULE_LINE AUTH_LINE DENY_BLOCK (the port is bench_start_nginx's %%PORT%%)
 conf() {
     cat <<EOF
 $1
@@ -44,7 +46,7 @@ http {
     # connections, nginx would otherwise close them every 1000 requests.
     keepalive_requests 1000000;
     server {
-        listen 127.0.0.1:$4;
+        listen 127.0.0.1:%%PORT%%;
         location = /auth { internal; return 204; }
         location = /auth-deny { internal; return 403; }
         location / {
@@ -62,20 +64,19 @@ deny_block='location /denied/ { root html; auth_request /auth-deny; }'
 
 bench_init
 declare -A worker url failed
-port=$BENCH_PORT_BASE
 for v in "${variants[@]}"; do
-    port=$((port + 1))
     case $v in
         noauth) bin=$OURS_NGINX load="" auth="" deny="" ;;
         cref) bin=$CREF_NGINX load="" auth=$auth_line deny=$deny_block ;;
         ours) bin=$OURS_NGINX load="load_module $OURS_MODULE;" auth=$auth_line deny=$deny_block ;;
     esac
-    url[$v]="http://127.0.0.1:$port/index.html"
-    if ! bench_start_nginx "$v" "$bin" "$(conf "$load" "$auth" "$deny" "$port")"; then
+    if ! bench_start_nginx "$v" "$bin" "$(conf "$load" "$auth" "$deny")"; then
         failed[$v]="nginx did not start with this config (messages above)"
         log "bench: VARIANT FAILED: ${label[$v]}: ${failed[$v]}"
         continue
     fi
+    port=$BENCH_PORT
+    url[$v]="http://127.0.0.1:$port/index.html"
     html=$BENCH_TMP/$v/html
     mkdir -p "$html/denied"
     # A small static page (~200 bytes), the same for every variant.
@@ -126,15 +127,28 @@ for round in $(seq "$BENCH_ROUNDS"); do
     done
 done
 
+# Deterministic companion metric (see ci/bench/lib.sh): the daemons are
+# stopped first, their prefixes and ports reused one at a time.
+declare -A ir
+bench_stop_all
+if ((BENCH_CALLGRIND)); then
+    for v in "${runnable[@]}"; do
+        [[ -z "${failed[$v]:-}" ]] || continue
+        log "bench: callgrind, ${label[$v]}: instructions per request ($BENCH_CG_REQUESTS requests)"
+        ir[$v]=$(bench_callgrind_per_req "$v" "${url[$v]}") || failed[$v]="callgrind run failed"
+    done
+fi
+
 declare -A cpu_med rps_med
 echo
 echo "auth_request benchmark — nginx $("$OURS_NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///'), 1 worker," \
-    "wrk -t1 -c$BENCH_CONNECTIONS, ${BENCH_DURATION}s × $BENCH_ROUNDS rounds, interleaved, medians"
-printf '%-17s %14s %12s   %s\n' variant "CPU µs/req" "req/s" "per run (CPU µs/req)"
+    "wrk -t1 -c$BENCH_CONNECTIONS, ${BENCH_DURATION}s × $BENCH_ROUNDS rounds interleaved, medians;" \
+    "pinning: ${BENCH_NGINX_PIN[*]:-none}"
+printf '%-16s %11s %9s %11s   %s\n' variant "CPU µs/req" "req/s" "instr/req" "per run: CPU µs/req"
 for v in "${variants[@]}"; do
     if [[ -n "${failed[$v]:-}" ]]; then
-        cpu_med[$v]=n/a rps_med[$v]=n/a
-        printf '%-17s %14s %12s   FAILED: %s\n' "${label[$v]}" n/a n/a "${failed[$v]}"
+        cpu_med[$v]=n/a rps_med[$v]=n/a ir[$v]=n/a
+        printf '%-16s %11s %9s %11s   FAILED: %s\n' "${label[$v]}" n/a n/a n/a "${failed[$v]}"
         continue
     fi
     # shellcheck disable=SC2086  # the runs are space-separated on purpose
@@ -142,15 +156,19 @@ for v in "${variants[@]}"; do
         cpu_med[$v]=$(bench_median ${cpu_runs[$v]})
         rps_med[$v]=$(bench_median ${rps_runs[$v]})
     }
-    printf '%-17s %14s %12.0f   %s\n' "${label[$v]}" "${cpu_med[$v]}" "${rps_med[$v]}" "${cpu_runs[$v]}"
+    printf '%-16s %11s %9.0f %11s   %s\n' "${label[$v]}" "${cpu_med[$v]}" "${rps_med[$v]}" \
+        "${ir[$v]:-skipped}" "${cpu_runs[$v]}"
 done
 
 echo
+declare -A short=([noauth]=no-auth [cref]=C [ours]=ours)
 ratio_line() {
     local a=$1 b=$2
     selected "$a" && selected "$b" || return 0
-    printf '%-16s CPU/req %6s   req/s %6s\n' "$a/$b:" \
-        "$(bench_ratio "${cpu_med[$a]}" "${cpu_med[$b]}")" "$(bench_ratio "${rps_med[$a]}" "${rps_med[$b]}")"
+    printf '%-14s CPU/req %6s   req/s %6s   instr/req %6s\n' "${short[$a]}/${short[$b]}:" \
+        "$(bench_ratio "${cpu_med[$a]}" "${cpu_med[$b]}")" \
+        "$(bench_ratio "${rps_med[$a]}" "${rps_med[$b]}")" \
+        "$(bench_ratio "${ir[$a]:-}" "${ir[$b]:-}")"
 }
 ratio_line ours cref
 ratio_line ours noauth
@@ -165,9 +183,13 @@ elif [[ -n "${failed[ours]:-}" || -n "${failed[cref]:-}" ]]; then
 else
     r=$(bench_ratio "${cpu_med[ours]}" "${cpu_med[cref]}")
     awk -v r="$r" 'BEGIN {
-        if (r <= 1.00) print "  MET (" r ")";
-        else if (r <= 1.03) print "  within noise, not clearly met (" r " ≤ 1.03)";
-        else print "  NOT MET (" r ")" }'
+        if (r <= 1.00) print "  MET: " r;
+        else if (r <= 1.03) print "  within noise, not clearly met: " r " (<= 1.03)";
+        else print "  NOT MET: " r }'
+    if [[ -n "${ir[ours]:-}" && -n "${ir[cref]:-}" ]]; then
+        echo "  (deterministic cross-check: ours/C user-space instructions per request" \
+            "$(bench_ratio "${ir[ours]}" "${ir[cref]}"))"
+    fi
 fi
 
 for v in "${variants[@]}"; do

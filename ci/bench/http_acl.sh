@@ -7,23 +7,25 @@
 # locations that differ only in their access check:
 #   noauth     no check
 #   auth_req   auth_request /_svc/auth;                   1 subrequest (GET)
-#   acl        auth_http_acl /_svc/acl;                   1 subrequest (POST, EMQX default params)
-#   su+acl     auth_http_superuser /_svc/superuser;       2 subrequests: the superuser
-#              auth_http_acl /_svc/acl;                   service says 403, the ACL 200
-# The "service" is a server block of the same nginx reached over loopback
-# with keep-alive (`upstream … keepalive`), so every subrequest is a real
-# proxied HTTP exchange and all the work lands on the one measured worker.
-# Primary figures: req/s and worker CPU per request (see ci/bench/lib.sh);
-# the ratios against auth_req are printed.
+#   acl        auth_http_acl /_acl/acl;                   1 subrequest (POST, EMQX default params)
+#   su+acl     auth_http_superuser /_acl/superuser;       2 subrequests: the superuser
+#              auth_http_acl /_acl/acl;                   service says 403, the ACL 200
+# The "service" is a name-based server block of the same nginx on the same
+# (free, picked per run) loopback port, reached with keep-alive (`upstream …
+# keepalive`), so every subrequest is a real proxied HTTP exchange and all
+# the work lands on the one measured worker.
+# Figures: req/s and worker CPU per request from one wrk run per variant
+# (see ci/bench/lib.sh), and, when valgrind is installed, the deterministic
+# user-space instructions per request under callgrind; the ratios against
+# auth_req are printed.
 #
 #   bash ci/bench/http_acl.sh
-#   BENCH_DURATION=5 BENCH_ROUNDS=3 bash ci/bench/http_acl.sh     # see ci/bench/lib.sh
+#   BENCH_DURATION=5 BENCH_ROUNDS=3 BENCH_CALLGRIND=0 bash ci/bench/http_acl.sh   # see ci/bench/lib.sh
 #
 # Exits non-zero if a variant could not run or answered wrongly.
 set -euo pipefail
 # One run per variant unless asked for more.
 BENCH_ROUNDS=${BENCH_ROUNDS:-1}
-BENCH_PORT_BASE=${BENCH_PORT_BASE:-18490}
 # shellcheck source=ci/bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -32,9 +34,6 @@ declare -A path=([noauth]=/none/ [auth_req]=/ar/ [acl]=/acl/ [su+acl]=/su-acl/)
 
 bash ci/setup.sh
 bench_build_ours
-
-front=$BENCH_PORT_BASE
-svc=$((BENCH_PORT_BASE + 1))
 
 conf=$(
     cat <<EOF
@@ -47,7 +46,7 @@ http {
     keepalive_requests 1000000;
 
     upstream svc {
-        server 127.0.0.1:$svc;
+        server 127.0.0.1:%%PORT%%;
         keepalive 64;
         keepalive_requests 1000000;
     }
@@ -55,7 +54,8 @@ http {
     # the auth service: auth_request 204; superuser 403 (not a superuser);
     # ACL 200 "allow", or 403 for the sanity check's topic
     server {
-        listen 127.0.0.1:$svc;
+        listen 127.0.0.1:%%PORT%%;
+        server_name svc;
         location = /auth { return 204; }
         location = /superuser { return 403; }
         location = /acl { return 200 "allow"; }
@@ -63,7 +63,7 @@ http {
     }
 
     server {
-        listen 127.0.0.1:$front;
+        listen 127.0.0.1:%%PORT%% default_server;
         root html;
         auth_http_retry times=0 interval=1s;
         location /_svc/ {
@@ -71,6 +71,7 @@ http {
             proxy_pass http://svc/;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header Host svc;
             proxy_pass_request_body off;
             proxy_set_header Content-Length "";
         }
@@ -80,6 +81,7 @@ http {
             proxy_pass http://svc/;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
+            proxy_set_header Host svc;
         }
         location /none/ { }
         location /ar/ { auth_request /_svc/auth; }
@@ -100,13 +102,14 @@ EOF
 bench_init
 bench_start_nginx http_acl "$OURS_NGINX" "$conf" || die "nginx did not start (messages above)"
 worker=$(bench_worker_pid "$BENCH_MASTER")
+front=$BENCH_PORT
 html=$BENCH_TMP/http_acl/html
 printf -v pad '%*s' 150 ''
 for d in none ar acl su-acl denied; do
     mkdir -p "$html/$d"
     printf '<!doctype html><title>bench</title><p>%s</p>\n' "${pad// /x}" >"$html/$d/index.html"
 done
-log "bench: $OURS_NGINX + module, worker pid $worker, front 127.0.0.1:$front, service 127.0.0.1:$svc"
+log "bench: $OURS_NGINX + module, worker pid $worker, 127.0.0.1:$front (front end and service)"
 
 # Sanity: every variant serves the page, and auth_http really asks (a denying
 # ACL gives 403).
@@ -135,11 +138,21 @@ for round in $(seq "$BENCH_ROUNDS"); do
     done
 done
 
+declare -A ir
+if ((BENCH_CALLGRIND)); then
+    bench_stop_all
+    for v in "${variants[@]}"; do
+        log "bench: callgrind, $v: instructions per request ($BENCH_CG_REQUESTS requests)"
+        ir[$v]=$(bench_callgrind_per_req http_acl "http://127.0.0.1:$front${path[$v]}index.html") ||
+            die "callgrind run failed for $v"
+    done
+fi
+
 declare -A cpu_med rps_med
 echo
 echo "auth_http benchmark — nginx $("$OURS_NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///'), 1 worker" \
     "(front end and service), wrk -t1 -c$BENCH_CONNECTIONS, ${BENCH_DURATION}s × $BENCH_ROUNDS round(s)"
-printf '%-10s %12s %14s   %s\n' variant "req/s" "CPU µs/req" "subrequests per request"
+printf '%-10s %12s %14s %14s   %s\n' variant "req/s" "CPU µs/req" "instr/req" "subrequests per request"
 declare -A subs=([noauth]=0 [auth_req]=1 [acl]=1 [su+acl]=2)
 for v in "${variants[@]}"; do
     # shellcheck disable=SC2086  # the runs are space-separated on purpose
@@ -147,12 +160,13 @@ for v in "${variants[@]}"; do
         cpu_med[$v]=$(bench_median ${cpu_runs[$v]})
         rps_med[$v]=$(bench_median ${rps_runs[$v]})
     }
-    printf '%-10s %12.0f %14s   %s\n' "$v" "${rps_med[$v]}" "${cpu_med[$v]}" "${subs[$v]}"
+    printf '%-10s %12.0f %14s %14s   %s\n' "$v" "${rps_med[$v]}" "${cpu_med[$v]}" "${ir[$v]:-n/a}" "${subs[$v]}"
 done
 
 echo
 for v in acl su+acl; do
-    printf '%-18s req/s %6s   CPU/req %6s\n' "$v/auth_req:" \
+    printf '%-18s req/s %6s   CPU/req %6s   instr/req %6s\n' "$v/auth_req:" \
         "$(bench_ratio "${rps_med[$v]}" "${rps_med[auth_req]}")" \
-        "$(bench_ratio "${cpu_med[$v]}" "${cpu_med[auth_req]}")"
+        "$(bench_ratio "${cpu_med[$v]}" "${cpu_med[auth_req]}")" \
+        "$(bench_ratio "${ir[$v]:-n/a}" "${ir[auth_req]:-n/a}")"
 done

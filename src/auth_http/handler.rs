@@ -82,7 +82,11 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     let answer = ctx.subrequest;
     // SAFETY: the captured body lives in the request pool.
     let body = unsafe { bytes(&answer.body) };
-    match next_step(ctx.stage, ctx.attempt, answer.status, body, &policy) {
+    // A truncated answer (the service went away in the middle of its body)
+    // is no answer: a cut "ignore" must not read as "allow". Treated as
+    // unreachable: retried, then 503.
+    let status = if answer.complete { answer.status } else { 0 };
+    match next_step(ctx.stage, ctx.attempt, status, body, &policy) {
         Step::Allow(outcome) => finish(r, outcome, NGX_OK as ngx_int_t),
         Step::Deny(outcome) => finish(r, outcome, NGX_HTTP_FORBIDDEN as ngx_int_t),
         Step::AskAcl => {
@@ -97,7 +101,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
                 "auth_http: {} service \"{}\" not reachable (status {}), retrying in {ms} ms",
                 stage_name(ctx.stage),
                 service(conf, ctx.stage).map_or(ngx_str_t::empty(), |s| s.configured),
-                answer.status
+                status
             );
             ctx.attempt += 1;
             ctx.paused = true;
@@ -113,7 +117,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
                 stage_name(ctx.stage),
                 service(conf, ctx.stage).map_or(ngx_str_t::empty(), |s| s.configured),
                 ctx.attempt + 1,
-                answer.status
+                status
             );
             finish(r, Outcome::Error, NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t)
         }

@@ -32,6 +32,12 @@ pub struct SubrequestResult {
     pub request: *mut ngx_http_request_t,
     /// The response body, when the spec asked to capture it (request pool).
     pub body: ngx_str_t,
+    /// The whole response arrived. False when the service's connection
+    /// ended before the body its header announced: nginx logs "upstream
+    /// prematurely closed connection" but, the header being already passed
+    /// on, finishes the subrequest normally with the header's status and a
+    /// truncated body. See [`response_complete`].
+    pub complete: bool,
 }
 
 impl Default for SubrequestResult {
@@ -41,6 +47,7 @@ impl Default for SubrequestResult {
             status: 0,
             request: ptr::null_mut(),
             body: ngx_str_t::empty(),
+            complete: false,
         }
     }
 }
@@ -265,6 +272,46 @@ fn captured_body(sr: &ngx_http_request_t) -> ngx_str_t {
     }
 }
 
+/// Whether a finished subrequest received its whole response: for
+/// in-memory subrequests the captured body is as long as the declared
+/// `Content-Length`, and for upstream responses nginx's own end-of-body
+/// condition held — buffered (`proxy_buffering on`, the default): the pipe
+/// is done, or the response was delimited by closing
+/// (`ngx_http_upstream_process_request`); unbuffered: no announced bytes
+/// are missing (`u->length` is 0, or -1 for close-delimited). Catches
+/// truncated chunked answers too.
+fn response_complete(sr: &ngx_http_request_t, captured: &ngx_str_t) -> bool {
+    let declared = sr.headers_out.content_length_n;
+    if sr.subrequest_in_memory() != 0 && declared >= 0 && (captured.len as i64) < declared {
+        return false;
+    }
+    if sr.upstream.is_null() {
+        return true;
+    }
+    // SAFETY: a subrequest's upstream and its pipe live in the request pool
+    // until the main request ends; they are only read here.
+    unsafe {
+        let u = &*sr.upstream;
+        if u.header_sent() == 0 {
+            return true;
+        }
+        if u.buffering() == 0 {
+            return u.length <= 0;
+        }
+        if u.pipe.is_null() {
+            return true;
+        }
+        let p = &*u.pipe;
+        if p.upstream_error() != 0 {
+            return false;
+        }
+        if p.upstream_eof() != 0 && p.upstream_done() == 0 && p.length != -1 {
+            return false;
+        }
+    }
+    true
+}
+
 /// Completion callback for [`start`]: records the outcome for the parent.
 unsafe extern "C" fn subrequest_done(
     sr: *mut ngx_http_request_t,
@@ -280,6 +327,7 @@ unsafe extern "C" fn subrequest_done(
         let status = sr.headers_out.status;
         result.done = true;
         result.body = captured_body(sr);
+        result.complete = response_complete(sr, &result.body);
         result.status = if status == 0 && rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
             rc as ngx_uint_t
         } else {

@@ -99,7 +99,8 @@ my $d = $t->testdir;
 sub ossl {
     my $cmd = shift;
     system("openssl $cmd >>$d/openssl.log 2>&1") == 0
-        or BAIL_OUT("openssl $cmd failed: " . ($t->read_file('openssl.log') // ''));
+        or die "openssl $cmd failed (ci/setup.sh installs openssl): "
+            . ($t->read_file('openssl.log') // '') . "\n";
 }
 $t->write_file('ext.cnf', "basicConstraints=CA:FALSE\n");
 ossl("req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=authgate test CA' "

@@ -6,7 +6,9 @@
 
 pub mod auth_http;
 pub mod auth_request;
+pub mod key_auth;
 pub mod nginx;
+pub mod ntlm;
 
 /// Exports the tables nginx reads from a module library at `load_module`:
 /// `ngx_modules`, `ngx_module_names` and `ngx_module_order`.
@@ -46,6 +48,9 @@ macro_rules! module_table {
 // unit tests, which link without nginx.
 #[cfg(not(test))]
 module_table!(
+    key_auth::ngx_http_authgate_key_auth_module => "ngx_http_authgate_key_auth_module",
     auth_request::ngx_http_authgate_auth_request_module => "ngx_http_authgate_auth_request_module",
     auth_http::ngx_http_authgate_auth_http_module => "ngx_http_authgate_auth_http_module",
+    // No access handler; wraps upstream peer hooks, so its position is free.
+    ntlm::ngx_http_authgate_ntlm_module => "ngx_http_authgate_ntlm_module",
 );

@@ -229,12 +229,15 @@ bench_cpu_ticks() {
     printf '%s\n' "$((${12} + ${13}))"
 }
 
+# Extra wrk arguments for every run, e.g. BENCH_WRK_ARGS=(-H 'apikey: k').
+BENCH_WRK_ARGS=()
+
 # bench_wrk URL SECONDS: runs wrk (pinned), prints "REQUESTS RPS".
 # Fails (returns 1, wrk's output on stderr) if wrk reports any socket error
 # or non-2xx/3xx response: a benchmark of error pages measures nothing.
 bench_wrk() {
     local url=$1 secs=$2 out reqs rps
-    out=$("${BENCH_WRK_PIN[@]}" wrk -t1 -c"$BENCH_CONNECTIONS" -d"${secs}s" "$url" 2>&1) || {
+    out=$("${BENCH_WRK_PIN[@]}" wrk "${BENCH_WRK_ARGS[@]}" -t1 -c"$BENCH_CONNECTIONS" -d"${secs}s" "$url" 2>&1) || {
         log "$out"
         return 1
     }

@@ -14,7 +14,13 @@
 //! * [`variables`] — variable registration, complex values, storing a value in
 //!   the main request;
 //! * [`request`] — typed module context and log accessors;
-//! * [`headers`] — copying response headers between requests.
+//! * [`headers`] — copying and adding response headers;
+//! * [`headers_in`] — removing and adding request headers an upstream sees;
+//! * [`args`] — finding and removing query arguments, byte-exactly;
+//! * [`shm`] — shared memory zones: declaring, initialising, locking;
+//! * [`pool`] — pool cleanups (objects that act when a pool ends);
+//! * [`upstream`] — wrapping an upstream's peer hooks, parking idle upstream
+//!   connections.
 
 /// An nginx call failed; nginx has already logged why where it could (most
 /// often a pool allocation failure).
@@ -27,11 +33,16 @@ impl core::fmt::Display for NgxError {
     }
 }
 
+pub mod args;
 pub mod conf;
 pub mod delay;
 pub mod ffi;
 pub mod headers;
+pub mod headers_in;
 pub mod phase;
+pub mod pool;
 pub mod request;
+pub mod shm;
 pub mod subrequest;
+pub mod upstream;
 pub mod variables;

@@ -44,3 +44,26 @@ pub fn register_access_handler_first(cf: &mut ngx_conf_t, handler: ngx_http_hand
     }
     true
 }
+
+/// Appends `handler` to the handlers of `phase` (e.g.
+/// `ngx_http_phases_NGX_HTTP_PREACCESS_PHASE`), for work that must happen
+/// in every request of a location before any access check decides.
+pub fn register_handler(
+    cf: &mut ngx_conf_t,
+    phase: nginx_sys::ngx_http_phases,
+    handler: ngx_http_handler_pt,
+) -> bool {
+    let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(cf) else {
+        return false;
+    };
+    let handlers = &mut cmcf.phases[phase as usize].handlers;
+    // SAFETY: the core module's phase array, created by
+    // ngx_http_init_phases() with element size sizeof(ngx_http_handler_pt).
+    let slot = unsafe { ngx_array_push(handlers) }.cast::<ngx_http_handler_pt>();
+    if slot.is_null() {
+        return false;
+    }
+    // SAFETY: the push succeeded; the new element is written once here.
+    unsafe { slot.write(handler) };
+    true
+}

@@ -91,15 +91,72 @@ pub fn store(r: &mut ngx_http_request_t, var: &AssignableVariable, value: ngx_st
     // the main request at creation; `index` came from
     // ngx_http_get_variable_index() at configuration time.
     let slot: &mut ngx_http_variable_value_t = unsafe { &mut *r.variables.add(index) };
-    slot.set_len(value.len as _);
-    slot.set_valid(1);
-    slot.set_no_cacheable(0);
-    slot.set_not_found(0);
+    set_found(slot, value.len);
     slot.data = value.data;
     if let Some(set) = var.set_handler {
         // SAFETY: the handler belongs to this variable and gets the data it
         // was declared with.
         unsafe { set(r, slot, var.set_data) };
+    }
+}
+
+/// The value [`store`]d for `var` in `r`, if any: a valid, found value in
+/// the request's slot (slots survive internal redirects).
+pub fn stored(r: &ngx_http_request_t, var: &AssignableVariable) -> Option<ngx_str_t> {
+    let index = usize::try_from(var.index).ok()?;
+    // SAFETY: as in store(): the slot exists for every indexed variable.
+    let slot: &ngx_http_variable_value_t = unsafe { &*r.variables.add(index) };
+    (slot.valid() == 1 && slot.not_found() == 0).then(|| ngx_str_t {
+        len: slot.len() as usize,
+        data: slot.data,
+    })
+}
+
+/// The raw bitfield word of a value that is found, valid and cacheable
+/// with length 0, when this nginx lays out `len:28, valid:1, no_cacheable:1,
+/// not_found:1, escape:1` from the least significant bit (as GCC and Clang do
+/// on every little-endian target); `None` otherwise.
+fn found_template() -> Option<u32> {
+    use std::sync::OnceLock;
+    static TEMPLATE: OnceLock<Option<u32>> = OnceLock::new();
+    *TEMPLATE.get_or_init(|| {
+        let raw = |v: &ngx_http_variable_value_t| {
+            // SAFETY: the bitfield unit is 4 plain bytes (repr(C)).
+            u32::from_ne_bytes(unsafe { *ptr::addr_of!(v._bitfield_1).cast::<[u8; 4]>() })
+        };
+        // SAFETY: an all-zero value is valid plain data.
+        let mut v: ngx_http_variable_value_t = unsafe { core::mem::zeroed() };
+        v.set_len(0x0abc_def1);
+        let len_ok = raw(&v) == 0x0abc_def1;
+        // SAFETY: as above.
+        let mut v: ngx_http_variable_value_t = unsafe { core::mem::zeroed() };
+        v.set_valid(1);
+        let valid = raw(&v);
+        (len_ok && valid > 0x0fff_ffff).then_some(valid)
+    })
+}
+
+/// Marks `slot` as a found, valid, cacheable value of `len` bytes.
+///
+/// bindgen's bitfield setters loop over every bit (28 for `len`); on the
+/// request path one word write does the same.
+fn set_found(slot: &mut ngx_http_variable_value_t, len: usize) {
+    match found_template() {
+        Some(valid) if len < 1 << 28 => {
+            let word = valid | len as u32;
+            // SAFETY: the bitfield unit is 4 plain bytes (repr(C)); the
+            // template was checked against bindgen's own setters.
+            unsafe {
+                *ptr::addr_of_mut!(slot._bitfield_1).cast::<[u8; 4]>() = word.to_ne_bytes();
+            }
+        }
+        _ => {
+            slot.set_len(len as _);
+            slot.set_valid(1);
+            slot.set_no_cacheable(0);
+            slot.set_not_found(0);
+            slot.set_escape(0);
+        }
     }
 }
 
@@ -164,5 +221,54 @@ pub fn get_indexed(r: &mut ngx_http_request_t, index: ngx_int_t) -> &[u8] {
             return &[];
         }
         core::slice::from_raw_parts((*v).data, (*v).len() as usize)
+    }
+}
+
+/// Declares a variable only this module sets (users cannot `set` it), with
+/// [`not_found_getter`] until a handler [`store`]s a value.
+pub fn declare_readonly(cf: &mut ngx_conf_t, name: &ngx_str_t) -> Option<AssignableVariable> {
+    let mut name = *name;
+    // SAFETY: cf is the configuration being parsed; `name` is static.
+    let declaration = unsafe { ngx_http_add_variable(cf, &mut name, 0) };
+    if declaration.is_null() {
+        return None;
+    }
+    // SAFETY: ngx_http_add_variable returned a valid declaration.
+    unsafe { (*declaration).get_handler = Some(not_found_getter) };
+    // SAFETY: as above.
+    let index = unsafe { ngx_http_get_variable_index(cf, &mut name) };
+    if index == NGX_ERROR as ngx_int_t {
+        return None;
+    }
+    Some(AssignableVariable {
+        index,
+        set_handler: None,
+        set_data: 0,
+        declaration,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_found_matches_the_bitfield_setters() {
+        for len in [0usize, 1, 7, 255, 65_536, (1 << 28) - 1] {
+            // SAFETY: all-zero values are valid plain data.
+            let mut fast: ngx_http_variable_value_t = unsafe { core::mem::zeroed() };
+            fast.set_not_found(1);
+            fast.set_no_cacheable(1);
+            set_found(&mut fast, len);
+            assert_eq!(fast.len() as usize, len);
+            assert_eq!(fast.valid(), 1);
+            assert_eq!(fast.no_cacheable(), 0);
+            assert_eq!(fast.not_found(), 0);
+            assert_eq!(fast.escape(), 0);
+        }
+        assert!(
+            found_template().is_some(),
+            "fast path available on this target"
+        );
     }
 }

@@ -1,0 +1,607 @@
+//! `key_auth*` directives: the consumer block, the quota zone, and the
+//! per-location settings.
+
+use core::ffi::{c_char, c_void};
+use core::ptr;
+
+use nginx_sys::{
+    ngx_command_t, ngx_conf_include, ngx_conf_parse, ngx_conf_t, ngx_int_t, ngx_shm_zone_t,
+    ngx_str_t, NGX_LOG_EMERG, NGX_LOG_NOTICE,
+};
+use ngx::http::{HttpModule, HttpModuleMainConf};
+
+use super::consumers::{parse_line, Registry};
+use super::quota::Slot;
+use super::KeyAuthModule;
+use crate::nginx::conf::{args, conf_message, emerg, CONF_ERROR, CONF_OK};
+use crate::nginx::ffi::{guard_conf, guard_status};
+use crate::nginx::shm::{self, ZoneError};
+use crate::nginx::variables::{self, AssignableVariable};
+
+/// `http`-level state: the consumers, the quota zone, the variables.
+pub struct KeyAuthMainConf {
+    /// Every consumer of the `http` block. Owned by this configuration
+    /// (which lives in the cycle's pool and is dropped with it).
+    pub registry: Registry,
+    /// The quota zone (`key_auth_zone`), or null.
+    pub zone: *mut ngx_shm_zone_t,
+    pub var_consumer: Option<AssignableVariable>,
+    pub var_credential: Option<AssignableVariable>,
+    pub var_custom_id: Option<AssignableVariable>,
+}
+
+impl Default for KeyAuthMainConf {
+    fn default() -> Self {
+        Self {
+            registry: Registry::new(),
+            zone: ptr::null_mut(),
+            var_consumer: None,
+            var_credential: None,
+            var_custom_id: None,
+        }
+    }
+}
+
+/// `key_auth_anonymous_consumer`.
+#[derive(Clone, Copy)]
+pub enum Anonymous {
+    Off,
+    Named {
+        name: ngx_str_t,
+        /// Where the directive was, for the error when the name is unknown
+        /// (checked once all consumers are known).
+        file: ngx_str_t,
+        line: usize,
+        /// Index of the consumer, resolved when merging.
+        index: Option<usize>,
+    },
+}
+
+/// Location configuration (also `http` and `server` level).
+#[derive(Default)]
+pub struct KeyAuthConf {
+    pub enabled: Option<bool>,
+    pub header: Option<ngx_str_t>,
+    pub query: Option<ngx_str_t>,
+    pub hide_credentials: Option<bool>,
+    pub anonymous: Option<Anonymous>,
+}
+
+pub const DEFAULT_NAME: &[u8] = b"apikey";
+
+impl KeyAuthConf {
+    pub fn enabled(&self) -> bool {
+        self.enabled.unwrap_or(false)
+    }
+    pub fn header(&self) -> &[u8] {
+        self.header.as_ref().map_or(DEFAULT_NAME, |s| s.as_bytes())
+    }
+    pub fn query(&self) -> &[u8] {
+        self.query.as_ref().map_or(DEFAULT_NAME, |s| s.as_bytes())
+    }
+    pub fn hide_credentials(&self) -> bool {
+        self.hide_credentials.unwrap_or(false)
+    }
+    /// The anonymous consumer's index, when one is configured.
+    pub fn anonymous(&self) -> Option<usize> {
+        match self.anonymous {
+            Some(Anonymous::Named { index, .. }) => index,
+            _ => None,
+        }
+    }
+}
+
+const LOC: u32 =
+    nginx_sys::NGX_HTTP_MAIN_CONF | nginx_sys::NGX_HTTP_SRV_CONF | nginx_sys::NGX_HTTP_LOC_CONF;
+
+const fn command(
+    name: ngx_str_t,
+    type_: u32,
+    set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
+    conf: usize,
+) -> ngx_command_t {
+    ngx_command_t {
+        name,
+        type_: type_ as _,
+        set: Some(set),
+        conf,
+        offset: 0,
+        post: ptr::null_mut(),
+    }
+}
+
+/// The directive table.
+pub static mut COMMANDS: [ngx_command_t; 8] = [
+    command(
+        ngx::ngx_string!("key_auth_consumers"),
+        nginx_sys::NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_BLOCK | nginx_sys::NGX_CONF_NOARGS,
+        set_consumers,
+        nginx_sys::NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_zone"),
+        nginx_sys::NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_TAKE2,
+        set_zone,
+        nginx_sys::NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth"),
+        LOC | nginx_sys::NGX_CONF_TAKE1,
+        set_enabled,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_header"),
+        LOC | nginx_sys::NGX_CONF_TAKE1,
+        set_header,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_query"),
+        LOC | nginx_sys::NGX_CONF_TAKE1,
+        set_query,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_hide_credentials"),
+        LOC | nginx_sys::NGX_CONF_TAKE1,
+        set_hide,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_anonymous_consumer"),
+        LOC | nginx_sys::NGX_CONF_TAKE1,
+        set_anonymous,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    ngx_command_t::empty(),
+];
+
+/// Runs a location-level directive body with the typed configuration.
+///
+/// # Safety
+/// `cf` and `conf` must be what nginx passes to a directive handler of this
+/// module's location configuration.
+unsafe fn with_loc(
+    cf: *mut ngx_conf_t,
+    conf: *mut c_void,
+    body: impl FnOnce(&mut ngx_conf_t, &mut KeyAuthConf, ngx_str_t) -> *mut c_char,
+) -> *mut c_char {
+    // SAFETY: per the contract: a live configuration and this module's
+    // location configuration for the block being parsed.
+    let (cf, conf) = unsafe { (&mut *cf, &mut *conf.cast::<KeyAuthConf>()) };
+    guard_conf(cf.log, || {
+        let value = args(cf)[1];
+        body(cf, conf, value)
+    })
+}
+
+fn flag(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<bool, *mut c_char> {
+    match value.as_bytes() {
+        b"on" => Ok(true),
+        b"off" => Ok(false),
+        _ => Err(emerg(
+            cf,
+            format_args!("invalid value \"{value}\", it must be \"on\" or \"off\""),
+        )),
+    }
+}
+
+/// A header or argument name: non-empty token characters only.
+fn name(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<ngx_str_t, *mut c_char> {
+    let ok = !value.is_empty()
+        && value
+            .as_bytes()
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~!$'*+^`|".contains(b));
+    if ok {
+        Ok(value)
+    } else {
+        Err(emerg(cf, format_args!("invalid name \"{value}\"")))
+    }
+}
+
+/// `key_auth on | off;`
+unsafe extern "C" fn set_enabled(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes the configuration and this module's location
+    // configuration.
+    unsafe {
+        with_loc(cf, conf, |cf, conf, value| {
+            if conf.enabled.is_some() {
+                return conf_message(c"is duplicate");
+            }
+            match flag(cf, value) {
+                Ok(on) => {
+                    conf.enabled = Some(on);
+                    CONF_OK
+                }
+                Err(e) => e,
+            }
+        })
+    }
+}
+
+/// `key_auth_hide_credentials on | off;`
+unsafe extern "C" fn set_hide(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes the configuration and this module's location
+    // configuration.
+    unsafe {
+        with_loc(cf, conf, |cf, conf, value| {
+            if conf.hide_credentials.is_some() {
+                return conf_message(c"is duplicate");
+            }
+            match flag(cf, value) {
+                Ok(on) => {
+                    conf.hide_credentials = Some(on);
+                    CONF_OK
+                }
+                Err(e) => e,
+            }
+        })
+    }
+}
+
+/// `key_auth_header name;`
+unsafe extern "C" fn set_header(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes the configuration and this module's location
+    // configuration.
+    unsafe {
+        with_loc(cf, conf, |cf, conf, value| {
+            if conf.header.is_some() {
+                return conf_message(c"is duplicate");
+            }
+            match name(cf, value) {
+                Ok(v) => {
+                    conf.header = Some(v);
+                    CONF_OK
+                }
+                Err(e) => e,
+            }
+        })
+    }
+}
+
+/// `key_auth_query name;`
+unsafe extern "C" fn set_query(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes the configuration and this module's location
+    // configuration.
+    unsafe {
+        with_loc(cf, conf, |cf, conf, value| {
+            if conf.query.is_some() {
+                return conf_message(c"is duplicate");
+            }
+            match name(cf, value) {
+                Ok(v) => {
+                    conf.query = Some(v);
+                    CONF_OK
+                }
+                Err(e) => e,
+            }
+        })
+    }
+}
+
+/// `key_auth_anonymous_consumer name | off;`
+unsafe extern "C" fn set_anonymous(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes the configuration and this module's location
+    // configuration.
+    unsafe {
+        with_loc(cf, conf, |cf, conf, value| {
+            if conf.anonymous.is_some() {
+                return conf_message(c"is duplicate");
+            }
+            if value.as_bytes() == b"off" {
+                conf.anonymous = Some(Anonymous::Off);
+                return CONF_OK;
+            }
+            let (file, line) = conf_position(cf);
+            conf.anonymous = Some(Anonymous::Named {
+                name: value,
+                file,
+                line,
+                index: None,
+            });
+            CONF_OK
+        })
+    }
+}
+
+/// The file and line being parsed.
+fn conf_position(cf: &ngx_conf_t) -> (ngx_str_t, usize) {
+    // SAFETY: while a directive is parsed, cf->conf_file is the file being
+    // read (nginx sets it before parsing any file).
+    let f = unsafe { &*cf.conf_file };
+    (f.file.name, f.line)
+}
+
+/// `key_auth_zone name size;`
+unsafe extern "C" fn set_zone(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes this module's main configuration.
+    let (cf, main) = unsafe { (&mut *cf, &mut *conf.cast::<KeyAuthMainConf>()) };
+    guard_conf(cf.log, || {
+        if !main.zone.is_null() {
+            return conf_message(c"is duplicate");
+        }
+        let (zone_name, size) = (args(cf)[1], args(cf)[2]);
+        if zone_name.is_empty() {
+            return emerg(cf, format_args!("invalid zone name \"\""));
+        }
+        let Some(bytes) = shm::parse_size(&size) else {
+            return emerg(cf, format_args!("invalid zone size \"{size}\""));
+        };
+        match shm::add(
+            cf,
+            &zone_name,
+            bytes,
+            KeyAuthModule::module(),
+            Some(init_zone),
+            ptr::from_mut(main).cast(),
+        ) {
+            Ok(zone) => {
+                main.zone = zone;
+                CONF_OK
+            }
+            Err(ZoneError::BadSize) => emerg(cf, format_args!("invalid zone size \"{size}\"")),
+            Err(ZoneError::TooSmall(min)) => emerg(
+                cf,
+                format_args!("zone \"{zone_name}\" is too small: {size} (at least {min} bytes)"),
+            ),
+            Err(ZoneError::Duplicate) => {
+                emerg(cf, format_args!("zone \"{zone_name}\" is already declared"))
+            }
+            Err(ZoneError::Refused) => CONF_ERROR,
+        }
+    })
+}
+
+/// The quota zone's contents: a header, then the counter slots.
+#[repr(C)]
+pub struct ZoneHeader {
+    pub used: u64,
+    pub len: u64,
+}
+
+impl ZoneHeader {
+    /// The slots following the header.
+    ///
+    /// # Safety
+    /// `this` must be a header written by [`init_zone`], with the zone
+    /// locked.
+    pub unsafe fn slots<'a>(this: *mut ZoneHeader) -> (&'a mut [Slot], &'a mut u64) {
+        // SAFETY: per the contract, `len` slots follow the header in the
+        // same allocation.
+        unsafe {
+            let slots = this.add(1).cast::<Slot>();
+            (
+                core::slice::from_raw_parts_mut(slots, (*this).len as usize),
+                &mut (*this).used,
+            )
+        }
+    }
+}
+
+/// Zone init: a fresh zone gets an empty counter table as large as it
+/// holds; a zone kept across a reload keeps its counters.
+unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> ngx_int_t {
+    let log = ngx::log::ngx_cycle_log().as_ptr();
+    guard_status(log, || {
+        // SAFETY: nginx calls init with a mapped zone of the new cycle and,
+        // when reusing it, the previous cycle's data pointer, which points
+        // into this same memory.
+        unsafe {
+            if !data.is_null() {
+                shm::set_data(zone, data);
+                return shm::INIT_OK;
+            }
+            let pool = shm::slab_pool(zone);
+            let avail = ((*pool).end as usize).saturating_sub((*pool).start as usize);
+            let mut len = avail / size_of::<Slot>();
+            let mut header: *mut ZoneHeader = ptr::null_mut();
+            // Trying sizes down from "everything" is expected to fail a few
+            // times: keep the slab allocator from logging that as [crit].
+            (*pool).set_log_nomem(0);
+            while len > 0 {
+                let bytes = size_of::<ZoneHeader>() + len * size_of::<Slot>();
+                header = shm::alloc(zone, bytes).cast();
+                if !header.is_null() {
+                    break;
+                }
+                len = len * 49 / 50;
+            }
+            (*pool).set_log_nomem(1);
+            if header.is_null() {
+                return shm::INIT_ERROR;
+            }
+            header.write(ZoneHeader {
+                used: 0,
+                len: len as u64,
+            });
+            let (slots, _) = ZoneHeader::slots(header);
+            slots.fill(Slot::default());
+            shm::set_data(zone, header.cast());
+            let name = (*zone).shm.name;
+            ngx::ngx_log_error!(
+                NGX_LOG_NOTICE,
+                log,
+                "key_auth zone \"{}\": room for {} limited consumers",
+                name,
+                super::quota::max_used(len)
+            );
+            shm::INIT_OK
+        }
+    })
+}
+
+/// `key_auth_consumers { NAME attr=value …; include FILE; }`
+///
+/// Parsed like nginx's `map {}`: each line of the block (and of included
+/// files) is handed to [`consumer_line`] instead of being looked up as a
+/// directive.
+unsafe extern "C" fn set_consumers(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes the configuration being parsed and this module's
+    // main configuration.
+    let (cf, main) = unsafe { (&mut *cf, &mut *conf.cast::<KeyAuthMainConf>()) };
+    guard_conf(cf.log, || {
+        let save = *cf;
+        cf.handler = Some(consumer_line);
+        cf.handler_conf = ptr::from_mut(&mut main.registry).cast();
+        // SAFETY: the standard nested-block parse, as ngx_http_map_module
+        // does; `cf` is restored afterwards.
+        let rv = unsafe { ngx_conf_parse(cf, ptr::null_mut()) };
+        *cf = save;
+        rv
+    })
+}
+
+/// One line inside `key_auth_consumers`.
+unsafe extern "C" fn consumer_line(
+    cf: *mut ngx_conf_t,
+    dummy: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: `conf` is the registry set as handler_conf in set_consumers.
+    let (cf, registry) = unsafe { (&mut *cf, &mut *conf.cast::<Registry>()) };
+    guard_conf(cf.log, || {
+        let words: Vec<&[u8]> = args(cf).iter().map(|w| w.as_bytes()).collect();
+        if words.len() == 2 && words[0] == b"include" {
+            let save = *cf;
+            // SAFETY: as in ngx_http_map_module: included lines come back to
+            // this handler (cf->handler is still set).
+            let rv = unsafe { ngx_conf_include(cf, dummy, conf) };
+            *cf = save;
+            return rv;
+        }
+        match parse_line(&words).and_then(|line| registry.add(line)) {
+            Ok(()) => CONF_OK,
+            Err(message) => emerg(cf, format_args!("key_auth_consumers: {message}")),
+        }
+    })
+}
+
+/// Declares the variables.
+///
+/// # Safety
+/// Called by nginx with the http block's configuration.
+pub unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
+    // SAFETY: nginx passes the configuration being parsed.
+    let cf = unsafe { &mut *cf };
+    guard_status(cf.log, || {
+        let c = variables::declare_readonly(cf, &ngx::ngx_string!("key_auth_consumer"));
+        let k = variables::declare_readonly(cf, &ngx::ngx_string!("key_auth_credential"));
+        let i = variables::declare_readonly(cf, &ngx::ngx_string!("key_auth_custom_id"));
+        let Some(main) = KeyAuthModule::main_conf_mut(cf) else {
+            return nginx_sys::NGX_ERROR as ngx_int_t;
+        };
+        if c.is_none() || k.is_none() || i.is_none() {
+            return nginx_sys::NGX_ERROR as ngx_int_t;
+        }
+        main.var_consumer = c;
+        main.var_credential = k;
+        main.var_custom_id = i;
+        nginx_sys::NGX_OK as ngx_int_t
+    })
+}
+
+/// Checks made once every consumer is known: a quota needs the zone.
+pub fn check_main(cf: &mut ngx_conf_t) -> bool {
+    let Some(main) = KeyAuthModule::main_conf(cf) else {
+        return false;
+    };
+    if main.zone.is_null() {
+        if let Some(c) = main.registry.first_limited() {
+            ngx::ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "key_auth_consumers: consumer \"{}\" has a \"limit\" but no \"key_auth_zone\" is \
+                 configured",
+                c.name
+            );
+            return false;
+        }
+    }
+    true
+}
+
+/// Merges a level with its parent and resolves the anonymous consumer.
+///
+/// # Safety
+/// Called by nginx with two of this module's location configurations.
+pub unsafe extern "C" fn merge_loc_conf(
+    cf: *mut ngx_conf_t,
+    parent: *mut c_void,
+    child: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes the configuration and two of this module's
+    // location configurations.
+    let (cf, parent, child) = unsafe {
+        (
+            &mut *cf,
+            &*parent.cast::<KeyAuthConf>(),
+            &mut *child.cast::<KeyAuthConf>(),
+        )
+    };
+    guard_conf(cf.log, || {
+        child.enabled = child.enabled.or(parent.enabled);
+        child.header = child.header.or(parent.header);
+        child.query = child.query.or(parent.query);
+        child.hide_credentials = child.hide_credentials.or(parent.hide_credentials);
+        child.anonymous = child.anonymous.or(parent.anonymous);
+        if let Some(Anonymous::Named {
+            name,
+            file,
+            line,
+            index,
+        }) = &mut child.anonymous
+        {
+            if index.is_none() {
+                let Some(main) = KeyAuthModule::main_conf(cf) else {
+                    return CONF_ERROR;
+                };
+                match main.registry.find(name.as_bytes()) {
+                    Some(i) => *index = Some(i),
+                    None => {
+                        ngx::ngx_log_error!(
+                            NGX_LOG_EMERG,
+                            cf.log,
+                            "\"key_auth_anonymous_consumer\" names \"{}\", which is not a \
+                             consumer of \"key_auth_consumers\" in {}:{}",
+                            name,
+                            file,
+                            line
+                        );
+                        return CONF_ERROR;
+                    }
+                }
+            }
+        }
+        CONF_OK
+    })
+}

@@ -1,0 +1,226 @@
+//! Editing the request headers (`r->headers_in`) so that what an upstream
+//! receives changes.
+//!
+//! `proxy_pass` (and grpc/fastcgi/uwsgi/scgi) build the upstream request by
+//! walking `r->headers_in.headers`, a list of header elements, skipping only
+//! names given to `proxy_set_header`. An element flagged with `hash = 0` is
+//! still sent, so removing a header means taking it out of the list.
+//!
+//! nginx also caches pointers to list elements: `r->headers_in.host`,
+//! `.user_agent`, `.authorization`, … (one slot per header it knows, see
+//! `ngx_http_headers_in[]`), and chains repeated headers through each
+//! element's `next`. [`remove`] keeps all of these coherent: a removed
+//! element is unlinked from every slot and chain, and pointers to the
+//! elements that move down by one place are adjusted.
+
+use core::ptr;
+
+use nginx_sys::{
+    ngx_hash_find, ngx_hash_key, ngx_http_header_t, ngx_http_headers_in, ngx_http_headers_in_t,
+    ngx_http_request_t, ngx_list_part_t, ngx_list_push, ngx_pnalloc, ngx_str_t, ngx_table_elt_t,
+};
+
+use ngx::http::{HttpModuleMainConf, NgxHttpCoreModule};
+
+use super::NgxError;
+
+/// The value of the first header called `name` (ASCII-case-insensitive).
+pub fn find<'r>(r: &'r ngx_http_request_t, name: &[u8]) -> Option<&'r ngx_table_elt_t> {
+    let mut part: *const ngx_list_part_t = &r.headers_in.headers.part;
+    while !part.is_null() {
+        // SAFETY: the header list's parts and their `nelts` elements are
+        // live request memory.
+        let (elts, n) = unsafe { ((*part).elts.cast::<ngx_table_elt_t>(), (*part).nelts) };
+        for i in 0..n {
+            // SAFETY: i < nelts.
+            let h = unsafe { &*elts.add(i) };
+            if h.key.as_bytes().eq_ignore_ascii_case(name) {
+                return Some(h);
+            }
+        }
+        // SAFETY: as above.
+        part = unsafe { (*part).next };
+    }
+    None
+}
+
+/// Every cached `ngx_table_elt_t *` slot of `headers_in` (the known
+/// headers), as raw pointers to the slots.
+fn known_slots(hin: *mut ngx_http_headers_in_t) -> impl Iterator<Item = *mut *mut ngx_table_elt_t> {
+    let mut i = 0usize;
+    core::iter::from_fn(move || loop {
+        // SAFETY: ngx_http_headers_in[] is nginx's static table of known
+        // request headers, terminated by an entry with an empty name.
+        let entry = unsafe {
+            &*ptr::addr_of!(ngx_http_headers_in)
+                .cast::<nginx_sys::ngx_http_header_t>()
+                .add(i)
+        };
+        if entry.name.len == 0 {
+            return None;
+        }
+        i += 1;
+        // Offset 0 is the `headers` list itself, never a cached pointer.
+        if entry.offset != 0 {
+            // SAFETY: `offset` is offsetof(ngx_http_headers_in_t, field) of
+            // a `ngx_table_elt_t *` field.
+            return Some(
+                unsafe { hin.cast::<u8>().add(entry.offset) }.cast::<*mut ngx_table_elt_t>(),
+            );
+        }
+    })
+}
+
+/// Removes every header called `name` (ASCII-case-insensitive) from the
+/// request. Returns how many were removed.
+pub fn remove(r: &mut ngx_http_request_t, name: &[u8]) -> usize {
+    remove_any(r, &[name])
+}
+
+/// Removes every header whose name is one of `names`
+/// (ASCII-case-insensitive), in one pass over the list. Returns how many
+/// were removed.
+pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
+    let hin: *mut ngx_http_headers_in_t = &mut r.headers_in;
+    let mut removed = 0;
+    // SAFETY: `hin` is the live request's headers_in; the list parts and
+    // elements are request-pool memory; every pointer adjusted below points
+    // at an element of this list.
+    unsafe {
+        let mut part: *mut ngx_list_part_t = &mut (*hin).headers.part;
+        while !part.is_null() {
+            let elts = (*part).elts.cast::<ngx_table_elt_t>();
+            let mut i = 0;
+            while i < (*part).nelts {
+                let h = elts.add(i);
+                let key = (*h).key.as_bytes();
+                if !names.iter().any(|name| key.eq_ignore_ascii_case(name)) {
+                    i += 1;
+                    continue;
+                }
+                let n = (*part).nelts;
+                let moved = elts.add(i + 1)..elts.add(n);
+                let shift = |p: *mut ngx_table_elt_t| {
+                    if moved.contains(&p) {
+                        p.sub(1)
+                    } else {
+                        p
+                    }
+                };
+                let after = shift((*h).next);
+                fix_pointers(hin, |p| if p == h { after } else { shift(p) });
+                ptr::copy(elts.add(i + 1), h, n - i - 1);
+                (*part).nelts = n - 1;
+                removed += 1;
+            }
+            part = (*part).next;
+        }
+    }
+    removed
+}
+
+/// Rewrites every cached element pointer (known-header slots and `next`
+/// links) through `map`.
+///
+/// # Safety
+/// `hin` must be a live request's headers_in.
+unsafe fn fix_pointers(
+    hin: *mut ngx_http_headers_in_t,
+    map: impl Fn(*mut ngx_table_elt_t) -> *mut ngx_table_elt_t,
+) {
+    // SAFETY: per the contract, every slot and element is live.
+    unsafe {
+        for slot in known_slots(hin) {
+            if !(*slot).is_null() {
+                *slot = map(*slot);
+            }
+        }
+        let mut part: *mut ngx_list_part_t = &mut (*hin).headers.part;
+        while !part.is_null() {
+            let elts = (*part).elts.cast::<ngx_table_elt_t>();
+            for i in 0..(*part).nelts {
+                let e = elts.add(i);
+                if !(*e).next.is_null() {
+                    (*e).next = map((*e).next);
+                }
+            }
+            part = (*part).next;
+        }
+    }
+}
+
+/// Appends the header `name: value` to the request (after removing nothing:
+/// call [`remove`] first to replace). The bytes are copied into the request
+/// pool. A header nginx knows is also linked into its cached slot.
+pub fn push(r: &mut ngx_http_request_t, name: &[u8], value: &[u8]) -> Result<(), NgxError> {
+    let total = name.len() * 2 + value.len();
+    // SAFETY: allocation in the live request pool, filled right below.
+    let buf = unsafe { ngx_pnalloc(r.pool, total.max(1)) }.cast::<u8>();
+    if buf.is_null() {
+        return Err(NgxError);
+    }
+    // SAFETY: headers_in.headers is the request's header list (pool memory).
+    let h = unsafe { ngx_list_push(&mut r.headers_in.headers) }.cast::<ngx_table_elt_t>();
+    if h.is_null() {
+        return Err(NgxError);
+    }
+    // SAFETY: `buf` has `total` bytes: key, lowercase key, value.
+    unsafe {
+        let key = buf;
+        ptr::copy_nonoverlapping(name.as_ptr(), key, name.len());
+        let low = buf.add(name.len());
+        for (i, b) in name.iter().enumerate() {
+            *low.add(i) = b.to_ascii_lowercase();
+        }
+        let val = low.add(name.len());
+        ptr::copy_nonoverlapping(value.as_ptr(), val, value.len());
+        h.write(ngx_table_elt_t {
+            hash: ngx_hash_key(low, name.len()),
+            key: ngx_str_t {
+                len: name.len(),
+                data: key,
+            },
+            value: ngx_str_t {
+                len: value.len(),
+                data: val,
+            },
+            lowcase_key: low,
+            next: ptr::null_mut(),
+        });
+    }
+    // A header nginx knows (Host, Authorization, …) is also linked into its
+    // cached slot; nginx's own hash of known headers says which one.
+    let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(r) else {
+        return Ok(());
+    };
+    // SAFETY: the core module's hash of known request headers, built at
+    // configuration time; `h` was filled above (hash, lowercase key).
+    let known = unsafe {
+        ngx_hash_find(
+            &mut cmcf.headers_in_hash,
+            (*h).hash,
+            (*h).lowcase_key,
+            (*h).key.len,
+        )
+    }
+    .cast::<ngx_http_header_t>();
+    // SAFETY: a found entry is an element of ngx_http_headers_in[]; its
+    // offset names a `ngx_table_elt_t *` field of the live headers_in, whose
+    // chain consists of live list elements.
+    unsafe {
+        if let Some(entry) = known.as_ref() {
+            if entry.offset != 0 {
+                let hin: *mut ngx_http_headers_in_t = &mut r.headers_in;
+                let mut link = hin
+                    .cast::<u8>()
+                    .add(entry.offset)
+                    .cast::<*mut ngx_table_elt_t>();
+                while !(*link).is_null() {
+                    link = &mut (**link).next;
+                }
+                *link = h;
+            }
+        }
+    }
+    Ok(())
+}

@@ -159,6 +159,10 @@ for my $case (['params', 'auth_http_acl /_acl/x params=v=$no_such_var_1;', 'no_s
     like($out, qr/\[emerg\] unknown "$var" variable/, "unknown variable in $what: named");
 }
 
+# $auth_http_result is the module's: it cannot be set
+conf_error('set $auth_http_result', 'the duplicate "auth_http_result" variable',
+           'set $auth_http_result x; #L');
+
 ###############################################################################
 # %P with method=get: accepted, with a warning; not with post/put
 

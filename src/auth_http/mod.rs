@@ -40,7 +40,8 @@ impl HttpModule for AuthHttpModule {
         // SAFETY: nginx passes the configuration being parsed.
         let cf = unsafe { &mut *cf };
         guard_status(cf.log, || {
-            let Some(var) = variables::declare_result_variable(cf, "auth_http_result") else {
+            let Some(var) = variables::declare_readonly(cf, &ngx::ngx_string!("auth_http_result"))
+            else {
                 return NGX_ERROR as ngx_int_t;
             };
             match AuthHttpModule::main_conf_mut(cf) {

@@ -177,26 +177,6 @@ pub unsafe extern "C" fn not_found_getter(
     NGX_OK as ngx_int_t
 }
 
-/// Declares a variable this module sets itself (such as
-/// `$auth_http_result`): it reads empty until [`store`] gives it a value.
-pub fn declare_result_variable(
-    cf: &mut ngx_conf_t,
-    name: &'static str,
-) -> Option<AssignableVariable> {
-    let name = ngx_str_t {
-        len: name.len(),
-        data: name.as_ptr().cast_mut(),
-    };
-    let variable = declare_assignable(cf, &name)?;
-    // SAFETY: the declaration lives in the core module's configuration.
-    let declaration = unsafe { &mut *variable.declaration };
-    declaration.get_handler = Some(not_found_getter);
-    Some(AssignableVariable {
-        set_handler: None,
-        ..variable
-    })
-}
-
 /// The index of an existing variable, such as `ssl_client_s_dn`.
 pub fn index_of(cf: &mut ngx_conf_t, name: &'static str) -> Option<ngx_int_t> {
     let mut name = ngx_str_t {

@@ -291,6 +291,14 @@ is(hits('acl'), 1, 'client gone during the retry pause: no further attempt');
 ok(scalar $t->wait_for_log(qr/client prematurely closed connection/, 2),
    'client gone: nginx noticed');
 
+# ... also an HTTP/2 stream that is reset during the pause
+clear();
+http2_request('/pause/h2gone', headers => ['X-Key: h2gone', 'X-Acl-Fail: 3'], timeout => 0.25);
+sleep 1;
+is(hits('acl'), 1, 'HTTP/2 stream gone during the retry pause: no further attempt');
+($r) = timed_get('/fast/protected.html');
+is(http_status($r), 200, 'HTTP/2 stream gone: the worker still serves');
+
 ###############################################################################
 # the defaults: 3 retries, 1 s, 2 s, 4 s
 

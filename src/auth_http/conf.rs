@@ -14,8 +14,7 @@ use super::decision::NoMatch;
 use super::params::{self, Piece, Placeholder};
 use super::retry::{self, RetryPolicy};
 use super::AuthHttpModule;
-use crate::nginx::conf::{args, conf_message, emerg, CONF_ERROR, CONF_OK};
-use crate::nginx::ffi::guard_conf;
+use crate::nginx::conf::{self, args, conf_message, emerg, CONF_ERROR, CONF_OK};
 use crate::nginx::subrequest::Method;
 use crate::nginx::variables::{self, AssignableVariable};
 
@@ -162,10 +161,10 @@ fn directive(
     conf: *mut c_void,
     body: impl FnOnce(&mut ngx_conf_t, &mut AuthHttpConf) -> *mut c_char,
 ) -> *mut c_char {
-    // SAFETY: nginx passes the configuration being parsed and this module's
+    // SAFETY: only called from this module's directive handlers, with what
+    // nginx passed them: the configuration being parsed and this module's
     // location configuration for the current block.
-    let (cf, conf) = unsafe { (&mut *cf, &mut *conf.cast::<AuthHttpConf>()) };
-    guard_conf(cf.log, || body(cf, conf))
+    unsafe { conf::directive(cf, conf, body) }
 }
 
 unsafe extern "C" fn set_superuser(

@@ -22,8 +22,8 @@ use core::ptr::addr_of;
 use nginx_sys::{ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, NGX_ERROR, NGX_OK};
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
-use crate::nginx::conf::{CONF_ERROR, CONF_OK};
-use crate::nginx::ffi::{guard_conf, guard_status};
+use crate::nginx::conf::{merge, CONF_OK};
+use crate::nginx::ffi::guard_status;
 use crate::nginx::phase::register_access_handler_first;
 use crate::nginx::variables;
 
@@ -85,20 +85,17 @@ unsafe extern "C" fn merge_loc_conf(
     child: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: nginx passes valid configurations of this module.
-    let (log, parent, child) = unsafe {
-        (
-            (*cf).log,
-            &*parent.cast::<conf::AuthHttpConf>(),
-            child.cast::<conf::AuthHttpConf>().as_mut(),
+    unsafe {
+        merge(
+            cf,
+            parent,
+            child,
+            |_, parent, child: &mut conf::AuthHttpConf| {
+                child.merge_from(parent);
+                CONF_OK
+            },
         )
-    };
-    guard_conf(log, || match child {
-        Some(child) => {
-            child.merge_from(parent);
-            CONF_OK
-        }
-        None => CONF_ERROR,
-    })
+    }
 }
 
 static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {

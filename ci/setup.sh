@@ -18,7 +18,8 @@ source "$(dirname "$0")/lib.sh"
 #                                    libc6-dev is only a Recommends of gcc, and we skip those)
 #   libpcre2-dev libssl-dev zlib1g-dev  nginx's configure: rewrite/regex, ssl, gzip
 #   perl libio-socket-ssl-perl       the prove-based tests in t/ (incl. TLS clients)
-#   curl                             demo --check, sanity checks in the benchmarks
+#   curl                             demo --check, sanity checks in the benchmarks, h2/TLS test clients
+#   openssl                          t/auth_http_params.t makes a CA and certificates at test time
 #   wrk                              the benchmarks' load generator
 #   procps util-linux iproute2       pgrep/ps, taskset, ss (benchmarks, demo)
 #   valgrind                         the benchmarks' instructions-per-request metric
@@ -31,7 +32,7 @@ source "$(dirname "$0")/lib.sh"
 packages=(
     libclang-dev gcc libc6-dev make libpcre2-dev libssl-dev zlib1g-dev
     perl libio-socket-ssl-perl
-    curl wrk procps util-linux iproute2 valgrind shellcheck
+    curl openssl wrk procps util-linux iproute2 valgrind shellcheck
     git ca-certificates
     nginx nginx-dev rpm rpm2cpio cpio
 )

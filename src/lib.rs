@@ -4,6 +4,7 @@
 //! Each mechanism is its own nginx module in its own folder; `nginx/` holds
 //! the glue they share. This file only lists the modules for nginx.
 
+pub mod auth_http;
 pub mod auth_request;
 pub mod key_auth;
 pub mod nginx;
@@ -49,6 +50,7 @@ macro_rules! module_table {
 module_table!(
     key_auth::ngx_http_authgate_key_auth_module => "ngx_http_authgate_key_auth_module",
     auth_request::ngx_http_authgate_auth_request_module => "ngx_http_authgate_auth_request_module",
+    auth_http::ngx_http_authgate_auth_http_module => "ngx_http_authgate_auth_http_module",
     // No access handler; wraps upstream peer hooks, so its position is free.
     ntlm::ngx_http_authgate_ntlm_module => "ngx_http_authgate_ntlm_module",
 );

@@ -66,6 +66,20 @@ is(scalar @req, 2, 'auth service logged 2 requests');
 is($req[0]{path}, '/auth/401', 'logged path');
 is(AGTest::req_header($req[1], 'x-ctl-status'), '403', 'logged header');
 
+# fail_first: the first N requests with a key fail (503 or as fail_with says)
+my @st = map {
+    http_status(http_get('/auth/200', port => $t->port(8081),
+                         headers => ['X-Ctl-Fail-First: 2', 'X-Ctl-Fail-Key: k1']))
+} 1 .. 3;
+is_deeply(\@st, [503, 503, 200], 'fail_first=2: two 503s, then the normal answer');
+$r = http_get('/auth/200?fail_first=1&fail_key=k2&fail_with=404', port => $t->port(8081));
+is(http_status($r), 404, 'fail_with=404 in the query');
+$r = http_get('/auth/200?fail_first=1&fail_key=k3&fail_with=drop', port => $t->port(8081));
+is($r, '', 'fail_with=drop: closed without an answer');
+$r = http_get('/auth/200?fail_first=1&fail_key=k3&fail_with=drop', port => $t->port(8081));
+is(http_status($r), 200, 'fail_with=drop: then answered');
+$t->clear_requests('auth');
+
 # through nginx to the echo server
 $r = http_get('/echo/x?a=1', headers => ['X-Test: yes', 'Cookie: c=1']);
 is(http_status($r), 200, 'echo via proxy');

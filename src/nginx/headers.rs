@@ -1,6 +1,11 @@
 //! Response-header plumbing between a subrequest and its parent.
 
-use nginx_sys::{ngx_http_request_t, ngx_list_push, ngx_table_elt_t};
+use nginx_sys::{
+    ngx_hash_key_lc, ngx_http_request_t, ngx_list_init, ngx_list_part_t, ngx_list_push,
+    ngx_table_elt_t, ngx_uint_t, NGX_OK,
+};
+
+use nginx_sys::ngx_str_t;
 
 use super::NgxError;
 
@@ -54,6 +59,107 @@ pub fn copy_www_authenticate(
         }
     }
     Ok(())
+}
+
+/// Headers that describe a request body; a subrequest that sends its own
+/// body (or none) must not carry the client's.
+const BODY_FRAMING: [&[u8]; 4] = [
+    b"content-length",
+    b"transfer-encoding",
+    b"content-type",
+    b"expect",
+];
+
+/// Gives subrequest `sr` a request-header list of its own: the parent's
+/// headers minus the body framing ones (`Content-Length`,
+/// `Transfer-Encoding`, `Content-Type`, `Expect`), plus `Content-Type:
+/// content_type` when given. The parent's list and elements are untouched.
+pub fn rebuild_without_body_framing(
+    sr: &mut ngx_http_request_t,
+    content_type: Option<&'static str>,
+) -> Result<(), NgxError> {
+    let parent_list = sr.headers_in.headers;
+    // SAFETY: the list header is copied by value; re-initialising the
+    // subrequest's copy allocates fresh parts in the request pool and does
+    // not touch the parent's parts.
+    if unsafe {
+        ngx_list_init(
+            &mut sr.headers_in.headers,
+            sr.pool,
+            16,
+            size_of::<ngx_table_elt_t>(),
+        )
+    } != NGX_OK as _
+    {
+        return Err(NgxError);
+    }
+    sr.headers_in.content_length = core::ptr::null_mut();
+    sr.headers_in.transfer_encoding = core::ptr::null_mut();
+    sr.headers_in.content_type = core::ptr::null_mut();
+    sr.headers_in.set_chunked(0);
+
+    let mut part: *const ngx_list_part_t = &parent_list.part;
+    while !part.is_null() {
+        // SAFETY: walking the parent's header list: each part holds `nelts`
+        // initialised ngx_table_elt_t elements in the request pool.
+        let (elts, next) = unsafe {
+            let p = &*part;
+            (
+                core::slice::from_raw_parts(p.elts.cast::<ngx_table_elt_t>(), p.nelts),
+                p.next,
+            )
+        };
+        for h in elts {
+            // SAFETY: lowcase_key has key.len bytes (set by the parser).
+            let lc = unsafe { core::slice::from_raw_parts(h.lowcase_key, h.key.len) };
+            if h.hash == 0 || BODY_FRAMING.contains(&lc) {
+                continue;
+            }
+            let copy = push_header(sr)?;
+            // SAFETY: `copy` is a fresh element; key/value bytes are shared
+            // with the parent and live in the same pool.
+            unsafe {
+                copy.write(*h);
+                (*copy).next = core::ptr::null_mut();
+            }
+        }
+        part = next;
+    }
+
+    if let Some(value) = content_type {
+        let copy = push_header(sr)?;
+        static KEY: &[u8] = b"Content-Type";
+        static LOWCASE: &[u8] = b"content-type";
+        // SAFETY: `copy` is a fresh element; key and value point to static
+        // data nginx only reads.
+        unsafe {
+            copy.write(ngx_table_elt_t {
+                hash: ngx_hash_key_lc(LOWCASE.as_ptr().cast_mut(), LOWCASE.len()) as ngx_uint_t,
+                key: ngx_str_t {
+                    len: KEY.len(),
+                    data: KEY.as_ptr().cast_mut(),
+                },
+                value: ngx_str_t {
+                    len: value.len(),
+                    data: value.as_ptr().cast_mut(),
+                },
+                lowcase_key: LOWCASE.as_ptr().cast_mut(),
+                next: core::ptr::null_mut(),
+            });
+        }
+        sr.headers_in.content_type = copy;
+    }
+    Ok(())
+}
+
+fn push_header(sr: &mut ngx_http_request_t) -> Result<*mut ngx_table_elt_t, NgxError> {
+    // SAFETY: the subrequest's own header list, initialised in the pool.
+    let h = unsafe { ngx_list_push(&mut sr.headers_in.headers) }.cast::<ngx_table_elt_t>();
+    if h.is_null() {
+        Err(NgxError)
+    } else {
+        Ok(h)
+    }
 }
 
 /// Adds the response header `name: value` (bytes copied into the request

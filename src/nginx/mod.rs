@@ -8,7 +8,9 @@
 //! * [`conf`] — directive arguments, `[emerg]` reporting, module lookup;
 //! * [`phase`] — access-phase registration in the position nginx's own auth
 //!   modules occupy;
-//! * [`subrequest`] — starting a body-less subrequest and recording its result;
+//! * [`subrequest`] — starting a subrequest (method, args, own body) and
+//!   recording its result (status, captured body);
+//! * [`delay`] — pausing a request on a timer without blocking the worker;
 //! * [`variables`] — variable registration, complex values, storing a value in
 //!   the main request;
 //! * [`request`] — typed module context and log accessors;
@@ -33,6 +35,7 @@ impl core::fmt::Display for NgxError {
 
 pub mod args;
 pub mod conf;
+pub mod delay;
 pub mod ffi;
 pub mod headers;
 pub mod headers_in;

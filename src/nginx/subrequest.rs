@@ -9,12 +9,14 @@ use core::ffi::c_void;
 use core::ptr;
 
 use nginx_sys::{
-    ngx_http_post_subrequest_t, ngx_http_request_body_t, ngx_http_request_t, ngx_http_subrequest,
-    ngx_int_t, ngx_pcalloc, ngx_str_t, ngx_uint_t, NGX_HTTP_SPECIAL_RESPONSE,
-    NGX_HTTP_SUBREQUEST_WAITED, NGX_OK,
+    ngx_alloc_chain_link, ngx_buf_t, ngx_http_post_subrequest_t, ngx_http_request_body_t,
+    ngx_http_request_t, ngx_http_subrequest, ngx_int_t, ngx_pcalloc, ngx_str_t, ngx_uint_t,
+    NGX_HTTP_GET, NGX_HTTP_POST, NGX_HTTP_PUT, NGX_HTTP_SPECIAL_RESPONSE,
+    NGX_HTTP_SUBREQUEST_IN_MEMORY, NGX_HTTP_SUBREQUEST_WAITED, NGX_OK,
 };
 
 use super::ffi::guard_status;
+use super::headers;
 use super::NgxError;
 
 /// What a finished subrequest left behind. Lives in the parent's module
@@ -28,6 +30,14 @@ pub struct SubrequestResult {
     /// The subrequest itself, for evaluating variables in its context and
     /// reading its response headers. Valid until the main request ends.
     pub request: *mut ngx_http_request_t,
+    /// The response body, when the spec asked to capture it (request pool).
+    pub body: ngx_str_t,
+    /// The whole response arrived. False when the service's connection
+    /// ended before the body its header announced: nginx logs "upstream
+    /// prematurely closed connection" but, the header being already passed
+    /// on, finishes the subrequest normally with the header's status and a
+    /// truncated body. See [`response_complete`].
+    pub complete: bool,
 }
 
 impl Default for SubrequestResult {
@@ -36,18 +46,93 @@ impl Default for SubrequestResult {
             done: false,
             status: 0,
             request: ptr::null_mut(),
+            body: ngx_str_t::empty(),
+            complete: false,
+        }
+    }
+}
+
+/// The HTTP method of a subrequest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Get,
+    Post,
+    Put,
+}
+
+/// A request body the subrequest sends instead of the client's.
+#[derive(Clone, Copy)]
+pub struct Body {
+    /// The `Content-Type` the subrequest carries instead of the client's.
+    pub content_type: &'static str,
+    /// The bytes; must live in the request pool (or longer).
+    pub data: ngx_str_t,
+}
+
+/// What to ask, beyond the URI.
+#[derive(Clone, Copy)]
+pub struct SubrequestSpec<'a> {
+    /// Taken literally: no variables, no `?` splitting.
+    pub uri: &'a ngx_str_t,
+    pub args: Option<&'a ngx_str_t>,
+    pub method: Method,
+    /// `None`: no body at all.
+    pub body: Option<Body>,
+    /// Keep the response body in memory (up to `subrequest_output_buffer_size`)
+    /// for [`SubrequestResult::body`]; otherwise only the header is produced.
+    pub capture_body: bool,
+    /// Pass the client's `Content-Length`/`Transfer-Encoding`/`Content-Type`
+    /// on unchanged, as nginx's C auth_request does (its users add
+    /// `proxy_pass_request_body off; proxy_set_header Content-Length "";`).
+    /// Otherwise the subrequest describes only its own body.
+    pub keep_client_body_headers: bool,
+}
+
+impl<'a> SubrequestSpec<'a> {
+    /// A body-less GET whose response body is discarded.
+    pub fn get(uri: &'a ngx_str_t) -> Self {
+        Self {
+            uri,
+            args: None,
+            method: Method::Get,
+            body: None,
+            capture_body: false,
+            keep_client_body_headers: false,
         }
     }
 }
 
 /// Starts a GET subrequest of `r` to `uri` (taken literally: no variables,
-/// no `?` splitting) with optional `args`.
+/// no `?` splitting) with optional `args`, carrying all the client's request
+/// headers, as nginx's C auth_request does. See [`start_with`].
 ///
-/// The subrequest carries the parent's request headers and has no body: it
-/// gets an empty request body of its own, so that it never tries to read the
-/// client's body and an upstream module never closes a body temp file the
-/// main request will still need. Only its response header matters
-/// (`header_only`): its body never reaches the client.
+/// # Safety
+/// As for [`start_with`].
+pub unsafe fn start(
+    r: &mut ngx_http_request_t,
+    uri: &ngx_str_t,
+    args: Option<&ngx_str_t>,
+    result: *mut SubrequestResult,
+) -> Result<*mut ngx_http_request_t, NgxError> {
+    let spec = SubrequestSpec {
+        args,
+        keep_client_body_headers: true,
+        ..SubrequestSpec::get(uri)
+    };
+    // SAFETY: forwarded contract.
+    unsafe { start_with(r, &spec, result) }
+}
+
+/// Starts a subrequest of `r` described by `spec`; the parent waits for it.
+///
+/// The subrequest carries the parent's request headers, except that, unless
+/// `keep_client_body_headers` asks otherwise, the client's body framing
+/// (`Content-Length`, `Transfer-Encoding`, `Content-Type`, `Expect`) never
+/// leaks into it: it has no body, or exactly `spec.body` (with that
+/// `Content-Type`). It gets a request body structure of its own, so that it
+/// never tries to read the client's body and an upstream module never
+/// closes a body temp file the main request will still need. Its response
+/// body never reaches the client.
 ///
 /// When it finishes, `result` is filled in. Its status is the subrequest's
 /// response status; when a subrequest fails before producing one (upstream
@@ -57,10 +142,9 @@ impl Default for SubrequestResult {
 /// # Safety
 /// `result` must stay valid until the subrequest finishes — allocate it in
 /// `r`'s pool (the module context).
-pub unsafe fn start(
+pub unsafe fn start_with(
     r: &mut ngx_http_request_t,
-    uri: &ngx_str_t,
-    args: Option<&ngx_str_t>,
+    spec: &SubrequestSpec<'_>,
     result: *mut SubrequestResult,
 ) -> Result<*mut ngx_http_request_t, NgxError> {
     // SAFETY: allocations from the live request pool; zeroed memory is a
@@ -78,36 +162,154 @@ pub unsafe fn start(
         (*post).data = result.cast::<c_void>();
     }
 
-    let mut uri = *uri;
-    let mut args = args.copied();
+    let mut uri = *spec.uri;
+    let mut args = spec.args.copied();
     let args_ptr = args
         .as_mut()
         .map_or(ptr::null_mut(), |a| a as *mut ngx_str_t);
+    let mut flags = NGX_HTTP_SUBREQUEST_WAITED as ngx_uint_t;
+    if spec.capture_body {
+        flags |= NGX_HTTP_SUBREQUEST_IN_MEMORY as ngx_uint_t;
+    }
     let mut sr: *mut ngx_http_request_t = ptr::null_mut();
     // SAFETY: r is a live request; ngx_http_subrequest copies `uri` and
     // `args` (the structs, not the bytes, which live in configuration or
     // request memory) into the new subrequest.
-    let rc = unsafe {
-        ngx_http_subrequest(
-            r,
-            &mut uri,
-            args_ptr,
-            &mut sr,
-            post,
-            NGX_HTTP_SUBREQUEST_WAITED as ngx_uint_t,
-        )
-    };
+    let rc = unsafe { ngx_http_subrequest(r, &mut uri, args_ptr, &mut sr, post, flags) };
     if rc != NGX_OK as ngx_int_t || sr.is_null() {
         return Err(NgxError);
     }
     // SAFETY: ngx_http_subrequest returned NGX_OK, so `sr` is a new, live
     // subrequest allocated in the shared request pool.
-    unsafe {
-        (*sr).request_body = body;
-        (*sr).set_header_only(1);
-        (*result).request = sr;
+    let sr_ref = unsafe { &mut *sr };
+    sr_ref.request_body = body;
+    if !spec.capture_body {
+        sr_ref.set_header_only(1);
     }
+    if !spec.keep_client_body_headers {
+        // SAFETY: `body` was allocated above in the request pool.
+        unsafe { set_method_and_body(sr_ref, spec, &mut *body)? };
+    }
+    // SAFETY: `result` is valid per the contract.
+    unsafe { (*result).request = sr };
     Ok(sr)
+}
+
+/// Gives the subrequest its own method, header list and body.
+///
+/// `sr->headers_in` starts as a copy of the parent's, sharing the header
+/// list; it gets a list of its own without the client's body framing and
+/// content type, so nothing the client said about *its* body reaches the
+/// service.
+fn set_method_and_body(
+    sr: &mut ngx_http_request_t,
+    spec: &SubrequestSpec<'_>,
+    body: &mut ngx_http_request_body_t,
+) -> Result<(), NgxError> {
+    let (method, name): (u32, &'static [u8]) = match spec.method {
+        Method::Get => (NGX_HTTP_GET, b"GET"),
+        Method::Post => (NGX_HTTP_POST, b"POST"),
+        Method::Put => (NGX_HTTP_PUT, b"PUT"),
+    };
+    sr.method = method as ngx_uint_t;
+    sr.method_name = ngx_str_t {
+        len: name.len(),
+        data: name.as_ptr().cast_mut(),
+    };
+
+    let content_type = spec.body.map(|b| b.content_type);
+    headers::rebuild_without_body_framing(sr, content_type)?;
+
+    match spec.body {
+        None => sr.headers_in.content_length_n = -1,
+        Some(Body { data, .. }) => {
+            sr.headers_in.content_length_n = data.len as _;
+            if data.len > 0 {
+                // SAFETY: allocations in the live request pool.
+                let buf =
+                    unsafe { ngx_pcalloc(sr.pool, size_of::<ngx_buf_t>()) }.cast::<ngx_buf_t>();
+                let chain = unsafe { ngx_alloc_chain_link(sr.pool) };
+                if buf.is_null() || chain.is_null() {
+                    return Err(NgxError);
+                }
+                // SAFETY: both were just allocated; `data` lives in the
+                // request pool per the Body contract and is only read.
+                unsafe {
+                    (*buf).pos = data.data;
+                    (*buf).start = data.data;
+                    (*buf).last = data.data.add(data.len);
+                    (*buf).end = (*buf).last;
+                    (*buf).set_memory(1);
+                    (*buf).set_last_buf(1);
+                    (*buf).set_last_in_chain(1);
+                    (*chain).buf = buf;
+                    (*chain).next = ptr::null_mut();
+                }
+                body.bufs = chain;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The in-memory response body of a finished subrequest: nginx's postpone
+/// filter gathers it into a single buffer at `sr->out`.
+fn captured_body(sr: &ngx_http_request_t) -> ngx_str_t {
+    if sr.subrequest_in_memory() == 0 || sr.out.is_null() {
+        return ngx_str_t::empty();
+    }
+    // SAFETY: for in-memory subrequests `out` is one chain link with one
+    // temporary buffer in the request pool (ngx_http_postpone_filter_in_memory).
+    unsafe {
+        let buf = (*sr.out).buf;
+        if buf.is_null() || (*buf).pos.is_null() {
+            return ngx_str_t::empty();
+        }
+        ngx_str_t {
+            len: (*buf).last.offset_from((*buf).pos) as usize,
+            data: (*buf).pos,
+        }
+    }
+}
+
+/// Whether a finished subrequest received its whole response: for
+/// in-memory subrequests the captured body is as long as the declared
+/// `Content-Length`, and for upstream responses nginx's own end-of-body
+/// condition held — buffered (`proxy_buffering on`, the default): the pipe
+/// is done, or the response was delimited by closing
+/// (`ngx_http_upstream_process_request`); unbuffered: no announced bytes
+/// are missing (`u->length` is 0, or -1 for close-delimited). Catches
+/// truncated chunked answers too.
+fn response_complete(sr: &ngx_http_request_t, captured: &ngx_str_t) -> bool {
+    let declared = sr.headers_out.content_length_n;
+    if sr.subrequest_in_memory() != 0 && declared >= 0 && (captured.len as i64) < declared {
+        return false;
+    }
+    if sr.upstream.is_null() {
+        return true;
+    }
+    // SAFETY: a subrequest's upstream and its pipe live in the request pool
+    // until the main request ends; they are only read here.
+    unsafe {
+        let u = &*sr.upstream;
+        if u.header_sent() == 0 {
+            return true;
+        }
+        if u.buffering() == 0 {
+            return u.length <= 0;
+        }
+        if u.pipe.is_null() {
+            return true;
+        }
+        let p = &*u.pipe;
+        if p.upstream_error() != 0 {
+            return false;
+        }
+        if p.upstream_eof() != 0 && p.upstream_done() == 0 && p.length != -1 {
+            return false;
+        }
+    }
+    true
 }
 
 /// Completion callback for [`start`]: records the outcome for the parent.
@@ -119,15 +321,13 @@ unsafe extern "C" fn subrequest_done(
     // SAFETY: nginx passes the finished subrequest, alive for the call.
     let log = unsafe { (*(*sr).connection).log };
     guard_status(log, || {
-        // SAFETY: `data` is the SubrequestResult registered in start(),
+        // SAFETY: `data` is the SubrequestResult registered in start_with(),
         // living in the request pool; `sr` is the live subrequest.
-        let (result, status) = unsafe {
-            (
-                &mut *data.cast::<SubrequestResult>(),
-                (*sr).headers_out.status,
-            )
-        };
+        let (result, sr) = unsafe { (&mut *data.cast::<SubrequestResult>(), &*sr) };
+        let status = sr.headers_out.status;
         result.done = true;
+        result.body = captured_body(sr);
+        result.complete = response_complete(sr, &result.body);
         result.status = if status == 0 && rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
             rc as ngx_uint_t
         } else {

@@ -6,8 +6,9 @@ use core::ptr;
 use nginx_sys::{
     ngx_conf_t, ngx_http_add_variable, ngx_http_compile_complex_value,
     ngx_http_compile_complex_value_t, ngx_http_complex_value, ngx_http_complex_value_t,
-    ngx_http_get_variable_index, ngx_http_request_t, ngx_http_set_variable_pt, ngx_http_variable_t,
-    ngx_http_variable_value_t, ngx_int_t, ngx_str_t, NGX_ERROR, NGX_HTTP_VAR_CHANGEABLE, NGX_OK,
+    ngx_http_get_indexed_variable, ngx_http_get_variable_index, ngx_http_request_t,
+    ngx_http_set_variable_pt, ngx_http_variable_t, ngx_http_variable_value_t, ngx_int_t, ngx_str_t,
+    ngx_uint_t, NGX_ERROR, NGX_HTTP_VAR_CHANGEABLE, NGX_OK,
 };
 
 /// A variable a directive may assign to (`auth_request_set $name …`).
@@ -174,6 +175,33 @@ pub unsafe extern "C" fn not_found_getter(
         v.set_not_found(1);
     }
     NGX_OK as ngx_int_t
+}
+
+/// The index of an existing variable, such as `ssl_client_s_dn`.
+pub fn index_of(cf: &mut ngx_conf_t, name: &'static str) -> Option<ngx_int_t> {
+    let mut name = ngx_str_t {
+        len: name.len(),
+        data: name.as_ptr().cast_mut(),
+    };
+    // SAFETY: cf is the configuration being parsed; the name is static.
+    let index = unsafe { ngx_http_get_variable_index(cf, &mut name) };
+    (index != NGX_ERROR as ngx_int_t).then_some(index)
+}
+
+/// The value of an indexed variable in `r`, empty when not found.
+pub fn get_indexed(r: &mut ngx_http_request_t, index: ngx_int_t) -> &[u8] {
+    let Ok(index) = ngx_uint_t::try_from(index) else {
+        return &[];
+    };
+    // SAFETY: `index` came from ngx_http_get_variable_index() at
+    // configuration time; the value lives in the request pool.
+    unsafe {
+        let v = ngx_http_get_indexed_variable(r, index);
+        if v.is_null() || (*v).not_found() != 0 || (*v).data.is_null() {
+            return &[];
+        }
+        core::slice::from_raw_parts((*v).data, (*v).len() as usize)
+    }
 }
 
 /// Declares a variable only this module sets (users cannot `set` it), with

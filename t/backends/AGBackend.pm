@@ -19,6 +19,12 @@ package AGBackend;
 #      "X-Ctl-Www: Basic realm=a" (repeatable), "X-Ctl-Hdr: X-User: alice".
 #      As nginx passes the client's headers to the auth subrequest, a test
 #      can script the auth service from the client request.
+#   4. fail_first=N [fail_key=K] [fail_with=STATUS|drop]: the first N
+#      requests carrying the same key (default: the request path) are
+#      answered with STATUS (default 503; no delay, default body) or dropped;
+#      later ones as the other parameters say. The count is shared by all
+#      connections (a file next to the log; needs log =>), for "a service
+#      that recovers" tests. Every request is still logged.
 #
 # Default status 200.  Default body: mode auth -> "AUTH-SERVICE-BODY <status>\n";
 # mode echo -> JSON describing the request: {server, method, uri, path, query,
@@ -39,7 +45,7 @@ use warnings;
 
 use Digest::MD5 qw(md5_hex);
 use Errno qw(EINTR EAGAIN);
-use Fcntl qw(:flock O_WRONLY O_APPEND O_CREAT);
+use Fcntl qw(:flock O_RDWR O_WRONLY O_APPEND O_CREAT);
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP ();
@@ -206,12 +212,22 @@ sub handle_connection {
             my $n = lc $h->[0];
             next unless substr($n, 0, length $prefix) eq $prefix;
             my $k = substr($n, length $prefix);
+            $k =~ tr/-/_/;              # X-Ctl-Fail-First -> fail_first
             if ($k eq 'www' || $k eq 'hdr') {
                 # headers override the query: drop query values on first use
                 $ctl{$k} = [] unless $seen{$k}++;
                 push @{ $ctl{$k} }, $h->[1];
             } else {
                 $ctl{$k} = $h->[1];
+            }
+        }
+
+        if (defined $ctl{fail_first} && $ctl{fail_first} =~ /^\d+$/ && $o{log}) {
+            my $key = $ctl{fail_key} // $path;
+            if (_count_request("$o{log}.fail-" . md5_hex($key)) < $ctl{fail_first}) {
+                my $with = $ctl{fail_with} // 503;
+                if ($with eq 'drop') { $ctl{drop} = 1 }
+                else { $ctl{status} = $with; delete $ctl{body}; delete $ctl{delay} }
             }
         }
 
@@ -288,6 +304,22 @@ sub _write_all {
         $off += $n;
     }
     return 1;
+}
+
+# Increments the counter kept in $file; returns its value before.
+sub _count_request {
+    my ($file) = @_;
+    sysopen(my $fh, $file, O_RDWR | O_CREAT, 0644) or return 0;
+    flock($fh, LOCK_EX);
+    my $n = <$fh> // 0;
+    chomp $n;
+    $n = 0 unless $n =~ /^\d+$/;
+    seek($fh, 0, 0);
+    truncate($fh, 0);
+    syswrite($fh, ($n + 1) . "\n");
+    flock($fh, LOCK_UN);
+    close $fh;
+    return $n;
 }
 
 sub _log {

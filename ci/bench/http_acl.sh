@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# Benchmark (not a test, not in CI): what an EMQX-style auth_http check costs
+# per request, next to our auth_request asking the same service.
+#
+# One nginx (vendored, release, our module), one worker, serving a small
+# static file (not `return`: that runs before the access phase) from four
+# locations that differ only in their access check:
+#   noauth     no check
+#   auth_req   auth_request /_svc/auth;                   1 subrequest (GET)
+#   acl        auth_http_acl /_acl/acl;                   1 subrequest (POST, EMQX default params)
+#   su+acl     auth_http_superuser /_acl/superuser;       2 subrequests: the superuser
+#              auth_http_acl /_acl/acl;                   service says 403, the ACL 200
+# The "service" is a name-based server block of the same nginx on the same
+# (free, picked per run) loopback port, reached with keep-alive (`upstream …
+# keepalive`), so every subrequest is a real proxied HTTP exchange and all
+# the work lands on the one measured worker.
+# Figures: req/s and worker CPU per request from one wrk run per variant
+# (see ci/bench/lib.sh), and, when valgrind is installed, the deterministic
+# user-space instructions per request under callgrind; the ratios against
+# auth_req are printed.
+#
+#   bash ci/bench/http_acl.sh
+#   BENCH_DURATION=5 BENCH_ROUNDS=3 BENCH_CALLGRIND=0 bash ci/bench/http_acl.sh   # see ci/bench/lib.sh
+#
+# Exits non-zero if a variant could not run or answered wrongly.
+set -euo pipefail
+# One run per variant unless asked for more.
+BENCH_ROUNDS=${BENCH_ROUNDS:-1}
+# shellcheck source=ci/bench/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+variants=(noauth auth_req acl su+acl)
+declare -A path=([noauth]=/none/ [auth_req]=/ar/ [acl]=/acl/ [su+acl]=/su-acl/)
+
+bash ci/setup.sh
+bench_build_ours
+
+conf=$(
+    cat <<EOF
+load_module $OURS_MODULE;
+worker_processes 1;
+error_log logs/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+
+    upstream svc {
+        server 127.0.0.1:%%PORT%%;
+        keepalive 64;
+        keepalive_requests 1000000;
+    }
+
+    # the auth service: auth_request 204; superuser 403 (not a superuser);
+    # ACL 200 "allow", or 403 for the sanity check's topic
+    server {
+        listen 127.0.0.1:%%PORT%%;
+        server_name svc;
+        location = /auth { return 204; }
+        location = /superuser { return 403; }
+        location = /acl { return 200 "allow"; }
+        location = /acl-deny { return 403; }
+    }
+
+    server {
+        listen 127.0.0.1:%%PORT%% default_server;
+        root html;
+        auth_http_retry times=0 interval=1s;
+        location /_svc/ {
+            internal;
+            proxy_pass http://svc/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host svc;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }
+        # auth_http sends its own body; do not switch it off
+        location /_acl/ {
+            internal;
+            proxy_pass http://svc/;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host svc;
+        }
+        location /none/ { }
+        location /ar/ { auth_request /_svc/auth; }
+        location /acl/ { auth_http_acl /_acl/acl; }
+        location /su-acl/ {
+            auth_http_superuser /_acl/superuser;
+            auth_http_acl /_acl/acl;
+        }
+        location /denied/ {
+            auth_http_superuser /_acl/superuser;
+            auth_http_acl /_acl/acl-deny;
+        }
+    }
+}
+EOF
+)
+
+bench_init
+bench_start_nginx http_acl "$OURS_NGINX" "$conf" || die "nginx did not start (messages above)"
+worker=$(bench_worker_pid "$BENCH_MASTER")
+front=$BENCH_PORT
+html=$BENCH_TMP/http_acl/html
+printf -v pad '%*s' 150 ''
+for d in none ar acl su-acl denied; do
+    mkdir -p "$html/$d"
+    printf '<!doctype html><title>bench</title><p>%s</p>\n' "${pad// /x}" >"$html/$d/index.html"
+done
+log "bench: $OURS_NGINX + module, worker pid $worker, 127.0.0.1:$front (front end and service)"
+
+# Sanity: every variant serves the page, and auth_http really asks (a denying
+# ACL gives 403).
+for v in "${variants[@]}"; do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$front${path[$v]}index.html" || true)
+    [[ "$code" == 200 ]] || die "$v: GET ${path[$v]}index.html answered $code, expected 200"
+done
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$front/denied/index.html" || true)
+[[ "$code" == 403 ]] || die "auth_http with a denying ACL answered $code, expected 403"
+
+log "bench: warm-up ${BENCH_WARMUP}s per variant"
+for v in "${variants[@]}"; do
+    bench_wrk "http://127.0.0.1:$front${path[$v]}index.html" "$BENCH_WARMUP" >/dev/null ||
+        die "wrk failed during warm-up of $v"
+done
+
+declare -A cpu_runs rps_runs
+for round in $(seq "$BENCH_ROUNDS"); do
+    for v in "${variants[@]}"; do
+        res=$(bench_measure "http://127.0.0.1:$front${path[$v]}index.html" "$worker" "$BENCH_DURATION") ||
+            die "wrk run failed for $v in round $round"
+        read -r cpu rps reqs <<<"$res"
+        cpu_runs[$v]+="$cpu "
+        rps_runs[$v]+="$rps "
+        log "bench: round $round/$BENCH_ROUNDS $v: $cpu µs CPU/req, $rps req/s ($reqs requests)"
+    done
+done
+
+declare -A ir
+if ((BENCH_CALLGRIND)); then
+    bench_stop_all
+    for v in "${variants[@]}"; do
+        log "bench: callgrind, $v: instructions per request ($BENCH_CG_REQUESTS requests)"
+        ir[$v]=$(bench_callgrind_per_req http_acl "http://127.0.0.1:$front${path[$v]}index.html") ||
+            die "callgrind run failed for $v"
+    done
+fi
+
+declare -A cpu_med rps_med
+echo
+echo "auth_http benchmark — nginx $("$OURS_NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///'), 1 worker" \
+    "(front end and service), wrk -t1 -c$BENCH_CONNECTIONS, ${BENCH_DURATION}s × $BENCH_ROUNDS round(s)"
+printf '%-10s %12s %14s %14s   %s\n' variant "req/s" "CPU µs/req" "instr/req" "subrequests per request"
+declare -A subs=([noauth]=0 [auth_req]=1 [acl]=1 [su+acl]=2)
+for v in "${variants[@]}"; do
+    # shellcheck disable=SC2086  # the runs are space-separated on purpose
+    {
+        cpu_med[$v]=$(bench_median ${cpu_runs[$v]})
+        rps_med[$v]=$(bench_median ${rps_runs[$v]})
+    }
+    printf '%-10s %12.0f %14s %14s   %s\n' "$v" "${rps_med[$v]}" "${cpu_med[$v]}" "${ir[$v]:-n/a}" "${subs[$v]}"
+done
+
+echo
+for v in acl su+acl; do
+    printf '%-18s req/s %6s   CPU/req %6s   instr/req %6s\n' "$v/auth_req:" \
+        "$(bench_ratio "${rps_med[$v]}" "${rps_med[auth_req]}")" \
+        "$(bench_ratio "${cpu_med[$v]}" "${cpu_med[auth_req]}")" \
+        "$(bench_ratio "${ir[$v]:-n/a}" "${ir[auth_req]:-n/a}")"
+done

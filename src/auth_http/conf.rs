@@ -1,0 +1,463 @@
+//! `auth_http_*` directives: configuration structures, parsing, merging.
+
+use core::ffi::{c_char, c_void};
+
+use nginx_sys::{
+    ngx_command_t, ngx_conf_t, ngx_http_complex_value_t, ngx_int_t, ngx_parse_time, ngx_str_t,
+    NGX_CONF_1MORE, NGX_CONF_TAKE1, NGX_ERROR, NGX_HTTP_LOC_CONF, NGX_HTTP_LOC_CONF_OFFSET,
+    NGX_HTTP_MAIN_CONF, NGX_HTTP_SRV_CONF, NGX_LOG_WARN,
+};
+use ngx::core::Pool;
+use ngx::http::HttpModuleMainConf;
+
+use super::decision::NoMatch;
+use super::params::{self, Piece, Placeholder};
+use super::retry::{self, RetryPolicy};
+use super::AuthHttpModule;
+use crate::nginx::conf::{self, args, conf_message, emerg, CONF_ERROR, CONF_OK};
+use crate::nginx::subrequest::Method;
+use crate::nginx::variables::{self, AssignableVariable};
+
+/// EMQX's default parameters, used when a directive gives no `params=`.
+const DEFAULT_SUPERUSER_PARAMS: &[u8] = b"clientid=%c,username=%u";
+const DEFAULT_ACL_PARAMS: &[u8] =
+    b"access=%A,username=%u,clientid=%c,ipaddr=%a,topic=%t,mountpoint=%m";
+
+/// A piece of a parameter value, ready for request time.
+pub enum ValuePiece {
+    Text(Vec<u8>),
+    /// Text holding nginx variables.
+    Variables(ngx_http_complex_value_t),
+    Placeholder(Placeholder),
+}
+
+/// One parameter: its name already form-encoded, its value pieces.
+pub struct ServiceParam {
+    pub encoded_name: Vec<u8>,
+    pub value: Vec<ValuePiece>,
+}
+
+/// A service to ask (superuser or ACL), compiled at configuration time.
+pub struct Service {
+    /// The URI as configured, for log messages.
+    pub configured: ngx_str_t,
+    /// The path the subrequest goes to (the URI before any `?`).
+    pub path: ngx_str_t,
+    /// Fixed query arguments given in the URI after `?` (may be empty).
+    pub fixed_args: Vec<u8>,
+    pub method: Method,
+    pub params: Vec<ServiceParam>,
+}
+
+/// `auth_http_superuser` / `auth_http_acl` at one level.
+#[derive(Clone, Copy)]
+pub enum ServiceSetting {
+    Off,
+    /// Allocated in the configuration pool, which outlives every request
+    /// and every configuration level that points at it.
+    On(&'static Service),
+}
+
+#[derive(Default)]
+pub struct AuthHttpConf {
+    pub superuser: Option<ServiceSetting>,
+    pub acl: Option<ServiceSetting>,
+    pub retry: Option<RetryPolicy>,
+    pub client_id: Option<ngx_http_complex_value_t>,
+    pub mountpoint: Option<ngx_http_complex_value_t>,
+    pub nomatch: Option<NoMatch>,
+}
+
+fn active(setting: Option<ServiceSetting>) -> Option<&'static Service> {
+    match setting {
+        Some(ServiceSetting::On(service)) => Some(service),
+        _ => None,
+    }
+}
+
+impl AuthHttpConf {
+    pub fn superuser(&self) -> Option<&'static Service> {
+        active(self.superuser)
+    }
+    pub fn acl(&self) -> Option<&'static Service> {
+        active(self.acl)
+    }
+    pub fn retry(&self) -> RetryPolicy {
+        self.retry.unwrap_or_default()
+    }
+    pub fn nomatch(&self) -> NoMatch {
+        self.nomatch.unwrap_or_default()
+    }
+
+    pub fn merge_from(&mut self, parent: &Self) {
+        self.superuser = self.superuser.or(parent.superuser);
+        self.acl = self.acl.or(parent.acl);
+        self.retry = self.retry.or(parent.retry);
+        self.client_id = self.client_id.or(parent.client_id);
+        self.mountpoint = self.mountpoint.or(parent.mountpoint);
+        self.nomatch = self.nomatch.or(parent.nomatch);
+    }
+}
+
+#[derive(Default)]
+pub struct AuthHttpMainConf {
+    /// `$auth_http_result`.
+    pub result_variable: Option<AssignableVariable>,
+    /// Index of `$ssl_client_s_dn`, when `%C` or `%d` is used.
+    pub ssl_subject_index: Option<ngx_int_t>,
+}
+
+const CONTEXTS: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
+
+const fn command(
+    name: ngx_str_t,
+    takes: u32,
+    set: unsafe extern "C" fn(*mut ngx_conf_t, *mut ngx_command_t, *mut c_void) -> *mut c_char,
+) -> ngx_command_t {
+    ngx_command_t {
+        name,
+        type_: (CONTEXTS | takes) as _,
+        set: Some(set),
+        conf: NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    }
+}
+
+pub static mut COMMANDS: [ngx_command_t; 7] = [
+    command(
+        ngx::ngx_string!("auth_http_superuser"),
+        NGX_CONF_1MORE,
+        set_superuser,
+    ),
+    command(ngx::ngx_string!("auth_http_acl"), NGX_CONF_1MORE, set_acl),
+    command(
+        ngx::ngx_string!("auth_http_retry"),
+        NGX_CONF_1MORE,
+        set_retry,
+    ),
+    command(
+        ngx::ngx_string!("auth_http_client_id"),
+        NGX_CONF_TAKE1,
+        set_client_id,
+    ),
+    command(
+        ngx::ngx_string!("auth_http_mountpoint"),
+        NGX_CONF_TAKE1,
+        set_mountpoint,
+    ),
+    command(
+        ngx::ngx_string!("auth_http_nomatch"),
+        NGX_CONF_TAKE1,
+        set_nomatch,
+    ),
+    ngx_command_t::empty(),
+];
+
+/// Runs a directive handler body with the configuration and this module's
+/// location configuration.
+fn directive(
+    cf: *mut ngx_conf_t,
+    conf: *mut c_void,
+    body: impl FnOnce(&mut ngx_conf_t, &mut AuthHttpConf) -> *mut c_char,
+) -> *mut c_char {
+    // SAFETY: only called from this module's directive handlers, with what
+    // nginx passed them: the configuration being parsed and this module's
+    // location configuration for the current block.
+    unsafe { conf::directive(cf, conf, body) }
+}
+
+unsafe extern "C" fn set_superuser(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| {
+        if conf.superuser.is_some() {
+            return conf_message(c"is duplicate");
+        }
+        match parse_service(cf, DEFAULT_SUPERUSER_PARAMS) {
+            Ok(setting) => {
+                conf.superuser = Some(setting);
+                CONF_OK
+            }
+            Err(rv) => rv,
+        }
+    })
+}
+
+unsafe extern "C" fn set_acl(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| {
+        if conf.acl.is_some() {
+            return conf_message(c"is duplicate");
+        }
+        match parse_service(cf, DEFAULT_ACL_PARAMS) {
+            Ok(setting) => {
+                conf.acl = Some(setting);
+                CONF_OK
+            }
+            Err(rv) => rv,
+        }
+    })
+}
+
+/// `uri|off [method=get|post|put] [params="…"]`
+fn parse_service(
+    cf: &mut ngx_conf_t,
+    default_params: &[u8],
+) -> Result<ServiceSetting, *mut c_char> {
+    let words = args(cf).to_vec();
+    let directive = words[0];
+    let uri = words[1];
+    if uri.as_bytes() == b"off" {
+        if words.len() > 2 {
+            return Err(emerg(
+                cf,
+                format_args!("\"{directive}\" takes no options after \"off\""),
+            ));
+        }
+        return Ok(ServiceSetting::Off);
+    }
+    if !uri.as_bytes().starts_with(b"/") && !uri.as_bytes().starts_with(b"@") {
+        return Err(emerg(
+            cf,
+            format_args!("\"{directive}\": invalid URI \"{uri}\" (must start with \"/\")"),
+        ));
+    }
+    if uri.as_bytes().starts_with(b"@") {
+        return Err(emerg(
+            cf,
+            format_args!(
+                "\"{directive}\": named location \"{uri}\" cannot be used (subrequests need a URI)"
+            ),
+        ));
+    }
+
+    let mut method = Method::Post;
+    let mut params_text: Option<ngx_str_t> = None;
+    for option in &words[2..] {
+        let bytes = option.as_bytes();
+        if let Some(m) = bytes.strip_prefix(b"method=") {
+            method = match m {
+                b"get" | b"GET" => Method::Get,
+                b"post" | b"POST" => Method::Post,
+                b"put" | b"PUT" => Method::Put,
+                _ => {
+                    return Err(emerg(
+                        cf,
+                        format_args!(
+                            "\"{directive}\": invalid method \"{}\" (get, post or put)",
+                            String::from_utf8_lossy(m)
+                        ),
+                    ))
+                }
+            };
+        } else if bytes.starts_with(b"params=") {
+            params_text = option.strip_prefix("params=");
+        } else {
+            return Err(emerg(
+                cf,
+                format_args!("\"{directive}\": unknown option \"{option}\" (method=, params=)"),
+            ));
+        }
+    }
+
+    let spec = params_text.map_or(default_params, |p| {
+        // SAFETY: configuration words live in the configuration pool.
+        unquote(unsafe { core::slice::from_raw_parts(p.data, p.len) })
+    });
+    let parsed = params::parse(spec).map_err(|e| {
+        emerg(
+            cf,
+            format_args!(
+                "\"{directive}\": invalid params \"{}\": {e}",
+                String::from_utf8_lossy(spec)
+            ),
+        )
+    })?;
+
+    if method == Method::Get && params::uses(&parsed, Placeholder::Password) {
+        ngx::ngx_conf_log_error!(
+            NGX_LOG_WARN,
+            cf,
+            "\"{directive}\" sends the Basic-auth password (%P) with method=get: it travels in the \
+             URL, where access logs, proxies and the service's own logs record it; method=post \
+             keeps it in the request body"
+        );
+    }
+    if params::uses(&parsed, Placeholder::CertCommonName)
+        || params::uses(&parsed, Placeholder::CertSubject)
+    {
+        let index = ssl_subject_index(cf);
+        if let Some(main) = AuthHttpModule::main_conf_mut(cf) {
+            main.ssl_subject_index = index;
+        }
+    }
+
+    let mut compiled = Vec::with_capacity(parsed.len());
+    for param in parsed {
+        let mut encoded_name = Vec::new();
+        params::form_encode_into(&mut encoded_name, &param.name);
+        let mut value = Vec::with_capacity(param.pieces.len());
+        for piece in param.pieces {
+            value.push(match piece {
+                Piece::Placeholder(p) => ValuePiece::Placeholder(p),
+                Piece::Text(text) if text.contains(&b'$') => {
+                    let source = ngx_str_t {
+                        len: text.len(),
+                        // The compiled value keeps pointers into `source`:
+                        // copy it into the configuration pool.
+                        data: copy_to_pool(cf, &text).ok_or(CONF_ERROR)?,
+                    };
+                    ValuePiece::Variables(variables::compile(cf, &source).ok_or(CONF_ERROR)?)
+                }
+                Piece::Text(text) => ValuePiece::Text(text),
+            });
+        }
+        compiled.push(ServiceParam {
+            encoded_name,
+            value,
+        });
+    }
+
+    let (path, fixed_args) = match uri.as_bytes().iter().position(|&b| b == b'?') {
+        Some(q) => (
+            ngx_str_t {
+                len: q,
+                data: uri.data,
+            },
+            uri.as_bytes()[q + 1..].to_vec(),
+        ),
+        None => (uri, Vec::new()),
+    };
+    let service = Service {
+        configured: uri,
+        path,
+        fixed_args,
+        method,
+        params: compiled,
+    };
+    // SAFETY: cf->pool is the configuration pool; Pool::allocate registers a
+    // cleanup that drops the service when the pool goes.
+    let pool = unsafe { Pool::from_ngx_pool(cf.pool) };
+    // SAFETY: a non-null result is an initialised Service in that pool.
+    let service = unsafe { pool.allocate(service).as_ref() }.ok_or(CONF_ERROR)?;
+    Ok(ServiceSetting::On(service))
+}
+
+/// `params="a=%u"` reaches us with its quotes: nginx's parser only treats
+/// a quote at the start of a word as quoting.
+fn unquote(value: &[u8]) -> &[u8] {
+    match value {
+        [b'"', inner @ .., b'"'] | [b'\'', inner @ .., b'\''] => inner,
+        _ => value,
+    }
+}
+
+#[cfg(ngx_feature = "http_ssl")]
+fn ssl_subject_index(cf: &mut ngx_conf_t) -> Option<ngx_int_t> {
+    variables::index_of(cf, "ssl_client_s_dn")
+}
+
+#[cfg(not(ngx_feature = "http_ssl"))]
+fn ssl_subject_index(_cf: &mut ngx_conf_t) -> Option<ngx_int_t> {
+    None
+}
+
+fn copy_to_pool(cf: &mut ngx_conf_t, bytes: &[u8]) -> Option<*mut u8> {
+    // SAFETY: allocation in the configuration pool.
+    let s = unsafe { ngx_str_t::from_bytes(cf.pool, bytes) }?;
+    Some(s.data)
+}
+
+unsafe extern "C" fn set_retry(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| {
+        if conf.retry.is_some() {
+            return conf_message(c"is duplicate");
+        }
+        let words = args(cf).to_vec();
+        let options: Vec<&[u8]> = words[1..].iter().map(|w| w.as_bytes()).collect();
+        let parse_ms = |v: &[u8]| {
+            let mut s = ngx_str_t {
+                len: v.len(),
+                data: v.as_ptr().cast_mut(),
+            };
+            // SAFETY: ngx_parse_time only reads the bytes.
+            let ms = unsafe { ngx_parse_time(&mut s, 0) };
+            (ms != NGX_ERROR as ngx_int_t)
+                .then(|| u64::try_from(ms).ok())
+                .flatten()
+        };
+        match retry::parse(&options, parse_ms) {
+            Ok(policy) => {
+                conf.retry = Some(policy);
+                CONF_OK
+            }
+            Err(e) => emerg(cf, format_args!("\"auth_http_retry\": {e}")),
+        }
+    })
+}
+
+fn set_complex(cf: &mut ngx_conf_t, slot: &mut Option<ngx_http_complex_value_t>) -> *mut c_char {
+    if slot.is_some() {
+        return conf_message(c"is duplicate");
+    }
+    let value = args(cf)[1];
+    match variables::compile(cf, &value) {
+        Some(cv) => {
+            *slot = Some(cv);
+            CONF_OK
+        }
+        None => CONF_ERROR,
+    }
+}
+
+unsafe extern "C" fn set_client_id(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| set_complex(cf, &mut conf.client_id))
+}
+
+unsafe extern "C" fn set_mountpoint(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| set_complex(cf, &mut conf.mountpoint))
+}
+
+unsafe extern "C" fn set_nomatch(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| {
+        if conf.nomatch.is_some() {
+            return conf_message(c"is duplicate");
+        }
+        let value = args(cf)[1];
+        conf.nomatch = Some(match value.as_bytes() {
+            b"allow" => NoMatch::Allow,
+            b"deny" => NoMatch::Deny,
+            _ => {
+                return emerg(
+                    cf,
+                    format_args!(
+                        "\"auth_http_nomatch\": invalid value \"{value}\" (allow or deny)"
+                    ),
+                )
+            }
+        });
+        CONF_OK
+    })
+}

@@ -1,0 +1,215 @@
+//! From a service's answer to the next step. Pure logic.
+//!
+//! The EMQX contract: ask the superuser service (if configured): 200 means
+//! superuser, allow; anything else means "not a superuser", go on. Then ask
+//! the ACL service: 200 with body `ignore` means no decision
+//! (`auth_http_nomatch`), 200 with any other body allows, any other status
+//! denies. A service that cannot be reached (502/503/504 from its location,
+//! or a subrequest that failed without a status) is retried per the retry
+//! policy; when retries run out the client gets 503 — never access.
+
+use super::retry::RetryPolicy;
+
+/// Which question is being asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Stage {
+    #[default]
+    Superuser,
+    Acl,
+}
+
+/// What `auth_http_nomatch` says to do when the ACL service answers `ignore`
+/// (or no ACL service is configured).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum NoMatch {
+    Allow,
+    #[default]
+    Deny,
+}
+
+/// The value of `$auth_http_result`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Superuser,
+    Allow,
+    Deny,
+    Ignore,
+    Error,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Superuser => "superuser",
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Ignore => "ignore",
+            Self::Error => "error",
+        }
+    }
+}
+
+/// The next step for the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Let the request through.
+    Allow(Outcome),
+    /// Answer 403.
+    Deny(Outcome),
+    /// Ask the ACL service.
+    AskAcl,
+    /// Wait this many milliseconds, then ask the same service again.
+    RetryAfter(u64),
+    /// The service stayed unreachable: answer 503.
+    Unavailable,
+}
+
+/// Whether a status means the service was not reached (as opposed to an
+/// answer). 0 is a subrequest that failed before any response.
+pub fn unreachable(status: usize) -> bool {
+    matches!(status, 0 | 502 | 503 | 504)
+}
+
+/// What the rest of the configuration says, for [`next_step`].
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    pub acl_configured: bool,
+    pub nomatch: NoMatch,
+    pub retry: RetryPolicy,
+}
+
+/// Decides the next step after attempt number `attempt` (0-based) of
+/// `stage` answered `status` with `body`.
+pub fn next_step(stage: Stage, attempt: u32, status: usize, body: &[u8], policy: &Policy) -> Step {
+    if unreachable(status) {
+        return match policy.retry.delay_after(attempt) {
+            Some(ms) => Step::RetryAfter(ms),
+            None => Step::Unavailable,
+        };
+    }
+    match stage {
+        Stage::Superuser if status == 200 => Step::Allow(Outcome::Superuser),
+        Stage::Superuser if policy.acl_configured => Step::AskAcl,
+        Stage::Superuser => no_match(policy.nomatch),
+        Stage::Acl if status == 200 && body == b"ignore" => no_match(policy.nomatch),
+        Stage::Acl if status == 200 => Step::Allow(Outcome::Allow),
+        Stage::Acl => Step::Deny(Outcome::Deny),
+    }
+}
+
+fn no_match(nomatch: NoMatch) -> Step {
+    match nomatch {
+        NoMatch::Allow => Step::Allow(Outcome::Ignore),
+        NoMatch::Deny => Step::Deny(Outcome::Ignore),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(nomatch: NoMatch) -> Policy {
+        Policy {
+            acl_configured: true,
+            nomatch,
+            retry: RetryPolicy {
+                times: 2,
+                interval_ms: 100,
+                backoff: 2.0,
+            },
+        }
+    }
+
+    #[test]
+    fn superuser_200_allows_without_acl() {
+        let p = policy(NoMatch::Deny);
+        assert_eq!(
+            next_step(Stage::Superuser, 0, 200, b"", &p),
+            Step::Allow(Outcome::Superuser)
+        );
+    }
+
+    #[test]
+    fn superuser_other_answers_go_to_acl() {
+        let p = policy(NoMatch::Deny);
+        for status in [201, 204, 301, 400, 401, 403, 404, 500] {
+            assert_eq!(
+                next_step(Stage::Superuser, 0, status, b"", &p),
+                Step::AskAcl,
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn superuser_only_falls_to_nomatch() {
+        let p = Policy {
+            acl_configured: false,
+            ..policy(NoMatch::Allow)
+        };
+        assert_eq!(
+            next_step(Stage::Superuser, 0, 403, b"", &p),
+            Step::Allow(Outcome::Ignore)
+        );
+    }
+
+    #[test]
+    fn acl_answers() {
+        let deny = policy(NoMatch::Deny);
+        let allow = policy(NoMatch::Allow);
+        assert_eq!(
+            next_step(Stage::Acl, 0, 200, b"", &deny),
+            Step::Allow(Outcome::Allow)
+        );
+        assert_eq!(
+            next_step(Stage::Acl, 0, 200, b"allow", &deny),
+            Step::Allow(Outcome::Allow)
+        );
+        assert_eq!(
+            next_step(Stage::Acl, 0, 200, b"ignore", &deny),
+            Step::Deny(Outcome::Ignore)
+        );
+        assert_eq!(
+            next_step(Stage::Acl, 0, 200, b"ignore", &allow),
+            Step::Allow(Outcome::Ignore)
+        );
+        assert_eq!(
+            next_step(Stage::Acl, 0, 200, b"ignore\n", &deny),
+            Step::Allow(Outcome::Allow)
+        );
+        for status in [201, 204, 302, 400, 401, 403, 404, 500] {
+            assert_eq!(
+                next_step(Stage::Acl, 0, status, b"ignore", &allow),
+                Step::Deny(Outcome::Deny),
+                "{status}"
+            );
+        }
+    }
+
+    #[test]
+    fn unreachable_services_are_retried_then_unavailable() {
+        let p = policy(NoMatch::Allow);
+        for stage in [Stage::Superuser, Stage::Acl] {
+            for status in [0, 502, 503, 504] {
+                assert_eq!(next_step(stage, 0, status, b"", &p), Step::RetryAfter(100));
+                assert_eq!(next_step(stage, 1, status, b"", &p), Step::RetryAfter(200));
+                assert_eq!(next_step(stage, 2, status, b"", &p), Step::Unavailable);
+            }
+        }
+    }
+
+    #[test]
+    fn outcome_names() {
+        let names: Vec<_> = [
+            Outcome::Superuser,
+            Outcome::Allow,
+            Outcome::Deny,
+            Outcome::Ignore,
+            Outcome::Error,
+        ]
+        .iter()
+        .map(|o| o.as_str())
+        .collect();
+        assert_eq!(names, ["superuser", "allow", "deny", "ignore", "error"]);
+    }
+}

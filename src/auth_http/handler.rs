@@ -1,0 +1,321 @@
+//! The access-phase handler: superuser question, ACL question, retries,
+//! decision. The decisions themselves are in [`super::decision`].
+
+use nginx_sys::{
+    ngx_http_auth_basic_user, ngx_http_request_t, ngx_inet_get_port, ngx_int_t, ngx_str_t,
+    NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_SERVICE_UNAVAILABLE,
+    NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
+};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
+
+use super::conf::{AuthHttpConf, Service, ValuePiece};
+use super::decision::{next_step, Outcome, Policy, Stage, Step};
+use super::params::{self, Placeholder};
+use super::AuthHttpModule;
+use crate::nginx::ffi::guard_status;
+use crate::nginx::subrequest::{self, Body, Method, SubrequestResult, SubrequestSpec};
+use crate::nginx::{delay, request, variables};
+
+const FORM: &str = "application/x-www-form-urlencoded";
+
+/// Per-request state, reset by nginx on internal redirects.
+#[derive(Clone, Copy, Default)]
+struct AuthHttpCtx {
+    stage: Stage,
+    /// 0-based attempt at the current stage's service.
+    attempt: u32,
+    /// Waiting for a retry timer.
+    paused: bool,
+    subrequest: SubrequestResult,
+}
+
+/// The access-phase entry point.
+///
+/// # Safety
+/// Called by nginx's phase engine with a live main request.
+pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: the phase engine passes the live main request.
+    let r = unsafe { &mut *r };
+    guard_status(request::log(r), || check(r))
+}
+
+fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
+    let Some(conf) = AuthHttpModule::location_conf(r) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    if conf.superuser().is_none() && conf.acl().is_none() {
+        return NGX_DECLINED as ngx_int_t;
+    }
+
+    let module = AuthHttpModule::module();
+    let ctx = match request::ctx::<AuthHttpCtx>(r, module) {
+        Some(ctx) => ctx,
+        None => {
+            let Some(ctx) = request::new_ctx::<AuthHttpCtx>(r, module) else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            ctx.stage = if conf.superuser().is_some() {
+                Stage::Superuser
+            } else {
+                Stage::Acl
+            };
+            return ask(r, conf, ctx);
+        }
+    };
+
+    if ctx.paused {
+        if delay::is_paused(r) {
+            return NGX_AGAIN as ngx_int_t;
+        }
+        ctx.paused = false;
+        return ask(r, conf, ctx);
+    }
+    if !ctx.subrequest.done {
+        return NGX_AGAIN as ngx_int_t;
+    }
+
+    let policy = Policy {
+        acl_configured: conf.acl().is_some(),
+        nomatch: conf.nomatch(),
+        retry: conf.retry(),
+    };
+    let answer = ctx.subrequest;
+    // SAFETY: the captured body lives in the request pool.
+    let body = unsafe { bytes(&answer.body) };
+    // A truncated answer (the service went away in the middle of its body)
+    // is no answer: a cut "ignore" must not read as "allow". Treated as
+    // unreachable: retried, then 503.
+    let status = if answer.complete { answer.status } else { 0 };
+    match next_step(ctx.stage, ctx.attempt, status, body, &policy) {
+        Step::Allow(outcome) => finish(r, outcome, NGX_OK as ngx_int_t),
+        Step::Deny(outcome) => finish(r, outcome, NGX_HTTP_FORBIDDEN as ngx_int_t),
+        Step::AskAcl => {
+            ctx.stage = Stage::Acl;
+            ctx.attempt = 0;
+            ask(r, conf, ctx)
+        }
+        Step::RetryAfter(ms) => {
+            ngx::ngx_log_error!(
+                NGX_LOG_INFO,
+                request::log(r),
+                "auth_http: {} service \"{}\" not reachable (status {}), retrying in {ms} ms",
+                stage_name(ctx.stage),
+                service(conf, ctx.stage).map_or(ngx_str_t::empty(), |s| s.configured),
+                status
+            );
+            ctx.attempt += 1;
+            ctx.paused = true;
+            delay::pause(r, ms);
+            NGX_AGAIN as ngx_int_t
+        }
+        Step::Unavailable => {
+            ngx::ngx_log_error!(
+                NGX_LOG_ERR,
+                request::log(r),
+                "auth_http: {} service \"{}\" not reachable after {} attempts (last status {}); \
+                 answering 503",
+                stage_name(ctx.stage),
+                service(conf, ctx.stage).map_or(ngx_str_t::empty(), |s| s.configured),
+                ctx.attempt + 1,
+                status
+            );
+            finish(r, Outcome::Error, NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t)
+        }
+    }
+}
+
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::Superuser => "superuser",
+        Stage::Acl => "ACL",
+    }
+}
+
+fn service(conf: &AuthHttpConf, stage: Stage) -> Option<&'static Service> {
+    match stage {
+        Stage::Superuser => conf.superuser(),
+        Stage::Acl => conf.acl(),
+    }
+}
+
+/// Records `$auth_http_result` and returns `rc`.
+fn finish(r: &mut ngx_http_request_t, outcome: Outcome, rc: ngx_int_t) -> ngx_int_t {
+    if let Some(var) = AuthHttpModule::main_conf(r).and_then(|m| m.result_variable.as_ref()) {
+        let text = outcome.as_str();
+        let value = ngx_str_t {
+            len: text.len(),
+            data: text.as_ptr().cast_mut(),
+        };
+        variables::store(r, var, value);
+    }
+    rc
+}
+
+/// Starts the subrequest for the current stage and attempt.
+fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -> ngx_int_t {
+    let Some(service) = service(conf, ctx.stage) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    let Some(encoded) = encode_params(r, conf, service) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+
+    let mut query = Vec::new();
+    let mut body = None;
+    match service.method {
+        Method::Get => {
+            query.extend_from_slice(&service.fixed_args);
+            if !service.fixed_args.is_empty() && !encoded.is_empty() {
+                query.push(b'&');
+            }
+            query.extend_from_slice(&encoded);
+        }
+        Method::Post | Method::Put => {
+            query.extend_from_slice(&service.fixed_args);
+            // SAFETY: allocation in the live request pool.
+            let Some(data) = (unsafe { ngx_str_t::from_bytes(r.pool, &encoded) }) else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            body = Some(Body {
+                content_type: FORM,
+                data,
+            });
+        }
+    }
+    // SAFETY: allocation in the live request pool.
+    let Some(args) = (unsafe { ngx_str_t::from_bytes(r.pool, &query) }) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+
+    let spec = SubrequestSpec {
+        uri: &service.path,
+        args: (!query.is_empty()).then_some(&args),
+        method: service.method,
+        body,
+        // Only the ACL answer's body matters (`ignore`), but the superuser
+        // answer is read to its end as well: a header-only subrequest makes
+        // nginx close the upstream connection whenever the answer has a body
+        // (a "403 not a superuser" page), so every ordinary client would
+        // cost a new (TLS) connection to the service.
+        capture_body: true,
+        keep_client_body_headers: false,
+    };
+    ctx.subrequest = SubrequestResult::default();
+    // SAFETY: the result slot lives in the request-pool context.
+    match unsafe { subrequest::start_with(r, &spec, &mut ctx.subrequest) } {
+        Ok(_) => NGX_AGAIN as ngx_int_t,
+        Err(_) => NGX_ERROR as ngx_int_t,
+    }
+}
+
+/// `name=value&…`, form-encoded, for this request.
+fn encode_params(
+    r: &mut ngx_http_request_t,
+    conf: &AuthHttpConf,
+    service: &Service,
+) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(128);
+    let mut value = Vec::with_capacity(64);
+    for (i, param) in service.params.iter().enumerate() {
+        if i > 0 {
+            out.push(b'&');
+        }
+        out.extend_from_slice(&param.encoded_name);
+        out.push(b'=');
+        value.clear();
+        for piece in &param.value {
+            match piece {
+                ValuePiece::Text(text) => value.extend_from_slice(text),
+                ValuePiece::Variables(cv) => {
+                    let v = variables::evaluate(r, cv)?;
+                    // SAFETY: evaluated into the request pool.
+                    value.extend_from_slice(unsafe { bytes(&v) });
+                }
+                ValuePiece::Placeholder(p) => placeholder_value(r, conf, *p, &mut value)?,
+            }
+        }
+        params::form_encode_into(&mut out, &value);
+    }
+    Some(out)
+}
+
+/// Appends the raw value of placeholder `p` for request `r`; absent values
+/// (no Basic auth, no client certificate) are empty.
+fn placeholder_value(
+    r: &mut ngx_http_request_t,
+    conf: &AuthHttpConf,
+    p: Placeholder,
+    out: &mut Vec<u8>,
+) -> Option<()> {
+    match p {
+        Placeholder::User | Placeholder::Password => {
+            // SAFETY: parses the request's own Authorization header into
+            // headers_in.user / passwd (request pool); NGX_DECLINED when
+            // there is no valid Basic credential, leaving them empty.
+            let rc = unsafe { ngx_http_auth_basic_user(r) };
+            if rc == NGX_OK as ngx_int_t {
+                let s = if p == Placeholder::User {
+                    r.headers_in.user
+                } else {
+                    r.headers_in.passwd
+                };
+                // SAFETY: filled in by ngx_http_auth_basic_user.
+                out.extend_from_slice(unsafe { bytes(&s) });
+            }
+        }
+        Placeholder::ClientId | Placeholder::Mountpoint => {
+            let cv = if p == Placeholder::ClientId {
+                conf.client_id
+            } else {
+                conf.mountpoint
+            };
+            if let Some(cv) = cv {
+                let v = variables::evaluate(r, &cv)?;
+                // SAFETY: evaluated into the request pool.
+                out.extend_from_slice(unsafe { bytes(&v) });
+            }
+        }
+        Placeholder::ClientAddr => {
+            // SAFETY: the connection's address text lives with it.
+            out.extend_from_slice(unsafe { bytes(&(*r.connection).addr_text) })
+        }
+        Placeholder::ClientPort => {
+            // SAFETY: the connection's sockaddr lives with it.
+            let port = unsafe { ngx_inet_get_port((*r.connection).sockaddr) };
+            out.extend_from_slice(port.to_string().as_bytes());
+        }
+        // SAFETY (for the two arms below): request fields filled by the
+        // parser, in the request pool.
+        Placeholder::Protocol => out.extend_from_slice(unsafe { bytes(&r.http_protocol) }),
+        Placeholder::Topic => out.extend_from_slice(unsafe { bytes(&r.uri) }),
+        Placeholder::Access => {
+            // SAFETY: as above.
+            out.extend_from_slice(params::access_for_method(unsafe { bytes(&r.method_name) }))
+        }
+        Placeholder::CertSubject | Placeholder::CertCommonName => {
+            let index = AuthHttpModule::main_conf(r).and_then(|m| m.ssl_subject_index);
+            if let Some(index) = index {
+                let subject = variables::get_indexed(r, index);
+                if p == Placeholder::CertSubject {
+                    out.extend_from_slice(subject);
+                } else {
+                    out.extend_from_slice(&params::common_name(subject));
+                }
+            }
+        }
+    }
+    Some(())
+}
+
+/// The bytes of an nginx string.
+///
+/// # Safety
+/// `s` must point at `len` readable bytes (or have `len` 0).
+unsafe fn bytes(s: &ngx_str_t) -> &[u8] {
+    if s.len == 0 || s.data.is_null() {
+        &[]
+    } else {
+        // SAFETY: per the function contract.
+        unsafe { core::slice::from_raw_parts(s.data, s.len) }
+    }
+}

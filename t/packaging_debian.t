@@ -12,9 +12,9 @@
 #     generic, so it grows as mechanisms are merged: for each mechanism folder
 #     src/<m>/ other than auth_request, its example nginx-conf/<m>.conf must
 #     pass `nginx -t` and its tests t/<m>_*.t must pass against Debian's
-#     binary with this module. (Today the library has auth_request and
-#     ntlm; key_auth and auth_http report "not in this library yet" until
-#     they are merged.)
+#     binary with this module (today: key_auth, ntlm, auth_http), except
+#     files that combine them with our auth_request. A planned mechanism
+#     whose folder is missing is reported as "not in this library yet".
 # Also: a module built against another nginx (the main build, vendored 1.28)
 # is refused by Debian's nginx — why building against it matters.
 #

@@ -18,6 +18,8 @@
 #                    source tree, not headers only) and check with that binary
 #   --work DIR       work directory (default target/against/<name>-<hash of source+args>)
 #   --debug          cargo's dev profile instead of --release
+#   --clippy         also `cargo clippy -- -D warnings` against this nginx: code
+#                    under version cfgs (e.g. not(nginx1_23_0)) compiles only here
 #   -h, --help
 #
 # What it does, all inside the work directory, so the main build (target/)
@@ -52,7 +54,7 @@ usage() {
     exit "${1:-2}"
 }
 
-nginx_bin="" make_nginx=0 work="" profile=release mode=""
+nginx_bin="" make_nginx=0 work="" profile=release mode="" clippy=0
 while (($#)); do
     case $1 in
         --nginx)
@@ -69,6 +71,7 @@ while (($#)); do
             shift 2
             ;;
         --debug) profile=debug && shift ;;
+        --clippy) clippy=1 && shift ;;
         --debian | --vendored) mode=${1#--} && shift && break ;;
         -h | --help) usage 0 ;;
         --) shift && break ;;
@@ -192,6 +195,11 @@ log "build-against: cargo build ${profile_args[*]} (CARGO_TARGET_DIR=$work/cargo
 NGINX_SOURCE_DIR=$work/nginx CARGO_TARGET_DIR=$work/cargo \
     cargo build "${cargo_locked[@]}" "${profile_args[@]}" >&2
 cp "$work/cargo/$profile_dir/libnginx_authgate.so" "$work/libnginx_authgate.so"
+if ((clippy)); then
+    log "build-against: cargo clippy -- -D warnings"
+    NGINX_SOURCE_DIR=$work/nginx CARGO_TARGET_DIR=$work/cargo \
+        cargo clippy "${cargo_locked[@]}" "${profile_args[@]}" -- -D warnings >&2
+fi
 module=$work/libnginx_authgate.so
 
 # 4. Does it load?

@@ -35,8 +35,9 @@ packaging_or_skip(
 );
 
 my $root = AGPackaging::root();
-my ($so, $log) = build_against('--debian');
+my ($so, $log) = build_against('--clippy', '--debian');
 like($log, qr/nginx 1\.22\.\d+ from \/usr\/share\/nginx\/src/, 'built against Debian\'s nginx 1.22 headers');
+like($log, qr/cargo clippy -- -D warnings/, 'clippy-clean against 1.22 (code under version cfgs)');
 like($log, qr/\Q$DEBIAN_NGINX\E loads the module \(nginx -t ok\)/, 'the script checked it with nginx -t');
 
 # The script's refusals.

@@ -58,3 +58,30 @@ module_path() {
     [[ -f "$so" ]] || die "module not built: $so"
     printf '%s\n' "$so"
 }
+
+# check_module_loads NGINX SO DIR: `nginx -t` with a minimal configuration
+# that loads SO (written under DIR, which is the prefix; nothing is bound).
+# Fails with nginx's own message (e.g. "is not binary compatible").
+check_module_loads() {
+    local nginx=$1 so=$2 dir=$3 out
+    mkdir -p "$dir/logs"
+    cat >"$dir/check.conf" <<CONF
+load_module $so;
+pid $dir/nginx.pid;
+error_log stderr;
+events {}
+http {
+    access_log off;
+    client_body_temp_path $dir/client_body_temp;
+    proxy_temp_path $dir/proxy_temp;
+    fastcgi_temp_path $dir/fastcgi_temp;
+    uwsgi_temp_path $dir/uwsgi_temp;
+    scgi_temp_path $dir/scgi_temp;
+    server { listen 127.0.0.1:8080; location / { root $dir; } }
+}
+CONF
+    if ! out=$("$nginx" -p "$dir/" -e stderr -c "$dir/check.conf" -t 2>&1); then
+        log "$out"
+        die "$nginx does not load $so (above)"
+    fi
+}

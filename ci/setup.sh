@@ -25,11 +25,16 @@ source "$(dirname "$0")/lib.sh"
 #   valgrind                         the benchmarks' instructions-per-request metric
 #   (package) shellcheck             linting the ci/ scripts in ci/test.sh
 #   git ca-certificates              cargo fetching crates over https
+#   nginx nginx-dev                  the packaging tests (t/packaging_*.t): Debian's own
+#                                    nginx 1.22 binary and its configured headers
+#                                    (/usr/share/nginx/src); never started as a service
+#   rpm rpm2cpio cpio                the packaging tests: rpmbuild, inspecting the RPM
 packages=(
     libclang-dev gcc libc6-dev make libpcre2-dev libssl-dev zlib1g-dev
     perl libio-socket-ssl-perl
     curl openssl wrk procps util-linux iproute2 valgrind shellcheck
     git ca-certificates
+    nginx nginx-dev rpm rpm2cpio cpio
 )
 
 missing=()
@@ -48,7 +53,23 @@ if ((${#missing[@]})); then
         sudo=(sudo)
     fi
     aptlog=$(mktemp)
-    trap 'rm -f "$aptlog"' EXIT
+    # Debian's nginx package starts an nginx on port 80 when installed. The
+    # tests run it with their own prefix and ports only, so keep the service
+    # from starting: invoke-rc.d and deb-systemd-invoke obey policy-rc.d's
+    # 101 ("action forbidden"). Containers usually have one already; if not,
+    # one is in place for this install only.
+    policy=/usr/sbin/policy-rc.d policy_added=0
+    if [[ ! -e $policy ]] && printf '%s\n' "${missing[@]}" | grep -qx nginx; then
+        printf '#!/bin/sh\n# ci/setup.sh: no service starts while it installs packages\nexit 101\n' |
+            "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod 755 "$policy"
+        policy_added=1
+    fi
+    cleanup() {
+        rm -f "$aptlog"
+        if ((policy_added)); then "${sudo[@]}" rm -f "$policy"; fi
+    }
+    trap cleanup EXIT
     export DEBIAN_FRONTEND=noninteractive
     # Wait for, rather than fail on, another apt/dpkg run holding the lock
     # (a second session on the same machine; also why a package seen
@@ -60,6 +81,18 @@ if ((${#missing[@]})); then
         die "apt-get could not install: ${missing[*]}"
     fi
     log "setup: installed ${missing[*]}"
+    if printf '%s\n' "${missing[@]}" | grep -qx nginx; then
+        # Belt and braces: a systemd machine would still enable the unit for
+        # the next boot, and a start that slipped through must not hold port 80.
+        if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+            "${sudo[@]}" systemctl disable --now nginx >/dev/null 2>&1 || true
+        fi
+        pid=$(cat /run/nginx.pid 2>/dev/null || true)
+        if [[ $pid =~ ^[0-9]+$ ]] && [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == /usr/sbin/nginx ]]; then
+            "${sudo[@]}" /usr/sbin/nginx -s stop || true
+            log "setup: stopped the nginx service the nginx package started"
+        fi
+    fi
 else
     log "setup: all ${#packages[@]} apt packages already present"
 fi

@@ -13,6 +13,10 @@
 #   8. prove -r t                      our module in the vendored nginx
 #   9. prove t/auth_request_*.t        the C reference, TEST_NGINX_MODULE=none: the same
 #                                      tests must describe the C module's behaviour
+#  10. prove t/packaging_*.t           TEST_PACKAGING=1: the module built against other
+#                                      nginx builds (vendored 1.28 with another configure
+#                                      line, Debian's nginx 1.22) in target/against/, the
+#                                      RPM; a few minutes on 2 cores
 #
 # Env: PROVE_JOBS (default 1) runs that many test files in parallel, for local
 # use once the tests are known not to share ports.
@@ -119,6 +123,17 @@ prove_cref() {
     prove "${prove_args[@]}" "${tests[@]}" 2>&1 | count_tests prove
 }
 
+prove_packaging() {
+    local tests=()
+    mapfile -t tests < <(find t -maxdepth 1 -name 'packaging_*.t' 2>/dev/null | sort)
+    if ((${#tests[@]} == 0)); then
+        echo "SKIPPED: no t/packaging_*.t files"
+        return 0
+    fi
+    TEST_PACKAGING=1 TEST_NGINX_MODULE=$(module_path debug) prove "${prove_args[@]}" "${tests[@]}" 2>&1 |
+        count_tests prove
+}
+
 step "setup (ci/setup.sh)" bash ci/setup.sh
 step "shellcheck ci scripts" lint_scripts
 step "cargo fmt --check" cargo fmt --all --check
@@ -129,6 +144,7 @@ step "cargo build (module + vendored nginx)" cargo build "${cargo_locked[@]}"
 step "C reference nginx (target/cref, +auth_request)" build_cref
 step "prove -r t (our module, vendored nginx)" prove_ours
 step "prove t/auth_request_*.t (C reference, no module)" prove_cref
+step "prove t/packaging_*.t (TEST_PACKAGING=1: other nginx builds, RPM)" prove_packaging
 
 printf '\n==== summary ====\n'
 printf '%s\n' "${summary[@]}"

@@ -14,6 +14,7 @@ use AGTest;
 use NtlmBackend;
 
 my $t = AGTest->new->skip_unless_module;
+$t->skip_unless_nginx('1.25.1', '"http2 on;"');
 my $dir = $t->testdir;
 
 system("openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 2 "

@@ -120,7 +120,10 @@ pub fn rebuild_without_body_framing(
             // with the parent and live in the same pool.
             unsafe {
                 copy.write(*h);
-                (*copy).next = core::ptr::null_mut();
+                #[cfg(nginx1_23_0)] // nginx < 1.23 has no `next` chain
+                {
+                    (*copy).next = core::ptr::null_mut();
+                }
             }
         }
         part = next;
@@ -144,6 +147,7 @@ pub fn rebuild_without_body_framing(
                     data: value.as_ptr().cast_mut(),
                 },
                 lowcase_key: LOWCASE.as_ptr().cast_mut(),
+                #[cfg(nginx1_23_0)] // nginx < 1.23 has no `next` chain
                 next: core::ptr::null_mut(),
             });
         }
@@ -192,6 +196,8 @@ pub fn push_response(
                 data,
             },
             lowcase_key: core::ptr::null_mut(),
+            // nginx < 1.23 has no `next` chain of repeated headers.
+            #[cfg(nginx1_23_0)]
             next: core::ptr::null_mut(),
         });
     }

@@ -12,6 +12,11 @@
 //! element's `next`. [`remove`] keeps all of these coherent: a removed
 //! element is unlinked from every slot and chain, and pointers to the
 //! elements that move down by one place are adjusted.
+//!
+//! nginx before 1.23 has no `next` chains: a slot holds the first header of
+//! its name, and the headers that may repeat (`Cookie`, `X-Forwarded-For`)
+//! are collected in `ngx_array_t`s of element pointers instead of slots.
+//! The `#[cfg(not(nginx1_23_0))]` parts below keep those arrays coherent too.
 
 use core::ptr;
 
@@ -44,6 +49,18 @@ pub fn find<'r>(r: &'r ngx_http_request_t, name: &[u8]) -> Option<&'r ngx_table_
     None
 }
 
+/// nginx < 1.23: offsets of the `ngx_array_t` fields of `headers_in` that
+/// collect repeated headers; their `ngx_http_headers_in[]` entries are no
+/// `ngx_table_elt_t *` slots.
+#[cfg(not(nginx1_23_0))]
+fn multi_header_arrays() -> &'static [usize] {
+    &[
+        core::mem::offset_of!(ngx_http_headers_in_t, cookies),
+        #[cfg(ngx_feature = "http_x_forwarded_for")]
+        core::mem::offset_of!(ngx_http_headers_in_t, x_forwarded_for),
+    ]
+}
+
 /// Every cached `ngx_table_elt_t *` slot of `headers_in` (the known
 /// headers), as raw pointers to the slots.
 fn known_slots(hin: *mut ngx_http_headers_in_t) -> impl Iterator<Item = *mut *mut ngx_table_elt_t> {
@@ -61,6 +78,10 @@ fn known_slots(hin: *mut ngx_http_headers_in_t) -> impl Iterator<Item = *mut *mu
         }
         i += 1;
         // Offset 0 is the `headers` list itself, never a cached pointer.
+        #[cfg(not(nginx1_23_0))]
+        if multi_header_arrays().contains(&entry.offset) {
+            continue;
+        }
         if entry.offset != 0 {
             // SAFETY: `offset` is offsetof(ngx_http_headers_in_t, field) of
             // a `ngx_table_elt_t *` field.
@@ -107,7 +128,13 @@ pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
                         p
                     }
                 };
+                // What a slot or link pointing at `h` points at afterwards:
+                // the next header of that name (nginx < 1.23: none, the
+                // slot held the first one and all of them are removed).
+                #[cfg(nginx1_23_0)]
                 let after = shift((*h).next);
+                #[cfg(not(nginx1_23_0))]
+                let after = ptr::null_mut();
                 fix_pointers(hin, |p| if p == h { after } else { shift(p) });
                 ptr::copy(elts.add(i + 1), h, n - i - 1);
                 (*part).nelts = n - 1;
@@ -120,7 +147,8 @@ pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
 }
 
 /// Rewrites every cached element pointer (known-header slots and `next`
-/// links) through `map`.
+/// links; nginx < 1.23: the repeated-header arrays, dropping entries mapped
+/// to null) through `map`.
 ///
 /// # Safety
 /// `hin` must be a live request's headers_in.
@@ -135,16 +163,38 @@ unsafe fn fix_pointers(
                 *slot = map(*slot);
             }
         }
-        let mut part: *mut ngx_list_part_t = &mut (*hin).headers.part;
-        while !part.is_null() {
-            let elts = (*part).elts.cast::<ngx_table_elt_t>();
-            for i in 0..(*part).nelts {
-                let e = elts.add(i);
-                if !(*e).next.is_null() {
-                    (*e).next = map((*e).next);
+        #[cfg(not(nginx1_23_0))]
+        for &offset in multi_header_arrays() {
+            // SAFETY: `offset` is that of an ngx_array_t of element
+            // pointers in the live headers_in (nelts 0 if never used).
+            let array = hin
+                .cast::<u8>()
+                .add(offset)
+                .cast::<nginx_sys::ngx_array_t>();
+            let elts = (*array).elts.cast::<*mut ngx_table_elt_t>();
+            let mut kept = 0;
+            for i in 0..(*array).nelts {
+                let p = map(*elts.add(i));
+                if !p.is_null() {
+                    *elts.add(kept) = p;
+                    kept += 1;
                 }
             }
-            part = (*part).next;
+            (*array).nelts = kept;
+        }
+        #[cfg(nginx1_23_0)]
+        {
+            let mut part: *mut ngx_list_part_t = &mut (*hin).headers.part;
+            while !part.is_null() {
+                let elts = (*part).elts.cast::<ngx_table_elt_t>();
+                for i in 0..(*part).nelts {
+                    let e = elts.add(i);
+                    if !(*e).next.is_null() {
+                        (*e).next = map((*e).next);
+                    }
+                }
+                part = (*part).next;
+            }
         }
     }
 }
@@ -185,6 +235,7 @@ pub fn push(r: &mut ngx_http_request_t, name: &[u8], value: &[u8]) -> Result<(),
                 data: val,
             },
             lowcase_key: low,
+            #[cfg(nginx1_23_0)]
             next: ptr::null_mut(),
         });
     }
@@ -211,14 +262,50 @@ pub fn push(r: &mut ngx_http_request_t, name: &[u8], value: &[u8]) -> Result<(),
         if let Some(entry) = known.as_ref() {
             if entry.offset != 0 {
                 let hin: *mut ngx_http_headers_in_t = &mut r.headers_in;
+                #[cfg(not(nginx1_23_0))]
+                if multi_header_arrays().contains(&entry.offset) {
+                    // A repeated header (Cookie, X-Forwarded-For): one more
+                    // entry in its array, as nginx < 1.23 collects them.
+                    let array = hin
+                        .cast::<u8>()
+                        .add(entry.offset)
+                        .cast::<nginx_sys::ngx_array_t>();
+                    if (*array).elts.is_null() {
+                        // What ngx_array_init() (static inline, not in the
+                        // bindings) does, for one element.
+                        let size = core::mem::size_of::<*mut ngx_table_elt_t>();
+                        let elts = nginx_sys::ngx_palloc(r.pool, size);
+                        if elts.is_null() {
+                            return Err(NgxError);
+                        }
+                        array.write(nginx_sys::ngx_array_t {
+                            elts,
+                            nelts: 0,
+                            size,
+                            nalloc: 1,
+                            pool: r.pool,
+                        });
+                    }
+                    let slot = nginx_sys::ngx_array_push(array).cast::<*mut ngx_table_elt_t>();
+                    if slot.is_null() {
+                        return Err(NgxError);
+                    }
+                    *slot = h;
+                    return Ok(());
+                }
+                #[cfg_attr(not(nginx1_23_0), allow(unused_mut))] // no chain to walk
                 let mut link = hin
                     .cast::<u8>()
                     .add(entry.offset)
                     .cast::<*mut ngx_table_elt_t>();
+                // nginx < 1.23 keeps the first header of a name in its slot.
+                #[cfg(nginx1_23_0)]
                 while !(*link).is_null() {
                     link = &mut (**link).next;
                 }
-                *link = h;
+                if (*link).is_null() {
+                    *link = h;
+                }
             }
         }
     }

@@ -178,6 +178,25 @@ sub _nginx_version_info {
 
 sub has_debug { $_[0]->_nginx_version_info =~ /--with-debug/ ? 1 : 0 }
 
+# The nginx's version as a number: 1.22.1 -> 1022001 (0 if unknown).
+sub nginx_version {
+    my ($self) = @_;
+    my ($a, $b, $c) = $self->_nginx_version_info =~ m{nginx version: [^/]*/(\d+)\.(\d+)\.(\d+)};
+    return defined $c ? $a * 1_000_000 + $b * 1_000 + $c : 0;
+}
+
+# Skip the whole file when the nginx under test is older than $version
+# ("1.25.1"), e.g. for directives it lacks (the packaging tests run the
+# mechanisms' tests against Debian's nginx 1.22).
+sub skip_unless_nginx {
+    my ($self, $version, $why) = @_;
+    my ($a, $b, $c) = split /\./, $version;
+    my $have = $self->nginx_version;
+    return $self if !$have || $have >= $a * 1_000_000 + $b * 1_000 + ($c // 0);
+    $self->{done} = 1;
+    Test::More::plan(skip_all => "needs nginx $version+" . ($why ? " ($why)" : ''));
+}
+
 ###############################################################################
 # Ports
 ###############################################################################
@@ -280,11 +299,44 @@ sub expand {
         "uwsgi_temp_path $dir/uwsgi_temp;",
         "scgi_temp_path $dir/scgi_temp;";
 
+    $content = $self->_http2_compat($content)
+        if $self->nginx_version && $self->nginx_version < 1_025_001;
     $content =~ s/%%TEST_GLOBALS%%/$globals/g;
     $content =~ s/%%TEST_GLOBALS_HTTP%%/$globals_http/g;
     $content =~ s/%%TESTDIR%%/$dir/g;
     $content =~ s/%%PORT_(\w+)%%/$self->port($1)/ge;
     return $content;
+}
+
+# nginx < 1.25.1 (e.g. Debian 12's 1.22, used by t/packaging_debian.t) has
+# no "http2 on;", and its "listen ... http2" on a plain port speaks HTTP/2
+# only. So in a server block that says "http2 on;": an ssl listen gets the
+# "http2" parameter (ALPN picks the protocol), and each plain listen on
+# %%PORT_X%% gets a twin "listen %%PORT_H2C_X%% http2;" written where
+# "http2 on;" was (same line numbers), to which http2_request() sends what
+# it would send to port X.
+sub _http2_compat {
+    my ($self, $conf) = @_;
+    my $block = qr/(\{(?:[^{}]++|(?-1))*\})/;
+    $conf =~ s{(\bserver\s*)$block}{
+        my ($head, $body) = ($1, $2);
+        if ($body =~ /\bhttp2\s+on\s*;/) {
+            my @twins;
+            $body =~ s{(\blisten\s+(?:127\.0\.0\.1:)?%%PORT_(\w+)%%)([^;]*);}{
+                my ($listen, $token, $params) = ($1, $2, $3);
+                if ($params =~ /\bssl\b/) {
+                    "$listen$params http2;";
+                } else {
+                    push @twins, "listen 127.0.0.1:%%PORT_H2C_$token%% http2;";
+                    $self->{h2c}{$token} = "H2C_$token";
+                    "$listen$params;";
+                }
+            }ge;
+            $body =~ s/\bhttp2\s+on\s*;/join ' ', @twins/e;
+        }
+        $head . $body;
+    }ge;
+    return $conf;
 }
 
 sub write_file_expand {
@@ -822,6 +874,12 @@ sub http_post {
 sub http2_request {
     my ($uri, %o) = @_;
     my $port = _port_opt(%o);
+    if ($CURRENT && $CURRENT->{h2c}) {    # nginx < 1.25.1: see _http2_compat
+        for my $token (keys %{ $CURRENT->{h2c} }) {
+            $port = $CURRENT->port($CURRENT->{h2c}{$token}), last
+                if $CURRENT->port($token) == $port;
+        }
+    }
     my @cmd = ('curl', '-sS', '-i', '--http2-prior-knowledge',
                '--max-time', $o{timeout} // 10);
     push @cmd, '-X', $o{method} if $o{method};

@@ -14,7 +14,7 @@ use super::decision::NoMatch;
 use super::params::{self, Piece, Placeholder};
 use super::retry::{self, RetryPolicy};
 use super::AuthHttpModule;
-use crate::nginx::conf::{self, args, conf_message, emerg, CONF_ERROR, CONF_OK};
+use crate::nginx::conf::{self, args, conf_message, emerg, set_once, CONF_ERROR, CONF_OK};
 use crate::nginx::subrequest::Method;
 use crate::nginx::variables::{self, AssignableVariable};
 
@@ -406,18 +406,11 @@ unsafe extern "C" fn set_retry(
     })
 }
 
-fn set_complex(cf: &mut ngx_conf_t, slot: &mut Option<ngx_http_complex_value_t>) -> *mut c_char {
-    if slot.is_some() {
-        return conf_message(c"is duplicate");
-    }
-    let value = args(cf)[1];
-    match variables::compile(cf, &value) {
-        Some(cv) => {
-            *slot = Some(cv);
-            CONF_OK
-        }
-        None => CONF_ERROR,
-    }
+fn complex_value(
+    cf: &mut ngx_conf_t,
+    value: ngx_str_t,
+) -> Result<ngx_http_complex_value_t, *mut c_char> {
+    variables::compile(cf, &value).ok_or(CONF_ERROR)
 }
 
 unsafe extern "C" fn set_client_id(
@@ -425,7 +418,9 @@ unsafe extern "C" fn set_client_id(
     _: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    directive(cf, conf, |cf, conf| set_complex(cf, &mut conf.client_id))
+    directive(cf, conf, |cf, conf| {
+        set_once(cf, &mut conf.client_id, complex_value)
+    })
 }
 
 unsafe extern "C" fn set_mountpoint(
@@ -433,7 +428,9 @@ unsafe extern "C" fn set_mountpoint(
     _: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    directive(cf, conf, |cf, conf| set_complex(cf, &mut conf.mountpoint))
+    directive(cf, conf, |cf, conf| {
+        set_once(cf, &mut conf.mountpoint, complex_value)
+    })
 }
 
 unsafe extern "C" fn set_nomatch(
@@ -442,22 +439,17 @@ unsafe extern "C" fn set_nomatch(
     conf: *mut c_void,
 ) -> *mut c_char {
     directive(cf, conf, |cf, conf| {
-        if conf.nomatch.is_some() {
-            return conf_message(c"is duplicate");
-        }
-        let value = args(cf)[1];
-        conf.nomatch = Some(match value.as_bytes() {
-            b"allow" => NoMatch::Allow,
-            b"deny" => NoMatch::Deny,
-            _ => {
-                return emerg(
-                    cf,
-                    format_args!(
-                        "\"auth_http_nomatch\": invalid value \"{value}\" (allow or deny)"
-                    ),
-                )
-            }
-        });
-        CONF_OK
+        set_once(cf, &mut conf.nomatch, nomatch)
     })
+}
+
+fn nomatch(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<NoMatch, *mut c_char> {
+    match value.as_bytes() {
+        b"allow" => Ok(NoMatch::Allow),
+        b"deny" => Ok(NoMatch::Deny),
+        _ => Err(emerg(
+            cf,
+            format_args!("\"auth_http_nomatch\": invalid value \"{value}\" (allow or deny)"),
+        )),
+    }
 }

@@ -24,7 +24,7 @@ use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
 use crate::nginx::conf::{merge, CONF_OK};
 use crate::nginx::ffi::guard_status;
-use crate::nginx::phase::register_access_handler_first;
+use crate::nginx::phase::postconfiguration_access;
 use crate::nginx::variables;
 
 pub struct AuthHttpModule;
@@ -56,14 +56,7 @@ impl HttpModule for AuthHttpModule {
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         // SAFETY: nginx passes the configuration being finalised.
-        let cf = unsafe { &mut *cf };
-        guard_status(cf.log, || {
-            if register_access_handler_first(cf, Some(handler::access_handler)) {
-                NGX_OK as ngx_int_t
-            } else {
-                NGX_ERROR as ngx_int_t
-            }
-        })
+        unsafe { postconfiguration_access(cf, handler::access_handler) }
     }
 }
 

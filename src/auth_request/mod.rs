@@ -15,11 +15,10 @@ pub mod verdict;
 
 use core::ptr::addr_of;
 
-use nginx_sys::{ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, NGX_ERROR, NGX_OK};
+use nginx_sys::{ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t};
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
-use crate::nginx::ffi::guard_status;
-use crate::nginx::phase::register_access_handler_first;
+use crate::nginx::phase::postconfiguration_access;
 
 /// Type that ties the configuration structures to the module.
 pub struct AuthRequestModule;
@@ -33,14 +32,7 @@ impl HttpModule for AuthRequestModule {
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         // SAFETY: nginx passes the configuration being finalised.
-        let cf = unsafe { &mut *cf };
-        guard_status(cf.log, || {
-            if register_access_handler_first(cf, Some(handler::access_handler)) {
-                NGX_OK as ngx_int_t
-            } else {
-                NGX_ERROR as ngx_int_t
-            }
-        })
+        unsafe { postconfiguration_access(cf, handler::access_handler) }
     }
 }
 

@@ -13,7 +13,9 @@ use ngx::http::{HttpModule, HttpModuleMainConf};
 use super::consumers::{parse_line, Registry};
 use super::quota::Slot;
 use super::KeyAuthModule;
-use crate::nginx::conf::{args, conf_message, directive, emerg, merge, CONF_ERROR, CONF_OK};
+use crate::nginx::conf::{
+    args, conf_message, directive, emerg, merge, set_once, CONF_ERROR, CONF_OK,
+};
 use crate::nginx::ffi::{guard_conf, guard_status};
 use crate::nginx::shm::{self, ZoneError};
 use crate::nginx::variables::{self, AssignableVariable};
@@ -157,21 +159,22 @@ pub static mut COMMANDS: [ngx_command_t; 8] = [
     ngx_command_t::empty(),
 ];
 
-/// Runs a location-level directive body with the typed configuration.
+/// Runs a one-argument location-level directive: duplicate check, parse,
+/// store into the field `field` picks.
 ///
 /// # Safety
 /// `cf` and `conf` must be what nginx passes to a directive handler of this
 /// module's location configuration.
-unsafe fn with_loc(
+unsafe fn set_loc<T>(
     cf: *mut ngx_conf_t,
     conf: *mut c_void,
-    body: impl FnOnce(&mut ngx_conf_t, &mut KeyAuthConf, ngx_str_t) -> *mut c_char,
+    field: impl FnOnce(&mut KeyAuthConf) -> &mut Option<T>,
+    parse: impl FnOnce(&mut ngx_conf_t, ngx_str_t) -> Result<T, *mut c_char>,
 ) -> *mut c_char {
     // SAFETY: forwarded contract.
     unsafe {
         directive(cf, conf, |cf, conf: &mut KeyAuthConf| {
-            let value = args(cf)[1];
-            body(cf, conf, value)
+            set_once(cf, field(conf), parse)
         })
     }
 }
@@ -209,20 +212,7 @@ unsafe extern "C" fn set_enabled(
 ) -> *mut c_char {
     // SAFETY: nginx passes the configuration and this module's location
     // configuration.
-    unsafe {
-        with_loc(cf, conf, |cf, conf, value| {
-            if conf.enabled.is_some() {
-                return conf_message(c"is duplicate");
-            }
-            match flag(cf, value) {
-                Ok(on) => {
-                    conf.enabled = Some(on);
-                    CONF_OK
-                }
-                Err(e) => e,
-            }
-        })
-    }
+    unsafe { set_loc(cf, conf, |c| &mut c.enabled, flag) }
 }
 
 /// `key_auth_hide_credentials on | off;`
@@ -231,22 +221,8 @@ unsafe extern "C" fn set_hide(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx passes the configuration and this module's location
-    // configuration.
-    unsafe {
-        with_loc(cf, conf, |cf, conf, value| {
-            if conf.hide_credentials.is_some() {
-                return conf_message(c"is duplicate");
-            }
-            match flag(cf, value) {
-                Ok(on) => {
-                    conf.hide_credentials = Some(on);
-                    CONF_OK
-                }
-                Err(e) => e,
-            }
-        })
-    }
+    // SAFETY: as in set_enabled().
+    unsafe { set_loc(cf, conf, |c| &mut c.hide_credentials, flag) }
 }
 
 /// `key_auth_header name;`
@@ -255,22 +231,8 @@ unsafe extern "C" fn set_header(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx passes the configuration and this module's location
-    // configuration.
-    unsafe {
-        with_loc(cf, conf, |cf, conf, value| {
-            if conf.header.is_some() {
-                return conf_message(c"is duplicate");
-            }
-            match name(cf, value) {
-                Ok(v) => {
-                    conf.header = Some(v);
-                    CONF_OK
-                }
-                Err(e) => e,
-            }
-        })
-    }
+    // SAFETY: as in set_enabled().
+    unsafe { set_loc(cf, conf, |c| &mut c.header, name) }
 }
 
 /// `key_auth_query name;`
@@ -279,22 +241,8 @@ unsafe extern "C" fn set_query(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx passes the configuration and this module's location
-    // configuration.
-    unsafe {
-        with_loc(cf, conf, |cf, conf, value| {
-            if conf.query.is_some() {
-                return conf_message(c"is duplicate");
-            }
-            match name(cf, value) {
-                Ok(v) => {
-                    conf.query = Some(v);
-                    CONF_OK
-                }
-                Err(e) => e,
-            }
-        })
-    }
+    // SAFETY: as in set_enabled().
+    unsafe { set_loc(cf, conf, |c| &mut c.query, name) }
 }
 
 /// `key_auth_anonymous_consumer name | off;`
@@ -303,27 +251,21 @@ unsafe extern "C" fn set_anonymous(
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: nginx passes the configuration and this module's location
-    // configuration.
-    unsafe {
-        with_loc(cf, conf, |cf, conf, value| {
-            if conf.anonymous.is_some() {
-                return conf_message(c"is duplicate");
-            }
-            if value.as_bytes() == b"off" {
-                conf.anonymous = Some(Anonymous::Off);
-                return CONF_OK;
-            }
-            let (file, line) = conf_position(cf);
-            conf.anonymous = Some(Anonymous::Named {
-                name: value,
-                file,
-                line,
-                index: None,
-            });
-            CONF_OK
-        })
+    // SAFETY: as in set_enabled().
+    unsafe { set_loc(cf, conf, |c| &mut c.anonymous, anonymous) }
+}
+
+fn anonymous(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<Anonymous, *mut c_char> {
+    if value.as_bytes() == b"off" {
+        return Ok(Anonymous::Off);
     }
+    let (file, line) = conf_position(cf);
+    Ok(Anonymous::Named {
+        name: value,
+        file,
+        line,
+        index: None,
+    })
 }
 
 /// The file and line being parsed.

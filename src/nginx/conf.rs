@@ -94,3 +94,25 @@ pub unsafe fn merge<T>(
     let (cf, parent, child) = unsafe { (&mut *cf, &*parent.cast::<T>(), &mut *child.cast::<T>()) };
     guard(cf.log, CONF_ERROR, || body(cf, parent, child))
 }
+
+/// The common shape of a one-argument directive: refuse a second one in the
+/// same block (`"NAME" directive is duplicate`), parse the argument, store
+/// it. `parse` reports its own `[emerg]` (see [`emerg`]) and returns the
+/// handler result on error.
+pub fn set_once<T>(
+    cf: &mut ngx_conf_t,
+    slot: &mut Option<T>,
+    parse: impl FnOnce(&mut ngx_conf_t, ngx_str_t) -> Result<T, *mut c_char>,
+) -> *mut c_char {
+    if slot.is_some() {
+        return conf_message(c"is duplicate");
+    }
+    let value = args(cf)[1];
+    match parse(cf, value) {
+        Ok(v) => {
+            *slot = Some(v);
+            CONF_OK
+        }
+        Err(rv) => rv,
+    }
+}

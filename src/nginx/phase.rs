@@ -15,8 +15,11 @@
 
 use nginx_sys::{
     ngx_array_push, ngx_conf_t, ngx_http_handler_pt, ngx_http_phases_NGX_HTTP_ACCESS_PHASE,
+    ngx_http_request_t, ngx_int_t, NGX_ERROR, NGX_OK,
 };
 use ngx::http::{HttpModuleMainConf, NgxHttpCoreModule};
+
+use super::ffi::guard_status;
 
 /// Inserts `handler` at the front of the access-phase handler array.
 ///
@@ -66,4 +69,24 @@ pub fn register_handler(
     // SAFETY: the push succeeded; the new element is written once here.
     unsafe { slot.write(handler) };
     true
+}
+
+/// A whole `postconfiguration` for a mechanism whose only nginx hook is an
+/// access handler: registers it with [`register_access_handler_first`].
+///
+/// # Safety
+/// Call from a module's `postconfiguration` with the `cf` nginx passed.
+pub unsafe fn postconfiguration_access(
+    cf: *mut ngx_conf_t,
+    handler: unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t,
+) -> ngx_int_t {
+    // SAFETY: per the contract, the configuration being finalised.
+    let cf = unsafe { &mut *cf };
+    guard_status(cf.log, || {
+        if register_access_handler_first(cf, Some(handler)) {
+            NGX_OK as ngx_int_t
+        } else {
+            NGX_ERROR as ngx_int_t
+        }
+    })
 }

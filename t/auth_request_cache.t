@@ -85,12 +85,16 @@ $r = http_get('/c/p', headers => ['X-Token: a', 'X-Ctl-Status: 401']);
 is(http_status($r), 200, 'cached allow wins over what the service would say now');
 is(hits('/auth/c'), 1, 'service still hit once');
 
+# nginx keeps every WWW-Authenticate of a response only since 1.23.0; before,
+# the one it kept (the first) is what the C module, and we, pass on.
+sub challenges { $t->nginx_version >= 1_023_000 ? [@_] : [$_[0]] }
+
 # 401 not cached with proxy_cache_valid 200 only
 for my $i (1, 2) {
     $r = http_get('/c/p', headers => ['X-Token: b', 'X-Ctl-Status: 401',
                                       'X-Ctl-Www: Basic realm="one"', 'X-Ctl-Www: Bearer']);
     is(http_status($r), 401, "uncached 401 #$i: 401");
-    is_deeply([http_header($r, 'WWW-Authenticate')], ['Basic realm="one"', 'Bearer'],
+    is_deeply([http_header($r, 'WWW-Authenticate')], challenges('Basic realm="one"', 'Bearer'),
               "uncached 401 #$i: WWW-Authenticate headers in order");
     is(http_header($r, 'X-Auth-Cache'), '[MISS]', "uncached 401 #$i: MISS");
 }
@@ -101,7 +105,7 @@ for my $i (1, 2) {
     $r = http_get('/c/p401', headers => ['X-Token: c', 'X-Ctl-Status: 401',
                                          'X-Ctl-Www: Basic realm="cached"', 'X-Ctl-Www: Negotiate']);
     is(http_status($r), 401, "cacheable 401 #$i: 401");
-    is_deeply([http_header($r, 'WWW-Authenticate')], ['Basic realm="cached"', 'Negotiate'],
+    is_deeply([http_header($r, 'WWW-Authenticate')], challenges('Basic realm="cached"', 'Negotiate'),
               "cacheable 401 #$i: WWW-Authenticate headers in order");
     is(http_header($r, 'X-Auth-Cache'), $i == 1 ? '[MISS]' : '[HIT]', "cacheable 401 #$i: cache status");
 }

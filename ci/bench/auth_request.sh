@@ -22,16 +22,16 @@ set -euo pipefail
 # shellcheck source=ci/bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-IFS=, read -r -a variants <<<"${BENCH_VARIANTS:-noauth,cref,ours}"
-for v in "${variants[@]}"; do
-    [[ "$v" =~ ^(noauth|cref|ours)$ ]] || die "unknown variant '$v' (noauth, cref, ours)"
-done
-declare -A label=([noauth]="no auth" [cref]="C auth_request" [ours]="ours (authgate)")
-selected() { [[ " ${variants[*]} " == *" $1 "* ]]; }
+# The variants, in table order; BENCH_VARIANTS picks a subset.
+declare -a variants
+bench_select_variants variants noauth,cref,ours
+BENCH_LABEL=([noauth]="no auth" [cref]="C auth_request" [ours]="ours (authgate)")
 
 bash ci/setup.sh
 bench_build_ours
-selected cref && bench_build_cref
+if [[ " ${variants[*]} " == *" cref "* ]]; then
+    bench_build_cref
+fi
 
 # conf LOAD_MODULE_LINE AUTH_LINE DENY_BLOCK (the port is bench_start_nginx's %%PORT%%)
 conf() {
@@ -63,7 +63,6 @@ auth_line='auth_request /auth;'
 deny_block='location /denied/ { root html; auth_request /auth-deny; }'
 
 bench_init
-declare -A worker url failed
 for v in "${variants[@]}"; do
     case $v in
         noauth) bin=$OURS_NGINX load="" auth="" deny="" ;;
@@ -71,127 +70,60 @@ for v in "${variants[@]}"; do
         ours) bin=$OURS_NGINX load="load_module $OURS_MODULE;" auth=$auth_line deny=$deny_block ;;
     esac
     if ! bench_start_nginx "$v" "$bin" "$(conf "$load" "$auth" "$deny")"; then
-        failed[$v]="nginx did not start with this config (messages above)"
-        log "bench: VARIANT FAILED: ${label[$v]}: ${failed[$v]}"
+        bench_fail "$v" "nginx did not start with this config (messages above)"
         continue
     fi
     port=$BENCH_PORT
-    url[$v]="http://127.0.0.1:$port/index.html"
+    BENCH_URL[$v]="http://127.0.0.1:$port/index.html"
     html=$BENCH_TMP/$v/html
     mkdir -p "$html/denied"
-    # A small static page (~200 bytes), the same for every variant.
-    printf -v pad '%*s' 150 ''
-    printf '<!doctype html><title>bench</title><p>%s</p>\n' "${pad// /x}" >"$html/index.html"
+    bench_page "$html/index.html"
     cp "$html/index.html" "$html/denied/index.html"
-    worker[$v]=$(bench_worker_pid "$BENCH_MASTER")
+    BENCH_WORKER[$v]=$(bench_worker_pid "$BENCH_MASTER")
 
     # Sanity: the page is served, and (auth variants) a denying auth location
     # does deny, i.e. the access-phase handler really runs.
-    code=$(curl -s -o /dev/null -w '%{http_code}' "${url[$v]}" || true)
+    code=$(bench_http_code "${BENCH_URL[$v]}")
     if [[ "$code" != 200 ]]; then
-        failed[$v]="GET /index.html answered $code, expected 200"
-    elif [[ -n "$deny" ]]; then
-        code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/denied/index.html" || true)
-        [[ "$code" == 403 ]] || failed[$v]="auth_request to a 403 location answered $code, expected 403"
-    fi
-    if [[ -n "${failed[$v]:-}" ]]; then
-        log "bench: VARIANT FAILED: ${label[$v]}: ${failed[$v]}"
+        bench_fail "$v" "GET /index.html answered $code, expected 200"
         continue
     fi
-    log "bench: ${label[$v]}: $bin${load:+ + module}, worker pid ${worker[$v]}, ${url[$v]}"
-done
-
-runnable=()
-for v in "${variants[@]}"; do
-    [[ -z "${failed[$v]:-}" ]] && runnable+=("$v")
-done
-((${#runnable[@]})) || die "no variant could run"
-
-log "bench: warm-up ${BENCH_WARMUP}s per variant"
-for v in "${runnable[@]}"; do
-    bench_wrk "${url[$v]}" "$BENCH_WARMUP" >/dev/null || failed[$v]="wrk failed during warm-up"
-done
-
-declare -A cpu_runs rps_runs
-for round in $(seq "$BENCH_ROUNDS"); do
-    for v in "${runnable[@]}"; do
-        [[ -z "${failed[$v]:-}" ]] || continue
-        if ! res=$(bench_measure "${url[$v]}" "${worker[$v]}" "$BENCH_DURATION"); then
-            failed[$v]="wrk run failed in round $round"
+    if [[ -n "$deny" ]]; then
+        code=$(bench_http_code "http://127.0.0.1:$port/denied/index.html")
+        if [[ "$code" != 403 ]]; then
+            bench_fail "$v" "auth_request to a 403 location answered $code, expected 403"
             continue
         fi
-        read -r cpu rps reqs <<<"$res"
-        cpu_runs[$v]+="$cpu "
-        rps_runs[$v]+="$rps "
-        log "bench: round $round/$BENCH_ROUNDS ${label[$v]}: $cpu µs CPU/req, $rps req/s ($reqs requests)"
-    done
+    fi
+    log "bench: ${BENCH_LABEL[$v]}: $bin${load:+ + module}, worker pid ${BENCH_WORKER[$v]}, ${BENCH_URL[$v]}"
 done
 
-# Deterministic companion metric (see ci/bench/lib.sh): the daemons are
-# stopped first, their prefixes and ports reused one at a time.
-declare -A ir
-bench_stop_all
-if ((BENCH_CALLGRIND)); then
-    for v in "${runnable[@]}"; do
-        [[ -z "${failed[$v]:-}" ]] || continue
-        log "bench: callgrind, ${label[$v]}: instructions per request ($BENCH_CG_REQUESTS requests)"
-        ir[$v]=$(bench_callgrind_per_req "$v" "${url[$v]}") || failed[$v]="callgrind run failed"
-    done
-fi
+bench_rounds "${variants[@]}"
+bench_callgrind "${variants[@]}"
 
-declare -A cpu_med rps_med
 echo
-echo "auth_request benchmark — nginx $("$OURS_NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///'), 1 worker," \
+echo "auth_request benchmark — nginx $(bench_nginx_version "$OURS_NGINX"), 1 worker," \
     "wrk -t1 -c$BENCH_CONNECTIONS, ${BENCH_DURATION}s × $BENCH_ROUNDS rounds interleaved, medians;" \
     "pinning: ${BENCH_NGINX_PIN[*]:-none}"
-printf '%-16s %11s %9s %11s   %s\n' variant "CPU µs/req" "req/s" "instr/req" "per run: CPU µs/req"
-for v in "${variants[@]}"; do
-    if [[ -n "${failed[$v]:-}" ]]; then
-        cpu_med[$v]=n/a rps_med[$v]=n/a ir[$v]=n/a
-        printf '%-16s %11s %9s %11s   FAILED: %s\n' "${label[$v]}" n/a n/a n/a "${failed[$v]}"
-        continue
-    fi
-    # shellcheck disable=SC2086  # the runs are space-separated on purpose
-    {
-        cpu_med[$v]=$(bench_median ${cpu_runs[$v]})
-        rps_med[$v]=$(bench_median ${rps_runs[$v]})
-    }
-    printf '%-16s %11s %9.0f %11s   %s\n' "${label[$v]}" "${cpu_med[$v]}" "${rps_med[$v]}" \
-        "${ir[$v]:-skipped}" "${cpu_runs[$v]}"
-done
+bench_table 16 "CPU µs/req:11:cpu" "req/s:9:rps" "instr/req:11:ir" "per run: CPU µs/req::cpu_runs" -- "${variants[@]}"
 
 echo
-declare -A short=([noauth]=no-auth [cref]=C [ours]=ours)
-ratio_line() {
-    local a=$1 b=$2
-    selected "$a" && selected "$b" || return 0
-    printf '%-14s CPU/req %6s   req/s %6s   instr/req %6s\n' "${short[$a]}/${short[$b]}:" \
-        "$(bench_ratio "${cpu_med[$a]}" "${cpu_med[$b]}")" \
-        "$(bench_ratio "${rps_med[$a]}" "${rps_med[$b]}")" \
-        "$(bench_ratio "${ir[$a]:-}" "${ir[$b]:-}")"
-}
-ratio_line ours cref
-ratio_line ours noauth
-ratio_line cref noauth
+bench_ratio_line 14 ours/C: ours cref cpu rps ir
+bench_ratio_line 14 ours/no-auth: ours noauth cpu rps ir
+bench_ratio_line 14 C/no-auth: cref noauth cpu rps ir
 
 echo
 echo "target: ours/C CPU per request <= 1.00 (noise ±3%)"
-if ! selected ours || ! selected cref; then
-    echo "  not evaluated: variants ours and cref were not both selected"
-elif [[ -n "${failed[ours]:-}" || -n "${failed[cref]:-}" ]]; then
-    echo "  NOT EVALUATED: ours: ${failed[ours]:-ok}; C: ${failed[cref]:-ok}"
-else
-    r=$(bench_ratio "${cpu_med[ours]}" "${cpu_med[cref]}")
+if bench_target_evaluable ours cref ours C; then
+    r=$(bench_ratio "${BENCH_CPU[ours]}" "${BENCH_CPU[cref]}")
     awk -v r="$r" 'BEGIN {
         if (r <= 1.00) print "  MET: " r;
         else if (r <= 1.03) print "  within noise, not clearly met: " r " (<= 1.03)";
         else print "  NOT MET: " r }'
-    if [[ -n "${ir[ours]:-}" && -n "${ir[cref]:-}" ]]; then
+    if [[ -n "${BENCH_IR[ours]:-}" && -n "${BENCH_IR[cref]:-}" ]]; then
         echo "  (deterministic cross-check: ours/C user-space instructions per request" \
-            "$(bench_ratio "${ir[ours]}" "${ir[cref]}"))"
+            "$(bench_ratio "${BENCH_IR[ours]}" "${BENCH_IR[cref]}"))"
     fi
 fi
 
-for v in "${variants[@]}"; do
-    [[ -z "${failed[$v]:-}" ]] || die "variant '${label[$v]}' failed: ${failed[$v]}"
-done
+bench_die_if_failed "${variants[@]}"

@@ -104,69 +104,40 @@ bench_start_nginx http_acl "$OURS_NGINX" "$conf" || die "nginx did not start (me
 worker=$(bench_worker_pid "$BENCH_MASTER")
 front=$BENCH_PORT
 html=$BENCH_TMP/http_acl/html
-printf -v pad '%*s' 150 ''
 for d in none ar acl su-acl denied; do
     mkdir -p "$html/$d"
-    printf '<!doctype html><title>bench</title><p>%s</p>\n' "${pad// /x}" >"$html/$d/index.html"
+    bench_page "$html/$d/index.html"
 done
 log "bench: $OURS_NGINX + module, worker pid $worker, 127.0.0.1:$front (front end and service)"
+
+# The variants are locations of the one nginx: same worker, same prefix.
+for v in "${variants[@]}"; do
+    BENCH_URL[$v]="http://127.0.0.1:$front${path[$v]}index.html"
+    BENCH_WORKER[$v]=$worker
+    BENCH_PREFIX[$v]=http_acl
+done
 
 # Sanity: every variant serves the page, and auth_http really asks (a denying
 # ACL gives 403).
 for v in "${variants[@]}"; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$front${path[$v]}index.html" || true)
+    code=$(bench_http_code "${BENCH_URL[$v]}")
     [[ "$code" == 200 ]] || die "$v: GET ${path[$v]}index.html answered $code, expected 200"
 done
-code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$front/denied/index.html" || true)
+code=$(bench_http_code "http://127.0.0.1:$front/denied/index.html")
 [[ "$code" == 403 ]] || die "auth_http with a denying ACL answered $code, expected 403"
 
-log "bench: warm-up ${BENCH_WARMUP}s per variant"
-for v in "${variants[@]}"; do
-    bench_wrk "http://127.0.0.1:$front${path[$v]}index.html" "$BENCH_WARMUP" >/dev/null ||
-        die "wrk failed during warm-up of $v"
-done
+bench_rounds "${variants[@]}"
+bench_callgrind "${variants[@]}"
 
-declare -A cpu_runs rps_runs
-for round in $(seq "$BENCH_ROUNDS"); do
-    for v in "${variants[@]}"; do
-        res=$(bench_measure "http://127.0.0.1:$front${path[$v]}index.html" "$worker" "$BENCH_DURATION") ||
-            die "wrk run failed for $v in round $round"
-        read -r cpu rps reqs <<<"$res"
-        cpu_runs[$v]+="$cpu "
-        rps_runs[$v]+="$rps "
-        log "bench: round $round/$BENCH_ROUNDS $v: $cpu µs CPU/req, $rps req/s ($reqs requests)"
-    done
-done
-
-declare -A ir
-if ((BENCH_CALLGRIND)); then
-    bench_stop_all
-    for v in "${variants[@]}"; do
-        log "bench: callgrind, $v: instructions per request ($BENCH_CG_REQUESTS requests)"
-        ir[$v]=$(bench_callgrind_per_req http_acl "http://127.0.0.1:$front${path[$v]}index.html") ||
-            die "callgrind run failed for $v"
-    done
-fi
-
-declare -A cpu_med rps_med
 echo
-echo "auth_http benchmark — nginx $("$OURS_NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///'), 1 worker" \
+echo "auth_http benchmark — nginx $(bench_nginx_version "$OURS_NGINX"), 1 worker" \
     "(front end and service), wrk -t1 -c$BENCH_CONNECTIONS, ${BENCH_DURATION}s × $BENCH_ROUNDS round(s)"
-printf '%-10s %12s %14s %14s   %s\n' variant "req/s" "CPU µs/req" "instr/req" "subrequests per request"
+# shellcheck disable=SC2034  # a column of the table: bench_table reads it by name
 declare -A subs=([noauth]=0 [auth_req]=1 [acl]=1 [su+acl]=2)
-for v in "${variants[@]}"; do
-    # shellcheck disable=SC2086  # the runs are space-separated on purpose
-    {
-        cpu_med[$v]=$(bench_median ${cpu_runs[$v]})
-        rps_med[$v]=$(bench_median ${rps_runs[$v]})
-    }
-    printf '%-10s %12.0f %14s %14s   %s\n' "$v" "${rps_med[$v]}" "${cpu_med[$v]}" "${ir[$v]:-n/a}" "${subs[$v]}"
-done
+bench_table 10 "req/s:12:rps" "CPU µs/req:14:cpu" "instr/req:14:ir" "subrequests per request::subs" -- "${variants[@]}"
 
 echo
-for v in acl su+acl; do
-    printf '%-18s req/s %6s   CPU/req %6s   instr/req %6s\n' "$v/auth_req:" \
-        "$(bench_ratio "${rps_med[$v]}" "${rps_med[auth_req]}")" \
-        "$(bench_ratio "${cpu_med[$v]}" "${cpu_med[auth_req]}")" \
-        "$(bench_ratio "${ir[$v]:-n/a}" "${ir[auth_req]:-n/a}")"
-done
+bench_ratio_line 18 acl/auth_req: acl auth_req rps cpu ir
+bench_ratio_line 18 su+acl/auth_req: su+acl auth_req rps cpu ir
+
+bench_die_if_failed "${variants[@]}"

@@ -23,12 +23,10 @@ set -euo pipefail
 # shellcheck source=ci/bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-IFS=, read -r -a variants <<<"${BENCH_VARIANTS:-noauth,map,ours,quota}"
-for v in "${variants[@]}"; do
-    [[ "$v" =~ ^(noauth|map|ours|quota)$ ]] || die "unknown variant '$v' (noauth, map, ours, quota)"
-done
-declare -A label=([noauth]="no auth" [map]="map + if" [ours]="key_auth" [quota]="key_auth+quota")
-selected() { [[ " ${variants[*]} " == *" $1 "* ]]; }
+# The variants, in table order; BENCH_VARIANTS picks a subset.
+declare -a variants
+bench_select_variants variants noauth,map,ours,quota
+BENCH_LABEL=([noauth]="no auth" [map]="map + if" [ours]="key_auth" [quota]="key_auth+quota")
 N=${BENCH_CONSUMERS:-100000}
 KEY=$(printf 'key-%06d-0123456789abcdef' $((N / 2)))
 
@@ -66,7 +64,6 @@ http {
 EOF
 }
 
-declare -A worker url failed
 for v in "${variants[@]}"; do
     load="" http="" loc=""
     case $v in
@@ -90,100 +87,49 @@ for v in "${variants[@]}"; do
     esac
     t0=$(date +%s.%N)
     if ! bench_start_nginx "$v" "$OURS_NGINX" "$(conf "$load" "$http" "$loc")"; then
-        failed[$v]="nginx did not start with this config (messages above)"
-        log "bench: VARIANT FAILED: ${label[$v]}: ${failed[$v]}"
+        bench_fail "$v" "nginx did not start with this config (messages above)"
         continue
     fi
     t1=$(date +%s.%N)
-    url[$v]="http://127.0.0.1:$BENCH_PORT/index.html"
-    printf -v pad '%*s' 150 ''
-    printf '<!doctype html><title>bench</title><p>%s</p>\n' "${pad// /x}" >"$BENCH_TMP/$v/html/index.html"
-    worker[$v]=$(bench_worker_pid "$BENCH_MASTER")
+    BENCH_URL[$v]="http://127.0.0.1:$BENCH_PORT/index.html"
+    bench_page "$BENCH_TMP/$v/html/index.html"
+    BENCH_WORKER[$v]=$(bench_worker_pid "$BENCH_MASTER")
 
     # Sanity: the key is accepted; without it (auth variants) 401.
-    code=$(curl -s -o /dev/null -w '%{http_code}' -H "apikey: $KEY" "${url[$v]}" || true)
+    code=$(bench_http_code -H "apikey: $KEY" "${BENCH_URL[$v]}")
     if [[ "$code" != 200 ]]; then
-        failed[$v]="GET with the key answered $code, expected 200"
-    elif [[ $v != noauth ]]; then
-        code=$(curl -s -o /dev/null -w '%{http_code}' -H "apikey: nope" "${url[$v]}" || true)
-        [[ "$code" == 401 ]] || failed[$v]="GET with a wrong key answered $code, expected 401"
-    fi
-    if [[ -n "${failed[$v]:-}" ]]; then
-        log "bench: VARIANT FAILED: ${label[$v]}: ${failed[$v]}"
+        bench_fail "$v" "GET with the key answered $code, expected 200"
         continue
     fi
-    log "bench: ${label[$v]}: nginx -t + start took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s, worker ${worker[$v]}"
-done
-
-runnable=()
-for v in "${variants[@]}"; do
-    [[ -z "${failed[$v]:-}" ]] && runnable+=("$v")
-done
-((${#runnable[@]})) || die "no variant could run"
-
-BENCH_WRK_ARGS=(-H "apikey: $KEY")
-log "bench: warm-up ${BENCH_WARMUP}s per variant"
-for v in "${runnable[@]}"; do
-    bench_wrk "${url[$v]}" "$BENCH_WARMUP" >/dev/null || failed[$v]="wrk failed during warm-up"
-done
-
-declare -A cpu_runs rps_runs
-for round in $(seq "$BENCH_ROUNDS"); do
-    for v in "${runnable[@]}"; do
-        [[ -z "${failed[$v]:-}" ]] || continue
-        if ! res=$(bench_measure "${url[$v]}" "${worker[$v]}" "$BENCH_DURATION"); then
-            failed[$v]="wrk run failed in round $round"
+    if [[ $v != noauth ]]; then
+        code=$(bench_http_code -H "apikey: nope" "${BENCH_URL[$v]}")
+        if [[ "$code" != 401 ]]; then
+            bench_fail "$v" "GET with a wrong key answered $code, expected 401"
             continue
         fi
-        read -r cpu rps reqs <<<"$res"
-        cpu_runs[$v]+="$cpu "
-        rps_runs[$v]+="$rps "
-        log "bench: round $round/$BENCH_ROUNDS ${label[$v]}: $cpu µs CPU/req, $rps req/s ($reqs requests)"
-    done
-done
-
-declare -A cpu_med rps_med
-echo
-echo "key_auth benchmark — $N consumers, nginx $("$OURS_NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///'), 1 worker," \
-    "wrk -t1 -c$BENCH_CONNECTIONS, ${BENCH_DURATION}s × $BENCH_ROUNDS rounds, interleaved, medians"
-printf '%-16s %12s %14s   %s\n' variant "req/s" "CPU µs/req" "per run (req/s)"
-for v in "${variants[@]}"; do
-    if [[ -n "${failed[$v]:-}" ]]; then
-        cpu_med[$v]=n/a rps_med[$v]=n/a
-        printf '%-16s %12s %14s   FAILED: %s\n' "${label[$v]}" n/a n/a "${failed[$v]}"
-        continue
     fi
-    # shellcheck disable=SC2086  # the runs are space-separated on purpose
-    {
-        cpu_med[$v]=$(bench_median ${cpu_runs[$v]})
-        rps_med[$v]=$(bench_median ${rps_runs[$v]})
-    }
-    printf '%-16s %12.0f %14s   %s\n' "${label[$v]}" "${rps_med[$v]}" "${cpu_med[$v]}" "${rps_runs[$v]}"
+    log "bench: ${BENCH_LABEL[$v]}: nginx -t + start took $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s, worker ${BENCH_WORKER[$v]}"
 done
 
+BENCH_WRK_ARGS=(-H "apikey: $KEY")
+bench_rounds "${variants[@]}"
+
 echo
-ratio_line() {
-    local a=$1 b=$2
-    selected "$a" && selected "$b" || return 0
-    printf '%-16s req/s %6s   CPU/req %6s\n' "$a/$b:" \
-        "$(bench_ratio "${rps_med[$a]}" "${rps_med[$b]}")" "$(bench_ratio "${cpu_med[$a]}" "${cpu_med[$b]}")"
-}
-ratio_line ours noauth
-ratio_line quota noauth
-ratio_line map noauth
-ratio_line ours map
+echo "key_auth benchmark — $N consumers, nginx $(bench_nginx_version "$OURS_NGINX"), 1 worker," \
+    "wrk -t1 -c$BENCH_CONNECTIONS, ${BENCH_DURATION}s × $BENCH_ROUNDS rounds, interleaved, medians"
+bench_table 16 "req/s:12:rps" "CPU µs/req:14:cpu" "per run (req/s)::rps_runs" -- "${variants[@]}"
+
+echo
+bench_ratio_line 16 ours/noauth: ours noauth rps cpu
+bench_ratio_line 16 quota/noauth: quota noauth rps cpu
+bench_ratio_line 16 map/noauth: map noauth rps cpu
+bench_ratio_line 16 ours/map: ours map rps cpu
 
 echo
 echo "target: key_auth req/s ≥ 0.97 × no auth"
-if ! selected ours || ! selected noauth; then
-    echo "  not evaluated: variants ours and noauth were not both selected"
-elif [[ -n "${failed[ours]:-}" || -n "${failed[noauth]:-}" ]]; then
-    echo "  NOT EVALUATED: ours: ${failed[ours]:-ok}; no auth: ${failed[noauth]:-ok}"
-else
-    r=$(bench_ratio "${rps_med[ours]}" "${rps_med[noauth]}")
+if bench_target_evaluable ours noauth ours "no auth"; then
+    r=$(bench_ratio "${BENCH_RPS[ours]}" "${BENCH_RPS[noauth]}")
     awk -v r="$r" 'BEGIN { if (r >= 0.97) print "  MET (" r ")"; else print "  NOT MET (" r ")" }'
 fi
 
-for v in "${variants[@]}"; do
-    [[ -z "${failed[$v]:-}" ]] || die "variant '${label[$v]}' failed: ${failed[$v]}"
-done
+bench_die_if_failed "${variants[@]}"

@@ -344,3 +344,241 @@ bench_callgrind_per_req() {
     b=$(bench_callgrind_ir "$name" "$url" "$large") || return 1
     awk -v a="$a" -v b="$b" -v n="$BENCH_CG_REQUESTS" 'BEGIN { printf "%.0f\n", (b - a) / n }'
 }
+
+# --- Variants, measurement rounds, the report -------------------------------
+#
+# Every benchmark compares variants (configs, locations, upstreams) and does
+# the same with them: warm up, measure in interleaved rounds, take medians,
+# print a table and ratios, exit non-zero if one failed. Those steps are the
+# functions below, so that the method is the same in every script and each
+# script keeps only what is its own (configs, sanity checks, wording, targets).
+#
+# A script sets, per variant name V:
+#   BENCH_URL[V]     the URL wrk requests
+#   BENCH_WORKER[V]  the nginx worker whose CPU time those requests cost
+#   BENCH_LABEL[V]   V's name in the log and the table (default: V)
+#   BENCH_PREFIX[V]  the bench_start_nginx NAME serving V, for callgrind (default: V)
+# and calls bench_fail V WHY when V cannot be measured. A failed variant is
+# skipped from then on, is a FAILED row in the table, and makes
+# bench_die_if_failed end the run non-zero.
+# The results, per V:
+#   BENCH_CPU_RUNS[V] BENCH_RPS_RUNS[V]  every round's CPU µs/req and req/s, space-separated
+#   BENCH_CPU[V] BENCH_RPS[V]            their medians (set for every variant bench_rounds
+#                                        was given: "measured" below means that)
+#   BENCH_IR[V]                          instructions per request, when callgrind ran
+# and CPU, req/s and instructions are all n/a once V has failed.
+declare -A BENCH_URL=() BENCH_WORKER=() BENCH_LABEL=() BENCH_PREFIX=() BENCH_FAILED=()
+declare -A BENCH_CPU_RUNS=() BENCH_RPS_RUNS=() BENCH_CPU=() BENCH_RPS=() BENCH_IR=()
+
+# bench_select_variants ARRAY ALL: sets the caller's ARRAY to the variants
+# named in $BENCH_VARIANTS (comma-separated, for running a subset) or else to
+# ALL (comma-separated, in table order); dies on a name not in ALL.
+bench_select_variants() {
+    # Locals prefixed: a nameref would resolve to a local of the same name.
+    local -n _bench_sel=$1
+    local _bench_all=$2 _bench_v
+    IFS=, read -r -a _bench_sel <<<"${BENCH_VARIANTS:-$_bench_all}"
+    for _bench_v in "${_bench_sel[@]}"; do
+        [[ ",$_bench_all," == *",$_bench_v,"* ]] || die "unknown variant '$_bench_v' (${_bench_all//,/, })"
+    done
+}
+
+# bench_label V: V's name in the log and the table.
+bench_label() { printf '%s\n' "${BENCH_LABEL[$1]:-$1}"; }
+
+# bench_fail V WHY: marks V failed, says so on stderr.
+bench_fail() {
+    BENCH_FAILED[$1]=$2
+    BENCH_CPU[$1]=n/a BENCH_RPS[$1]=n/a BENCH_IR[$1]=n/a
+    log "bench: VARIANT FAILED: $(bench_label "$1"): $2"
+}
+
+# bench_die_if_failed VARIANTS...: exits non-zero naming the first failed one.
+bench_die_if_failed() {
+    local v
+    for v; do
+        [[ -z "${BENCH_FAILED[$v]:-}" ]] || die "variant '$(bench_label "$v")' failed: ${BENCH_FAILED[$v]}"
+    done
+}
+
+# bench_page FILE: the small static page (~200 bytes) the benchmarks serve,
+# the same for every variant so that only the access checks differ.
+bench_page() {
+    local pad
+    printf -v pad '%*s' 150 ''
+    printf '<!doctype html><title>bench</title><p>%s</p>\n' "${pad// /x}" >"$1"
+}
+
+# bench_http_code [CURL_ARGS...] URL: the status of one GET ("000": no answer),
+# for the sanity checks; never fails, the caller compares the code.
+bench_http_code() { curl -s -o /dev/null -w '%{http_code}' "$@" || true; }
+
+# bench_nginx_version BINARY: "1.28.3", for the report's heading.
+bench_nginx_version() { "$1" -v 2>&1 | sed 's/^nginx version: nginx\///'; }
+
+# bench_rounds VARIANTS...: the measurement proper. Warms every variant up
+# (BENCH_WARMUP s, unmeasured), then BENCH_ROUNDS rounds each measuring every
+# variant once for BENCH_DURATION s (interleaved, so that drift hits all
+# alike), then sets the medians. Already failed variants are skipped, a wrk
+# failure fails its variant and the others carry on; dies only if no
+# variant is left to measure at all.
+bench_rounds() {
+    local v round res cpu rps reqs runnable=()
+    for v; do
+        [[ -n "${BENCH_FAILED[$v]:-}" ]] || runnable+=("$v")
+    done
+    ((${#runnable[@]})) || die "no variant could run"
+
+    log "bench: warm-up ${BENCH_WARMUP}s per variant"
+    for v in "${runnable[@]}"; do
+        bench_wrk "${BENCH_URL[$v]}" "$BENCH_WARMUP" >/dev/null || bench_fail "$v" "wrk failed during warm-up"
+    done
+
+    for round in $(seq "$BENCH_ROUNDS"); do
+        for v in "${runnable[@]}"; do
+            [[ -z "${BENCH_FAILED[$v]:-}" ]] || continue
+            if ! res=$(bench_measure "${BENCH_URL[$v]}" "${BENCH_WORKER[$v]}" "$BENCH_DURATION"); then
+                bench_fail "$v" "wrk run failed in round $round"
+                continue
+            fi
+            read -r cpu rps reqs <<<"$res"
+            BENCH_CPU_RUNS[$v]+="$cpu "
+            BENCH_RPS_RUNS[$v]+="$rps "
+            log "bench: round $round/$BENCH_ROUNDS $(bench_label "$v"): $cpu µs CPU/req, $rps req/s ($reqs requests)"
+        done
+    done
+
+    for v; do
+        [[ -z "${BENCH_FAILED[$v]:-}" ]] || continue
+        # shellcheck disable=SC2086  # the runs are space-separated on purpose
+        {
+            BENCH_CPU[$v]=$(bench_median ${BENCH_CPU_RUNS[$v]})
+            BENCH_RPS[$v]=$(bench_median ${BENCH_RPS_RUNS[$v]})
+        }
+    done
+}
+
+# bench_callgrind VARIANTS...: when BENCH_CALLGRIND, the deterministic
+# companion metric (see the top of this file) of every variant not failed,
+# into BENCH_IR. Stops every nginx first: their prefixes and ports are
+# reused, one process at a time. A failing run fails its variant.
+bench_callgrind() {
+    local v ir
+    ((BENCH_CALLGRIND)) || return 0
+    bench_stop_all
+    for v; do
+        [[ -z "${BENCH_FAILED[$v]:-}" ]] || continue
+        log "bench: callgrind, $(bench_label "$v"): instructions per request ($BENCH_CG_REQUESTS requests)"
+        if ir=$(bench_callgrind_per_req "${BENCH_PREFIX[$v]:-$v}" "${BENCH_URL[$v]}"); then
+            BENCH_IR[$v]=$ir
+        else
+            bench_fail "$v" "callgrind run failed"
+        fi
+    done
+}
+
+# bench_value SOURCE V: V's figure from the results (cpu, rps, ir, cpu_runs,
+# rps_runs), or else from the script's own associative array named SOURCE
+# (global, keyed by variant, e.g. a fixed property shown as a column; its
+# name must differ from the locals of bench_table and bench_value, which
+# would hide it). Empty if unset.
+bench_value() {
+    case $1 in
+        cpu) printf '%s\n' "${BENCH_CPU[$2]:-}" ;;
+        rps) printf '%s\n' "${BENCH_RPS[$2]:-}" ;;
+        ir) printf '%s\n' "${BENCH_IR[$2]:-}" ;;
+        cpu_runs) printf '%s\n' "${BENCH_CPU_RUNS[$2]:-}" ;;
+        rps_runs) printf '%s\n' "${BENCH_RPS_RUNS[$2]:-}" ;;
+        *)
+            local -n _bench_arr=$1
+            printf '%s\n' "${_bench_arr[$2]:-}"
+            ;;
+    esac
+}
+
+# bench_table LABEL_WIDTH COLUMN... -- VARIANTS...: the results table, a
+# header line and one row per variant (first column "variant", LABEL_WIDTH
+# wide). Each COLUMN is HEADER:WIDTH:SOURCE (HEADER may contain colons),
+# SOURCE as for bench_value; rps is shown rounded to whole req/s, an ir
+# never measured as "skipped". The last COLUMN may leave WIDTH empty: free
+# text after three spaces (e.g. the per-run figures). A failed variant's row
+# has n/a in the fixed columns and "FAILED: why" as its free text.
+bench_table() {
+    local lw=$1 cols=() spec src width header v line cell val
+    shift
+    while [[ $1 != -- ]]; do
+        cols+=("$1")
+        shift
+    done
+    shift
+    printf -v line '%-*s' "$lw" variant
+    for spec in "${cols[@]}"; do
+        header=${spec%:*:*} width=${spec%:*} width=${width##*:}
+        if [[ -n "$width" ]]; then printf -v cell ' %*s' "$width" "$header"; else cell="   $header"; fi
+        line+=$cell
+    done
+    printf '%s\n' "$line"
+    for v; do
+        printf -v line '%-*s' "$lw" "$(bench_label "$v")"
+        for spec in "${cols[@]}"; do
+            src=${spec##*:} width=${spec%:*} width=${width##*:}
+            val=$(bench_value "$src" "$v")
+            if [[ -n "${BENCH_FAILED[$v]:-}" ]]; then
+                val=n/a
+                [[ -n "$width" ]] || val="FAILED: ${BENCH_FAILED[$v]}"
+            elif [[ "$src" == ir && -z "$val" ]]; then
+                val=skipped
+            fi
+            if [[ -z "$width" ]]; then
+                cell="   $val"
+            elif [[ "$src" == rps && "$val" != n/a ]]; then
+                printf -v cell ' %*.0f' "$width" "$val"
+            else
+                printf -v cell ' %*s' "$width" "$val"
+            fi
+            line+=$cell
+        done
+        # A failed row keeps its reason even in a table without free text.
+        if [[ -n "${BENCH_FAILED[$v]:-}" && -n "$width" ]]; then
+            line+="   FAILED: ${BENCH_FAILED[$v]}"
+        fi
+        printf '%s\n' "$line"
+    done
+}
+
+# bench_ratio_line WIDTH NAME A B METRIC...: one line of ratios A/B, e.g.
+# "ours/C:        CPU/req  0.987   req/s  1.124", NAME padded to WIDTH, one
+# "WORD RATIO" per METRIC (cpu, rps, ir) in the order given; n/a where a
+# figure is missing. Prints nothing if A or B was not measured (a subset of
+# the variants was selected).
+bench_ratio_line() {
+    local width=$1 name=$2 a=$3 b=$4 m word line sep=" "
+    shift 4
+    [[ -n "${BENCH_CPU[$a]:-}" && -n "${BENCH_CPU[$b]:-}" ]] || return 0
+    printf -v line '%-*s' "$width" "$name"
+    for m; do
+        case $m in
+            cpu) word=CPU/req ;;
+            rps) word=req/s ;;
+            ir) word=instr/req ;;
+            *) die "bench_ratio_line: unknown metric '$m'" ;;
+        esac
+        printf -v line '%s%s%s %6s' "$line" "$sep" "$word" "$(bench_ratio "$(bench_value "$m" "$a")" "$(bench_value "$m" "$b")")"
+        sep="   "
+    done
+    printf '%s\n' "$line"
+}
+
+# bench_target_evaluable A B NAME_A NAME_B: whether a target comparing
+# variants A and B can be judged. If not (one was not selected, or failed),
+# prints why, indented under the target's line, and returns 1.
+bench_target_evaluable() {
+    if [[ -z "${BENCH_CPU[$1]:-}" || -z "${BENCH_CPU[$2]:-}" ]]; then
+        echo "  not evaluated: variants $1 and $2 were not both selected"
+    elif [[ -n "${BENCH_FAILED[$1]:-}" || -n "${BENCH_FAILED[$2]:-}" ]]; then
+        echo "  NOT EVALUATED: $3: ${BENCH_FAILED[$1]:-ok}; $4: ${BENCH_FAILED[$2]:-ok}"
+    else
+        return 0
+    fi
+    return 1
+}

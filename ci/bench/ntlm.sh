@@ -23,7 +23,6 @@ bash ci/setup.sh
 bench_build_ours
 bench_init
 
-
 backend_conf() {
     cat <<EOF
 worker_processes 1;
@@ -69,62 +68,36 @@ front_port=$BENCH_PORT
 front_worker=$(bench_worker_pid "$BENCH_MASTER")
 
 auth='Authorization: NTLM TlRMTVNTUAADAAAAGAAYAEgAAAAYABgAYAAAAAAAAAB4AAAA'
+# Both variants are locations of the one front nginx: same worker, same
+# Authorization header (wrk sends it on every request), different upstream.
+variants=(keepalive bound)
+for v in "${variants[@]}"; do
+    BENCH_URL[$v]="http://127.0.0.1:$front_port/$v/x"
+    BENCH_WORKER[$v]=$front_worker
+done
+BENCH_WRK_ARGS=(-H "$auth")
+
 # Sanity: both locations answer, and a bound client keeps one backend connection.
-for v in keepalive bound; do
-    code=$(curl -s -o /dev/null -w '%{http_code}' -H "$auth" "http://127.0.0.1:$front_port/$v/x")
+for v in "${variants[@]}"; do
+    code=$(bench_http_code -H "$auth" "${BENCH_URL[$v]}")
     [[ "$code" == 200 ]] || die "$v: GET answered $code"
 done
 conns=$(curl -s -H "$auth" "http://127.0.0.1:$front_port/bound/[1-5]" | sort -u | wc -l)
 [[ "$conns" == 1 ]] || die "bound: 5 requests on one client used $conns backend connections"
 
-# wrk with the Authorization header on every request.
-wrk_h() { "${BENCH_WRK_PIN[@]}" wrk -t1 -c"$BENCH_CONNECTIONS" -d"$2s" -H "$auth" "$1" 2>&1; }
-measure() {
-    local url=$1 t0 t1 out reqs rps
-    t0=$(bench_cpu_ticks "$front_worker")
-    out=$(wrk_h "$url" "$BENCH_DURATION")
-    t1=$(bench_cpu_ticks "$front_worker")
-    if grep -Eq 'Non-2xx or 3xx responses|Socket errors' <<<"$out"; then
-        log "$out"
-        die "wrk saw errors against $url"
-    fi
-    reqs=$(awk '/ requests in / {print $1}' <<<"$out")
-    rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
-    awk -v d="$((t1 - t0))" -v hz="$CLK_TCK" -v n="$reqs" -v rps="$rps" \
-        'BEGIN { printf "%.3f %s %d\n", d * 1e6 / hz / n, rps, n }'
-}
-
-log "bench: warm-up ${BENCH_WARMUP}s per variant"
-for v in keepalive bound; do wrk_h "http://127.0.0.1:$front_port/$v/x" "$BENCH_WARMUP" >/dev/null; done
-
-declare -A cpu_runs rps_runs
-for round in $(seq "$BENCH_ROUNDS"); do
-    for v in keepalive bound; do
-        read -r cpu rps reqs <<<"$(measure "http://127.0.0.1:$front_port/$v/x")"
-        cpu_runs[$v]+="$cpu "
-        rps_runs[$v]+="$rps "
-        log "bench: round $round/$BENCH_ROUNDS $v: $rps req/s, $cpu µs CPU/req ($reqs requests)"
-    done
-done
+bench_rounds "${variants[@]}"
+# Stop before the report: its one target line needs both figures.
+bench_die_if_failed "${variants[@]}"
 if grep -E '\[(alert|crit|emerg)\]' "$BENCH_TMP/front/logs/error.log"; then
     die "alerts in the front error log"
 fi
 
 echo
-echo "ntlm benchmark — nginx $("$OURS_NGINX" -v 2>&1 | sed 's/^nginx version: nginx\///'), front and backend 1 worker each," \
+echo "ntlm benchmark — nginx $(bench_nginx_version "$OURS_NGINX"), front and backend 1 worker each," \
     "wrk -t1 -c$BENCH_CONNECTIONS, ${BENCH_DURATION}s × $BENCH_ROUNDS round(s); pinning: ${BENCH_NGINX_PIN[*]:-none}"
-printf '%-10s %9s %11s\n' variant "req/s" "CPU µs/req"
-declare -A rps_med cpu_med
-for v in keepalive bound; do
-    # shellcheck disable=SC2086  # the runs are space-separated on purpose
-    {
-        rps_med[$v]=$(bench_median ${rps_runs[$v]})
-        cpu_med[$v]=$(bench_median ${cpu_runs[$v]})
-    }
-    printf '%-10s %9.0f %11s\n' "$v" "${rps_med[$v]}" "${cpu_med[$v]}"
-done
-r=$(bench_ratio "${rps_med[bound]}" "${rps_med[keepalive]}")
-c=$(bench_ratio "${cpu_med[bound]}" "${cpu_med[keepalive]}")
+bench_table 10 "req/s:9:rps" "CPU µs/req:11:cpu" -- "${variants[@]}"
+r=$(bench_ratio "${BENCH_RPS[bound]}" "${BENCH_RPS[keepalive]}")
+c=$(bench_ratio "${BENCH_CPU[bound]}" "${BENCH_CPU[keepalive]}")
 echo
 echo "bound/keepalive: req/s $r, front CPU per request $c"
 awk -v r="$r" 'BEGIN { if (r >= 0.95) print "target req/s ratio >= 0.95: MET (" r ")";

@@ -105,6 +105,8 @@ pub struct AuthHttpMainConf {
     pub result_variable: Option<AssignableVariable>,
     /// Index of `$ssl_client_s_dn`, when `%C` or `%d` is used.
     pub ssl_subject_index: Option<ngx_int_t>,
+    /// Some block asks a superuser or ACL service: the handler is needed.
+    pub used: bool,
 }
 
 const CONTEXTS: u32 = NGX_HTTP_MAIN_CONF | NGX_HTTP_SRV_CONF | NGX_HTTP_LOC_CONF;
@@ -178,6 +180,11 @@ unsafe extern "C" fn set_superuser(
         }
         match parse_service(cf, DEFAULT_SUPERUSER_PARAMS) {
             Ok(setting) => {
+                if let (ServiceSetting::On(_), Some(main)) =
+                    (setting, AuthHttpModule::main_conf_mut(cf))
+                {
+                    main.used = true;
+                }
                 conf.superuser = Some(setting);
                 CONF_OK
             }
@@ -197,6 +204,11 @@ unsafe extern "C" fn set_acl(
         }
         match parse_service(cf, DEFAULT_ACL_PARAMS) {
             Ok(setting) => {
+                if let (ServiceSetting::On(_), Some(main)) =
+                    (setting, AuthHttpModule::main_conf_mut(cf))
+                {
+                    main.used = true;
+                }
                 conf.acl = Some(setting);
                 CONF_OK
             }

@@ -56,7 +56,11 @@ impl HttpModule for AuthHttpModule {
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         // SAFETY: nginx passes the configuration being finalised.
-        unsafe { postconfiguration_access(cf, handler::access_handler) }
+        unsafe {
+            postconfiguration_access(cf, handler::access_handler, |cf| {
+                AuthHttpModule::main_conf(cf).is_some_and(|m| m.used)
+            })
+        }
     }
 }
 

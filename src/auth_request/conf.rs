@@ -85,6 +85,8 @@ pub struct AuthRequestMainConf {
     /// `auth_request_set` directives before we do, so we must refuse
     /// configurations that use them (see merge_loc_conf).
     c_module_index: Option<usize>,
+    /// Some block has `auth_request uri`: the access handler is needed.
+    pub used: bool,
 }
 
 /// The directive table.
@@ -133,6 +135,9 @@ fn auth_request(cf: &mut ngx_conf_t, conf: &mut AuthRequestConf) -> *mut c_char 
     conf.target = Some(if value.as_bytes() == b"off" {
         AuthTarget::Off
     } else {
+        if let Some(main) = AuthRequestModule::main_conf_mut(cf) {
+            main.used = true;
+        }
         AuthTarget::Uri(value)
     });
     CONF_OK

@@ -32,7 +32,11 @@ impl HttpModule for AuthRequestModule {
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         // SAFETY: nginx passes the configuration being finalised.
-        unsafe { postconfiguration_access(cf, handler::access_handler) }
+        unsafe {
+            postconfiguration_access(cf, handler::access_handler, |cf| {
+                AuthRequestModule::main_conf(cf).is_some_and(|m| m.used)
+            })
+        }
     }
 }
 

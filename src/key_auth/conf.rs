@@ -30,6 +30,8 @@ pub struct KeyAuthMainConf {
     pub var_consumer: Option<AssignableVariable>,
     pub var_credential: Option<AssignableVariable>,
     pub var_custom_id: Option<AssignableVariable>,
+    /// Some block has `key_auth on`: the handlers and filters are needed.
+    pub used: bool,
 }
 
 impl Default for KeyAuthMainConf {
@@ -40,6 +42,7 @@ impl Default for KeyAuthMainConf {
             var_consumer: None,
             var_credential: None,
             var_custom_id: None,
+            used: false,
         }
     }
 }
@@ -212,7 +215,20 @@ unsafe extern "C" fn set_enabled(
 ) -> *mut c_char {
     // SAFETY: nginx passes the configuration and this module's location
     // configuration.
-    unsafe { set_loc(cf, conf, |c| &mut c.enabled, flag) }
+    unsafe {
+        set_loc(
+            cf,
+            conf,
+            |c| &mut c.enabled,
+            |cf, value| {
+                let on = flag(cf, value)?;
+                if let (true, Some(main)) = (on, KeyAuthModule::main_conf_mut(cf)) {
+                    main.used = true;
+                }
+                Ok(on)
+            },
+        )
+    }
 }
 
 /// `key_auth_hide_credentials on | off;`

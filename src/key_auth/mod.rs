@@ -41,6 +41,10 @@ impl HttpModule for KeyAuthModule {
             if !conf::check_main(cf) {
                 return NGX_ERROR as ngx_int_t;
             }
+            // A loaded but unused key_auth costs requests nothing.
+            if !KeyAuthModule::main_conf(cf).is_some_and(|m| m.used) {
+                return NGX_OK as ngx_int_t;
+            }
             respond::register_filters(cf);
             let preaccess = nginx_sys::ngx_http_phases_NGX_HTTP_PREACCESS_PHASE;
             if register_access_handler_first(cf, Some(handler::access_handler))

@@ -72,18 +72,21 @@ pub fn register_handler(
 }
 
 /// A whole `postconfiguration` for a mechanism whose only nginx hook is an
-/// access handler: registers it with [`register_access_handler_first`].
+/// access handler: registers it with [`register_access_handler_first`] —
+/// only when `used` says the configuration enables the mechanism somewhere,
+/// so that a loaded but unused mechanism costs requests nothing.
 ///
 /// # Safety
 /// Call from a module's `postconfiguration` with the `cf` nginx passed.
 pub unsafe fn postconfiguration_access(
     cf: *mut ngx_conf_t,
     handler: unsafe extern "C" fn(*mut ngx_http_request_t) -> ngx_int_t,
+    used: fn(&ngx_conf_t) -> bool,
 ) -> ngx_int_t {
     // SAFETY: per the contract, the configuration being finalised.
     let cf = unsafe { &mut *cf };
     guard_status(cf.log, || {
-        if register_access_handler_first(cf, Some(handler)) {
+        if !used(cf) || register_access_handler_first(cf, Some(handler)) {
             NGX_OK as ngx_int_t
         } else {
             NGX_ERROR as ngx_int_t

@@ -199,6 +199,74 @@ unsafe fn fix_pointers(
     }
 }
 
+/// A header name whose lowercase form and nginx hash are computed at compile
+/// time, for headers a module sets on every request.
+pub struct PreparedName {
+    key: &'static [u8],
+    lowcase: &'static [u8],
+    hash: usize,
+}
+
+impl PreparedName {
+    /// `lowcase` must be `key` in lowercase (checked at compile time).
+    pub const fn new(key: &'static [u8], lowcase: &'static [u8]) -> Self {
+        assert!(
+            key.len() == lowcase.len(),
+            "lowcase must spell the same name"
+        );
+        let mut hash: usize = 0;
+        let mut i = 0;
+        while i < key.len() {
+            assert!(
+                key[i].to_ascii_lowercase() == lowcase[i],
+                "lowcase must be the lowercase key"
+            );
+            // nginx's ngx_hash(key, c): key * 31 + c, over the lowercase name.
+            hash = hash.wrapping_mul(31).wrapping_add(lowcase[i] as usize);
+            i += 1;
+        }
+        Self { key, lowcase, hash }
+    }
+
+    pub const fn key(&self) -> &'static [u8] {
+        self.key
+    }
+}
+
+/// Appends the header `name: value` without copying anything: `value` must
+/// outlive the request (configuration memory, such as a consumer's name).
+/// A header nginx knows is also linked into its cached slot.
+pub fn push_prepared(
+    r: &mut ngx_http_request_t,
+    name: &PreparedName,
+    value: &[u8],
+) -> Result<(), NgxError> {
+    // SAFETY: headers_in.headers is the request's header list (pool memory).
+    let h = unsafe { ngx_list_push(&mut r.headers_in.headers) }.cast::<ngx_table_elt_t>();
+    if h.is_null() {
+        return Err(NgxError);
+    }
+    // SAFETY: `h` is a fresh list element; nginx only reads header names and
+    // values through these pointers, and the bytes outlive the request.
+    unsafe {
+        h.write(ngx_table_elt_t {
+            hash: name.hash as _,
+            key: ngx_str_t {
+                len: name.key.len(),
+                data: name.key.as_ptr().cast_mut(),
+            },
+            value: ngx_str_t {
+                len: value.len(),
+                data: value.as_ptr().cast_mut(),
+            },
+            lowcase_key: name.lowcase.as_ptr().cast_mut(),
+            #[cfg(nginx1_23_0)]
+            next: ptr::null_mut(),
+        });
+    }
+    link_known(r, h)
+}
+
 /// Appends the header `name: value` to the request (after removing nothing:
 /// call [`remove`] first to replace). The bytes are copied into the request
 /// pool. A header nginx knows is also linked into its cached slot.
@@ -239,6 +307,12 @@ pub fn push(r: &mut ngx_http_request_t, name: &[u8], value: &[u8]) -> Result<(),
             next: ptr::null_mut(),
         });
     }
+    link_known(r, h)
+}
+
+/// Links the just-pushed header `h` into nginx's cached `headers_in` slot
+/// when nginx knows the header.
+fn link_known(r: &mut ngx_http_request_t, h: *mut ngx_table_elt_t) -> Result<(), NgxError> {
     // A header nginx knows (Host, Authorization, …) is also linked into its
     // cached slot; nginx's own hash of known headers says which one.
     let Some(cmcf) = NgxHttpCoreModule::main_conf_mut(r) else {
@@ -310,4 +384,21 @@ pub fn push(r: &mut ngx_http_request_t, name: &[u8], value: &[u8]) -> Result<(),
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod prepared_name_tests {
+    use super::PreparedName;
+
+    #[test]
+    fn hash_is_nginx_hash_of_the_lowercase_name() {
+        // ngx_hash_key("host"): ((104 * 31 + 111) * 31 + 115) * 31 + 116
+        assert_eq!(PreparedName::new(b"Host", b"host").hash, 3_208_616);
+        let name = PreparedName::new(b"X-Consumer-Username", b"x-consumer-username");
+        let expected = b"x-consumer-username"
+            .iter()
+            .fold(0usize, |h, &c| h.wrapping_mul(31).wrapping_add(c as usize));
+        assert_eq!(name.hash, expected);
+        assert_eq!(name.key(), b"X-Consumer-Username");
+    }
 }

@@ -157,26 +157,21 @@ mod tests {
     fn acl_answers() {
         let deny = policy(NoMatch::Deny);
         let allow = policy(NoMatch::Allow);
-        assert_eq!(
-            next_step(Stage::Acl, 0, 200, b"", &deny),
-            Step::Allow(Outcome::Allow)
-        );
-        assert_eq!(
-            next_step(Stage::Acl, 0, 200, b"allow", &deny),
-            Step::Allow(Outcome::Allow)
-        );
-        assert_eq!(
-            next_step(Stage::Acl, 0, 200, b"ignore", &deny),
-            Step::Deny(Outcome::Ignore)
-        );
-        assert_eq!(
-            next_step(Stage::Acl, 0, 200, b"ignore", &allow),
-            Step::Allow(Outcome::Ignore)
-        );
-        assert_eq!(
-            next_step(Stage::Acl, 0, 200, b"ignore\n", &deny),
-            Step::Allow(Outcome::Allow)
-        );
+        let cases: [(&[u8], &Policy, Step); 5] = [
+            (b"", &deny, Step::Allow(Outcome::Allow)),
+            (b"allow", &deny, Step::Allow(Outcome::Allow)),
+            (b"ignore", &deny, Step::Deny(Outcome::Ignore)),
+            (b"ignore", &allow, Step::Allow(Outcome::Ignore)),
+            // only the exact body means "no decision"
+            (b"ignore\n", &deny, Step::Allow(Outcome::Allow)),
+        ];
+        for (body, policy, expected) in cases {
+            assert_eq!(
+                next_step(Stage::Acl, 0, 200, body, policy),
+                expected,
+                "{body:?}"
+            );
+        }
         for status in [201, 204, 302, 400, 401, 403, 404, 500] {
             assert_eq!(
                 next_step(Stage::Acl, 0, status, b"ignore", &allow),

@@ -6,12 +6,15 @@ use nginx_sys::{
     NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_SERVICE_UNAVAILABLE,
     NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
 };
+use ngx::collections::Vec;
+use ngx::core::Pool;
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
 use super::conf::{AuthHttpConf, Service, ValuePiece};
 use super::decision::{next_step, Outcome, Policy, Stage, Step};
 use super::params::{self, Placeholder};
 use super::AuthHttpModule;
+use crate::nginx::decimal::{decimal, DecimalBuf};
 use crate::nginx::ffi::guard_status;
 use crate::nginx::subrequest::{self, Body, Method, SubrequestResult, SubrequestSpec};
 use crate::nginx::{delay, request, variables};
@@ -80,8 +83,8 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         retry: conf.retry(),
     };
     let answer = ctx.subrequest;
-    // SAFETY: the captured body lives in the request pool.
-    let body = unsafe { bytes(&answer.body) };
+    // The captured body lives in the request pool.
+    let body = answer.body.as_bytes();
     // A truncated answer (the service went away in the middle of its body)
     // is no answer: a cut "ignore" must not read as "allow". Treated as
     // unreachable: retried, then 503.
@@ -151,6 +154,26 @@ fn finish(r: &mut ngx_http_request_t, outcome: Outcome, rc: ngx_int_t) -> ngx_in
     rc
 }
 
+/// Request-pool bytes: freed with the request, never on the global heap.
+type PoolBytes = Vec<u8, Pool>;
+
+/// Appends `bytes`, reporting an allocation failure instead of aborting.
+fn append(out: &mut PoolBytes, bytes: &[u8]) -> Option<()> {
+    out.try_reserve(bytes.len()).ok()?;
+    out.extend_from_slice(bytes);
+    Some(())
+}
+
+/// The bytes as an nginx string; they stay in the request pool until the
+/// request ends.
+fn into_ngx_str(bytes: PoolBytes) -> ngx_str_t {
+    let bytes = bytes.leak();
+    ngx_str_t {
+        len: bytes.len(),
+        data: bytes.as_mut_ptr(),
+    }
+}
+
 /// Starts the subrequest for the current stage and attempt.
 fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -> ngx_int_t {
     let Some(service) = service(conf, ctx.stage) else {
@@ -159,37 +182,37 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
     let Some(encoded) = encode_params(r, conf, service) else {
         return NGX_ERROR as ngx_int_t;
     };
+    // Fixed arguments from the configured URI live in the configuration.
+    let fixed = ngx_str_t {
+        len: service.fixed_args.len(),
+        data: service.fixed_args.as_ptr().cast_mut(),
+    };
 
-    let mut query = Vec::new();
-    let mut body = None;
-    match service.method {
+    let (args, body) = match service.method {
+        Method::Get if fixed.is_empty() => (into_ngx_str(encoded), None),
         Method::Get => {
-            query.extend_from_slice(&service.fixed_args);
-            if !service.fixed_args.is_empty() && !encoded.is_empty() {
-                query.push(b'&');
+            // SAFETY: the live request pool outlives the subrequest.
+            let mut query = PoolBytes::new_in(unsafe { Pool::from_ngx_pool(r.pool) });
+            let joined = append(&mut query, fixed.as_bytes())
+                .and_then(|()| append(&mut query, if encoded.is_empty() { b"" } else { b"&" }))
+                .and_then(|()| append(&mut query, &encoded));
+            if joined.is_none() {
+                return NGX_ERROR as ngx_int_t;
             }
-            query.extend_from_slice(&encoded);
+            (into_ngx_str(query), None)
         }
         Method::Post | Method::Put => {
-            query.extend_from_slice(&service.fixed_args);
-            // SAFETY: allocation in the live request pool.
-            let Some(data) = (unsafe { ngx_str_t::from_bytes(r.pool, &encoded) }) else {
-                return NGX_ERROR as ngx_int_t;
-            };
-            body = Some(Body {
+            let body = Body {
                 content_type: FORM,
-                data,
-            });
+                data: into_ngx_str(encoded),
+            };
+            (fixed, Some(body))
         }
-    }
-    // SAFETY: allocation in the live request pool.
-    let Some(args) = (unsafe { ngx_str_t::from_bytes(r.pool, &query) }) else {
-        return NGX_ERROR as ngx_int_t;
     };
 
     let spec = SubrequestSpec {
         uri: &service.path,
-        args: (!query.is_empty()).then_some(&args),
+        args: (!args.is_empty()).then_some(&args),
         method: service.method,
         body,
         // Only the ACL answer's body matters (`ignore`), but the superuser
@@ -208,32 +231,33 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
     }
 }
 
-/// `name=value&…`, form-encoded, for this request.
+/// `name=value&…`, form-encoded, for this request, in its pool.
 fn encode_params(
     r: &mut ngx_http_request_t,
     conf: &AuthHttpConf,
     service: &Service,
-) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(128);
-    let mut value = Vec::with_capacity(64);
+) -> Option<PoolBytes> {
+    // SAFETY: the live request pool outlives every use of these buffers.
+    let pool = unsafe { Pool::from_ngx_pool(r.pool) };
+    let mut out = PoolBytes::new_in(pool.clone());
+    let mut value = PoolBytes::new_in(pool);
     for (i, param) in service.params.iter().enumerate() {
-        if i > 0 {
-            out.push(b'&');
-        }
-        out.extend_from_slice(&param.encoded_name);
-        out.push(b'=');
+        append(&mut out, if i > 0 { b"&" } else { b"" })?;
+        append(&mut out, &param.encoded_name)?;
+        append(&mut out, b"=")?;
         value.clear();
         for piece in &param.value {
             match piece {
-                ValuePiece::Text(text) => value.extend_from_slice(text),
+                ValuePiece::Text(text) => append(&mut value, text)?,
                 ValuePiece::Variables(cv) => {
                     let v = variables::evaluate(r, cv)?;
-                    // SAFETY: evaluated into the request pool.
-                    value.extend_from_slice(unsafe { bytes(&v) });
+                    append(&mut value, v.as_bytes())?
                 }
                 ValuePiece::Placeholder(p) => placeholder_value(r, conf, *p, &mut value)?,
             }
         }
+        // Every byte encodes to at most three.
+        out.try_reserve(value.len() * 3).ok()?;
         params::form_encode_into(&mut out, &value);
     }
     Some(out)
@@ -245,7 +269,7 @@ fn placeholder_value(
     r: &mut ngx_http_request_t,
     conf: &AuthHttpConf,
     p: Placeholder,
-    out: &mut Vec<u8>,
+    out: &mut PoolBytes,
 ) -> Option<()> {
     match p {
         Placeholder::User | Placeholder::Password => {
@@ -259,8 +283,7 @@ fn placeholder_value(
                 } else {
                     r.headers_in.passwd
                 };
-                // SAFETY: filled in by ngx_http_auth_basic_user.
-                out.extend_from_slice(unsafe { bytes(&s) });
+                append(out, s.as_bytes())?;
             }
         }
         Placeholder::ClientId | Placeholder::Mountpoint => {
@@ -271,51 +294,34 @@ fn placeholder_value(
             };
             if let Some(cv) = cv {
                 let v = variables::evaluate(r, &cv)?;
-                // SAFETY: evaluated into the request pool.
-                out.extend_from_slice(unsafe { bytes(&v) });
+                append(out, v.as_bytes())?;
             }
         }
         Placeholder::ClientAddr => {
             // SAFETY: the connection's address text lives with it.
-            out.extend_from_slice(unsafe { bytes(&(*r.connection).addr_text) })
+            let addr = unsafe { (*r.connection).addr_text };
+            append(out, addr.as_bytes())?;
         }
         Placeholder::ClientPort => {
             // SAFETY: the connection's sockaddr lives with it.
             let port = unsafe { ngx_inet_get_port((*r.connection).sockaddr) };
-            out.extend_from_slice(port.to_string().as_bytes());
+            let mut buf = DecimalBuf::default();
+            append(out, decimal(u64::from(port), &mut buf))?;
         }
-        // SAFETY (for the two arms below): request fields filled by the
-        // parser, in the request pool.
-        Placeholder::Protocol => out.extend_from_slice(unsafe { bytes(&r.http_protocol) }),
-        Placeholder::Topic => out.extend_from_slice(unsafe { bytes(&r.uri) }),
-        Placeholder::Access => {
-            // SAFETY: as above.
-            out.extend_from_slice(params::access_for_method(unsafe { bytes(&r.method_name) }))
-        }
+        Placeholder::Protocol => append(out, r.http_protocol.as_bytes())?,
+        Placeholder::Topic => append(out, r.uri.as_bytes())?,
+        Placeholder::Access => append(out, params::access_for_method(r.method_name.as_bytes()))?,
         Placeholder::CertSubject | Placeholder::CertCommonName => {
             let index = AuthHttpModule::main_conf(r).and_then(|m| m.ssl_subject_index);
             if let Some(index) = index {
                 let subject = variables::get_indexed(r, index);
                 if p == Placeholder::CertSubject {
-                    out.extend_from_slice(subject);
+                    append(out, subject)?;
                 } else {
-                    out.extend_from_slice(&params::common_name(subject));
+                    append(out, &params::common_name(subject))?;
                 }
             }
         }
     }
     Some(())
-}
-
-/// The bytes of an nginx string.
-///
-/// # Safety
-/// `s` must point at `len` readable bytes (or have `len` 0).
-unsafe fn bytes(s: &ngx_str_t) -> &[u8] {
-    if s.len == 0 || s.data.is_null() {
-        &[]
-    } else {
-        // SAFETY: per the function contract.
-        unsafe { core::slice::from_raw_parts(s.data, s.len) }
-    }
 }

@@ -28,6 +28,7 @@ use super::consumers::{Consumer, Credential};
 use super::quota::{take, Decision, Table};
 use super::respond::Denial;
 use super::KeyAuthModule;
+use crate::nginx::decimal::decimal;
 use crate::nginx::ffi::guard_status;
 use crate::nginx::headers_in::PreparedName;
 use crate::nginx::{args, headers, headers_in, request, shm, variables};
@@ -245,19 +246,6 @@ fn rate_limit_headers(
     Ok(())
 }
 
-/// `n` in decimal, written into `buf` (no allocation on the request path).
-fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
-    let mut at = buf.len();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            return &buf[at..];
-        }
-    }
-}
-
 fn upstream_headers(
     r: &mut ngx_http_request_t,
     consumer: &Consumer,
@@ -273,17 +261,4 @@ fn upstream_headers(
         headers_in::push_prepared(r, &CONSUMER_CUSTOM_ID, id.as_bytes())?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::decimal;
-
-    #[test]
-    fn decimal_numbers() {
-        let mut buf = [0u8; 20];
-        for n in [0u64, 7, 10, 429, 1_000_000_000, u64::MAX] {
-            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
-        }
-    }
 }

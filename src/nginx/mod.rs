@@ -35,6 +35,7 @@ impl core::fmt::Display for NgxError {
 
 pub mod args;
 pub mod conf;
+pub mod decimal;
 pub mod delay;
 pub mod ffi;
 pub mod headers;

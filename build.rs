@@ -8,6 +8,10 @@
 //!
 //! nginx-sys publishes these as `DEP_NGINX_*` variables to direct dependents
 //! only, which is why `nginx-sys` is a direct dependency in Cargo.toml.
+//!
+//! It also compiles `src/nginx/bitfields.c` against that nginx's headers
+//! (`DEP_NGINX_INCLUDE`): the C compiler, not bindgen, lays out bit-fields
+//! (see src/nginx/bitfield.rs for why).
 
 use std::env;
 
@@ -29,6 +33,7 @@ fn main() {
         "DEP_NGINX_VERSION_NUMBER",
         "DEP_NGINX_VERSION",
         "DEP_NGINX_BUILD_DIR",
+        "DEP_NGINX_INCLUDE",
     ] {
         println!("cargo::rerun-if-env-changed={var}");
     }
@@ -62,4 +67,24 @@ fn main() {
     let version_text = env::var("DEP_NGINX_VERSION").unwrap_or_else(|_| "unknown".into());
     println!("cargo::rustc-env=AUTHGATE_NGINX_VERSION={version_text}");
     println!("cargo::rustc-env=AUTHGATE_NGINX_VERSION_NUMBER={version}");
+
+    compile_bitfield_accessors();
+}
+
+/// Builds the C bit-field accessors with the include path nginx-sys found
+/// (the configured tree's `objs/` holds ngx_auto_config.h).
+fn compile_bitfield_accessors() {
+    const SOURCE: &str = "src/nginx/bitfields.c";
+    println!("cargo::rerun-if-changed={SOURCE}");
+    let include = env::var_os("DEP_NGINX_INCLUDE")
+        .expect("nginx-sys did not publish DEP_NGINX_INCLUDE (nginx include directories)");
+    let mut build = cc::Build::new();
+    for dir in env::split_paths(&include) {
+        build.include(dir);
+    }
+    // nginx's own headers are not warning-clean under every -W flag cc adds.
+    build
+        .warnings(false)
+        .file(SOURCE)
+        .compile("authgate_bitfields");
 }

@@ -13,6 +13,7 @@ use ngx::http::{HttpModule, HttpModuleMainConf};
 use super::consumers::{parse_line, Registry};
 use super::quota::Slot;
 use super::KeyAuthModule;
+use crate::nginx::bitfield;
 use crate::nginx::conf::{
     args, conf_message, directive, emerg, merge, set_once, CONF_ERROR, CONF_OK,
 };
@@ -381,7 +382,7 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> 
             let mut header: *mut ZoneHeader = ptr::null_mut();
             // Trying sizes down from "everything" is expected to fail a few
             // times: keep the slab allocator from logging that as [crit].
-            (*pool).set_log_nomem(0);
+            bitfield::slab_pool::set_log_nomem(&mut *pool, false);
             while len > 0 {
                 let bytes = size_of::<ZoneHeader>() + len * size_of::<Slot>();
                 header = shm::alloc(zone, bytes).cast();
@@ -390,7 +391,7 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> 
                 }
                 len = len * 49 / 50;
             }
-            (*pool).set_log_nomem(1);
+            bitfield::slab_pool::set_log_nomem(&mut *pool, true);
             if header.is_null() {
                 return shm::INIT_ERROR;
             }

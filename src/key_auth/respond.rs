@@ -29,7 +29,7 @@ use ngx::http::HttpModule;
 
 use super::KeyAuthModule;
 use crate::nginx::ffi::guard_status;
-use crate::nginx::{headers, request};
+use crate::nginx::{bitfield, headers, request};
 
 /// Why a request was refused.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
@@ -106,7 +106,7 @@ unsafe extern "C" fn header_filter(r: *mut ngx_http_request_t) -> ngx_int_t {
                 && req.headers_out.status == NGX_HTTP_UNAUTHORIZED as usize
                 && req.err_status == NGX_HTTP_UNAUTHORIZED as usize
                 && ptr::eq(req, req.main)
-                && req.header_only() == 0;
+                && !bitfield::request::header_only(req);
             if ours {
                 let body = ctx.denial.body();
                 ctx.replacing = true;
@@ -177,9 +177,9 @@ unsafe extern "C" fn body_filter(r: *mut ngx_http_request_t, input: *mut ngx_cha
             (*b).pos = (*b).start;
             (*b).last = (*b).start.add(body.len());
             (*b).end = (*b).last;
-            (*b).set_memory(1);
-            (*b).set_last_buf(1);
-            (*b).set_last_in_chain(1);
+            bitfield::buf::set_memory(&mut *b, true);
+            bitfield::buf::set_last_buf(&mut *b, true);
+            bitfield::buf::set_last_in_chain(&mut *b, true);
             out.write(ngx_chain_t {
                 buf: b,
                 next: ptr::null_mut(),

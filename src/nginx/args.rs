@@ -8,6 +8,7 @@
 
 use nginx_sys::{ngx_http_request_t, ngx_pnalloc};
 
+use super::bitfield;
 use super::NgxError;
 
 /// Arguments are separated by `&` only, as nginx's `ngx_http_arg()` and
@@ -78,7 +79,7 @@ pub fn decode(value: &[u8]) -> Vec<u8> {
 /// is), the unparsed URI is rebuilt as the original path bytes plus the new
 /// arguments, so the path keeps its exact encoding too.
 pub fn set(r: &mut ngx_http_request_t, args: &[u8]) -> Result<(), NgxError> {
-    let path: &[u8] = if r.valid_unparsed_uri() != 0 {
+    let path: &[u8] = if bitfield::request::valid_unparsed_uri(r) {
         let unparsed = r.unparsed_uri.as_bytes();
         let end = unparsed
             .iter()
@@ -88,7 +89,7 @@ pub fn set(r: &mut ngx_http_request_t, args: &[u8]) -> Result<(), NgxError> {
     } else {
         &[]
     };
-    let with_path = r.valid_unparsed_uri() != 0;
+    let with_path = bitfield::request::valid_unparsed_uri(r);
     let len = if with_path {
         path.len() + usize::from(!args.is_empty()) + args.len()
     } else {

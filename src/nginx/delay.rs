@@ -14,6 +14,7 @@ use nginx_sys::{
     ngx_int_t, ngx_msec_t, NGX_ERROR, NGX_OK,
 };
 
+use super::bitfield;
 use super::ffi::guard;
 use super::request;
 
@@ -24,7 +25,7 @@ pub fn pause(r: &mut ngx_http_request_t, ms: u64) {
     let wev = unsafe { &mut *(*r.connection).write };
     r.read_event_handler = Some(ngx_http_test_reading);
     r.write_event_handler = Some(wake);
-    wev.set_delayed(1);
+    bitfield::event::set_delayed(wev, true);
     // SAFETY: `wev` is a valid event of the request's connection.
     unsafe { ngx_add_timer(wev, ms as ngx_msec_t) };
 }
@@ -32,7 +33,7 @@ pub fn pause(r: &mut ngx_http_request_t, ms: u64) {
 /// Whether `r` is still sleeping after [`pause`].
 pub fn is_paused(r: &ngx_http_request_t) -> bool {
     // SAFETY: as in pause().
-    unsafe { (*(*r.connection).write).delayed() != 0 }
+    unsafe { bitfield::event::delayed(&*(*r.connection).write) }
 }
 
 /// Write-event handler while paused: once the timer has fired (nginx's
@@ -44,7 +45,7 @@ unsafe extern "C" fn wake(r: *mut ngx_http_request_t) {
         // SAFETY: connection and its events live as long as the request.
         let (rev, wev) = unsafe { ((*r.connection).read, (*r.connection).write) };
         // SAFETY: as above.
-        if unsafe { (*wev).delayed() } != 0 {
+        if unsafe { bitfield::event::delayed(&*wev) } {
             // Woken by something else than the timer: keep waiting.
             if unsafe { ngx_handle_write_event(wev, 0) } != NGX_OK as ngx_int_t {
                 unsafe { ngx_http_finalize_request(r, NGX_ERROR as ngx_int_t) };

@@ -7,6 +7,7 @@ use nginx_sys::{
 
 use nginx_sys::ngx_str_t;
 
+use super::bitfield;
 use super::NgxError;
 
 /// Copies every `WWW-Authenticate` header of the finished subrequest `sr`
@@ -96,7 +97,7 @@ pub fn rebuild_without_body_framing(
     sr.headers_in.content_length = core::ptr::null_mut();
     sr.headers_in.transfer_encoding = core::ptr::null_mut();
     sr.headers_in.content_type = core::ptr::null_mut();
-    sr.headers_in.set_chunked(0);
+    bitfield::headers_in::set_chunked(&mut sr.headers_in, false);
 
     let mut part: *const ngx_list_part_t = &parent_list.part;
     while !part.is_null() {

@@ -17,6 +17,7 @@
 //! * [`headers`] — copying and adding response headers;
 //! * [`headers_in`] — removing and adding request headers an upstream sees;
 //! * [`args`] — finding and removing query arguments, byte-exactly;
+//! * [`bitfield`] — bit-fields of nginx structures, laid out by the C compiler;
 //! * [`shm`] — shared memory zones: declaring, initialising, locking;
 //! * [`pool`] — pool cleanups (objects that act when a pool ends);
 //! * [`upstream`] — wrapping an upstream's peer hooks, parking idle upstream
@@ -34,6 +35,7 @@ impl core::fmt::Display for NgxError {
 }
 
 pub mod args;
+pub mod bitfield;
 pub mod conf;
 pub mod decimal;
 pub mod delay;

@@ -15,6 +15,7 @@ use nginx_sys::{
     NGX_HTTP_SUBREQUEST_IN_MEMORY, NGX_HTTP_SUBREQUEST_WAITED, NGX_OK,
 };
 
+use super::bitfield;
 use super::ffi::guard_status;
 use super::headers;
 use super::NgxError;
@@ -184,7 +185,7 @@ pub unsafe fn start_with(
     let sr_ref = unsafe { &mut *sr };
     sr_ref.request_body = body;
     if !spec.capture_body {
-        sr_ref.set_header_only(1);
+        bitfield::request::set_header_only(sr_ref, true);
     }
     if !spec.keep_client_body_headers {
         // SAFETY: `body` was allocated above in the request pool.
@@ -239,9 +240,9 @@ fn set_method_and_body(
                     (*buf).start = data.data;
                     (*buf).last = data.data.add(data.len);
                     (*buf).end = (*buf).last;
-                    (*buf).set_memory(1);
-                    (*buf).set_last_buf(1);
-                    (*buf).set_last_in_chain(1);
+                    bitfield::buf::set_memory(&mut *buf, true);
+                    bitfield::buf::set_last_buf(&mut *buf, true);
+                    bitfield::buf::set_last_in_chain(&mut *buf, true);
                     (*chain).buf = buf;
                     (*chain).next = ptr::null_mut();
                 }
@@ -255,7 +256,7 @@ fn set_method_and_body(
 /// The in-memory response body of a finished subrequest: nginx's postpone
 /// filter gathers it into a single buffer at `sr->out`.
 fn captured_body(sr: &ngx_http_request_t) -> ngx_str_t {
-    if sr.subrequest_in_memory() == 0 || sr.out.is_null() {
+    if !bitfield::request::subrequest_in_memory(sr) || sr.out.is_null() {
         return ngx_str_t::empty();
     }
     // SAFETY: for in-memory subrequests `out` is one chain link with one
@@ -282,7 +283,10 @@ fn captured_body(sr: &ngx_http_request_t) -> ngx_str_t {
 /// truncated chunked answers too.
 fn response_complete(sr: &ngx_http_request_t, captured: &ngx_str_t) -> bool {
     let declared = sr.headers_out.content_length_n;
-    if sr.subrequest_in_memory() != 0 && declared >= 0 && (captured.len as i64) < declared {
+    if bitfield::request::subrequest_in_memory(sr)
+        && declared >= 0
+        && (captured.len as i64) < declared
+    {
         return false;
     }
     if sr.upstream.is_null() {
@@ -292,20 +296,20 @@ fn response_complete(sr: &ngx_http_request_t, captured: &ngx_str_t) -> bool {
     // until the main request ends; they are only read here.
     unsafe {
         let u = &*sr.upstream;
-        if u.header_sent() == 0 {
+        if !bitfield::upstream::header_sent(u) {
             return true;
         }
-        if u.buffering() == 0 {
+        if !bitfield::upstream::buffering(u) {
             return u.length <= 0;
         }
         if u.pipe.is_null() {
             return true;
         }
         let p = &*u.pipe;
-        if p.upstream_error() != 0 {
+        if bitfield::pipe::upstream_error(p) {
             return false;
         }
-        if p.upstream_eof() != 0 && p.upstream_done() == 0 && p.length != -1 {
+        if bitfield::pipe::upstream_eof(p) && !bitfield::pipe::upstream_done(p) && p.length != -1 {
             return false;
         }
     }

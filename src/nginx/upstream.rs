@@ -26,6 +26,7 @@ use nginx_sys::{
 use nginx_sys::{ngx_event_save_peer_session_pt, ngx_event_set_peer_session_pt};
 use ngx::http::{HttpModuleMainConf, NgxHttpUpstreamModule};
 
+use super::bitfield;
 use super::ffi::guard;
 use super::NgxError;
 
@@ -182,17 +183,17 @@ pub fn connection_reusable(
     };
     // SAFETY: a live connection's events are live.
     let (rev, wev) = unsafe { (&*c.read, &*c.write) };
-    if rev.eof() != 0
-        || rev.error() != 0
-        || rev.timedout() != 0
-        || wev.error() != 0
-        || wev.timedout() != 0
+    if bitfield::event::eof(rev)
+        || bitfield::event::error(rev)
+        || bitfield::event::timedout(rev)
+        || bitfield::event::error(wev)
+        || bitfield::event::timedout(wev)
     {
         return false;
     }
     // SAFETY: plain reads of the worker's process-state flags.
     let stopping = unsafe { ngx_terminate != 0 || ngx_exiting != 0 };
-    u.keepalive() != 0 && u.request_body_sent() != 0 && !stopping
+    bitfield::upstream::keepalive(u) && bitfield::upstream::request_body_sent(u) && !stopping
 }
 
 /// The owner of a parked connection. Embed it first in a `#[repr(C)]`
@@ -224,18 +225,18 @@ pub unsafe fn park_idle(
         if ngx_handle_read_event(c.read, 0) != NGX_OK as ngx_int_t {
             return Err(NgxError);
         }
-        if (*c.read).ready() != 0 && !peer_quiet(c) {
+        if bitfield::event::ready(&*c.read) && !peer_quiet(c) {
             return Err(NgxError);
         }
-        (*c.read).set_delayed(0);
+        bitfield::event::set_delayed(&mut *c.read, false);
         ngx_add_timer(c.read, timeout);
-        if (*c.write).timer_set() != 0 {
+        if bitfield::event::timer_set(&*c.write) {
             ngx_del_timer(c.write);
         }
         (*c.write).handler = Some(idle_write_handler);
         (*c.read).handler = Some(idle_read_handler);
         c.data = hook.cast();
-        c.set_idle(1);
+        bitfield::connection::set_idle(c, true);
         let log = (*ngx_cycle).log;
         c.log = log;
         (*c.read).log = log;
@@ -255,7 +256,7 @@ pub unsafe fn unpark(c: *mut ngx_connection_t, log: *mut ngx_log_t) {
     // SAFETY: per the contract, `c` and its events are live.
     unsafe {
         let c = &mut *c;
-        c.set_idle(0);
+        bitfield::connection::set_idle(c, false);
         c.sent = 0;
         c.data = ptr::null_mut();
         c.log = log;
@@ -264,7 +265,7 @@ pub unsafe fn unpark(c: *mut ngx_connection_t, log: *mut ngx_log_t) {
         if !c.pool.is_null() {
             (*c.pool).log = log;
         }
-        if (*c.read).timer_set() != 0 {
+        if bitfield::event::timer_set(&*c.read) {
             ngx_del_timer(c.read);
         }
     }
@@ -280,8 +281,8 @@ pub unsafe fn close_connection(c: *mut ngx_connection_t) {
     // SAFETY: per the contract, `c` is live; c->ssl is its TLS state.
     unsafe {
         if !(*c).ssl.is_null() {
-            (*(*c).ssl).set_no_wait_shutdown(1);
-            (*(*c).ssl).set_no_send_shutdown(1);
+            bitfield::ssl::set_no_wait_shutdown(&mut *(*c).ssl, true);
+            bitfield::ssl::set_no_send_shutdown(&mut *(*c).ssl, true);
             if nginx_sys::ngx_ssl_shutdown(c) == NGX_EAGAIN as ngx_int_t {
                 (*(*c).ssl).handler = Some(close_after_ssl_shutdown);
                 return;
@@ -315,7 +316,7 @@ fn peer_quiet(c: &mut ngx_connection_t) -> bool {
     if n == -1 && std::io::Error::last_os_error().raw_os_error() == Some(NGX_EAGAIN as i32) {
         // SAFETY: the connection's live read event.
         unsafe {
-            (*c.read).set_ready(0);
+            bitfield::event::set_ready(&mut *c.read, false);
             return ngx_handle_read_event(c.read, 0) == NGX_OK as ngx_int_t;
         }
     }
@@ -331,7 +332,9 @@ unsafe extern "C" fn idle_read_handler(ev: *mut ngx_event_t) {
     guard(log, (), || {
         // SAFETY: as above; the connection stays live until closed here.
         unsafe {
-            let keep = (*c).close() == 0 && ev.timedout() == 0 && peer_quiet(&mut *c);
+            let keep = !bitfield::connection::close(&*c)
+                && !bitfield::event::timedout(ev)
+                && peer_quiet(&mut *c);
             if keep {
                 return;
             }

@@ -34,6 +34,7 @@ use super::conf::UpstreamState;
 use super::credentials::classify;
 use super::lru::Handle;
 use super::NtlmModule;
+use crate::nginx::bitfield;
 use crate::nginx::ffi::guard;
 use crate::nginx::pool::{add_cleanup, find_cleanup};
 use crate::nginx::upstream::{
@@ -251,7 +252,7 @@ unsafe extern "C" fn get_peer(pc: *mut ngx_peer_connection_t, data: *mut c_void)
                     ),
                 );
                 pc.connection = c;
-                pc.set_cached(1);
+                bitfield::peer::set_cached(pc, true);
                 pc.sockaddr = ptr::addr_of_mut!(b.sockaddr).cast();
                 pc.socklen = b.socklen;
                 pc.name = &mut b.name;

@@ -1,0 +1,202 @@
+//! Bit-fields of nginx structures, read and written by C code compiled
+//! against the nginx the module is built for (`bitfields.c`, built by
+//! build.rs), never through bindgen's accessors.
+//!
+//! bindgen 0.72 (what nginx-sys 0.5 uses) misplaces a run of bit-fields that
+//! starts right after a member smaller than the bit-fields' storage unit: it
+//! starts the unit at that member's end instead of sharing the aligned unit
+//! with it, so every field that C moves to the next unit (because it would
+//! straddle one) lands some bits early. nginx 1.29 added `in_port_t port`
+//! before `ngx_http_request_t`'s bit-fields; from `uri_changes` on, bindgen's
+//! accessors are two bits off there. Setting `header_only` on an auth
+//! subrequest set `chunked` instead, and on nginx 1.30/1.31 the subrequest's
+//! body reached the client in place of the response.
+//!
+//! Policy: every bit-field the module touches is listed here and accessed
+//! through these functions (ci/test.sh checks that no bindgen bit-field
+//! accessor is called elsewhere). The one exception is
+//! `ngx_variable_value_t`, whose bit-fields open the structure: bindgen gets
+//! those right, the unit tests below check them against C, and
+//! `variables::set_found` relies on that layout for its fast path.
+//!
+//! The accessors are plain memory accesses; the references make them safe.
+
+#![allow(clippy::missing_safety_doc)]
+
+use core::ffi::c_uint;
+
+macro_rules! bitfields {
+    ($(
+        $(#[$meta:meta])*
+        pub mod $module:ident for $ty:ty {
+            $($field:ident / $set:ident => $c_get:ident / $c_set:ident;)+
+        }
+    )+) => {$(
+        $(#[$meta])*
+        pub mod $module {
+            use super::c_uint;
+            #[allow(unused_imports)]
+            use nginx_sys::*;
+
+            extern "C" {
+                $(
+                    fn $c_get(p: *const $ty) -> c_uint;
+                    fn $c_set(p: *mut $ty, v: c_uint);
+                )+
+            }
+
+            $(
+                #[inline]
+                pub fn $field(p: &$ty) -> bool {
+                    // SAFETY: a plain read of a live structure's bit-field,
+                    // laid out by the C compiler that compiled nginx's headers.
+                    unsafe { $c_get(p) != 0 }
+                }
+
+                #[inline]
+                pub fn $set(p: &mut $ty, on: bool) {
+                    // SAFETY: a plain write of a bit-field of a structure we
+                    // hold exclusively.
+                    unsafe { $c_set(p, c_uint::from(on)) }
+                }
+            )+
+        }
+    )+};
+}
+
+bitfields! {
+    /// `ngx_http_request_t`.
+    pub mod request for ngx_http_request_t {
+        header_only / set_header_only
+            => authgate_bf_request_header_only / authgate_bf_request_set_header_only;
+        subrequest_in_memory / set_subrequest_in_memory
+            => authgate_bf_request_subrequest_in_memory / authgate_bf_request_set_subrequest_in_memory;
+        valid_unparsed_uri / set_valid_unparsed_uri
+            => authgate_bf_request_valid_unparsed_uri / authgate_bf_request_set_valid_unparsed_uri;
+        internal / set_internal
+            => authgate_bf_request_internal / authgate_bf_request_set_internal;
+    }
+
+    /// `ngx_http_headers_in_t`.
+    pub mod headers_in for ngx_http_headers_in_t {
+        chunked / set_chunked => authgate_bf_headers_in_chunked / authgate_bf_headers_in_set_chunked;
+    }
+
+    /// `ngx_http_upstream_t`.
+    pub mod upstream for ngx_http_upstream_t {
+        header_sent / set_header_sent
+            => authgate_bf_upstream_header_sent / authgate_bf_upstream_set_header_sent;
+        buffering / set_buffering
+            => authgate_bf_upstream_buffering / authgate_bf_upstream_set_buffering;
+        keepalive / set_keepalive
+            => authgate_bf_upstream_keepalive / authgate_bf_upstream_set_keepalive;
+        request_body_sent / set_request_body_sent
+            => authgate_bf_upstream_request_body_sent / authgate_bf_upstream_set_request_body_sent;
+    }
+
+    /// `ngx_event_pipe_t`.
+    pub mod pipe for ngx_event_pipe_t {
+        upstream_error / set_upstream_error
+            => authgate_bf_pipe_upstream_error / authgate_bf_pipe_set_upstream_error;
+        upstream_eof / set_upstream_eof
+            => authgate_bf_pipe_upstream_eof / authgate_bf_pipe_set_upstream_eof;
+        upstream_done / set_upstream_done
+            => authgate_bf_pipe_upstream_done / authgate_bf_pipe_set_upstream_done;
+    }
+
+    /// `ngx_event_t`.
+    pub mod event for ngx_event_t {
+        eof / set_eof => authgate_bf_event_eof / authgate_bf_event_set_eof;
+        error / set_error => authgate_bf_event_error / authgate_bf_event_set_error;
+        timedout / set_timedout => authgate_bf_event_timedout / authgate_bf_event_set_timedout;
+        timer_set / set_timer_set => authgate_bf_event_timer_set / authgate_bf_event_set_timer_set;
+        ready / set_ready => authgate_bf_event_ready / authgate_bf_event_set_ready;
+        delayed / set_delayed => authgate_bf_event_delayed / authgate_bf_event_set_delayed;
+    }
+
+    /// `ngx_connection_t`.
+    pub mod connection for ngx_connection_t {
+        idle / set_idle => authgate_bf_connection_idle / authgate_bf_connection_set_idle;
+        close / set_close => authgate_bf_connection_close / authgate_bf_connection_set_close;
+    }
+
+    /// `ngx_peer_connection_t`.
+    pub mod peer for ngx_peer_connection_t {
+        cached / set_cached => authgate_bf_peer_cached / authgate_bf_peer_set_cached;
+    }
+
+    /// `ngx_buf_t`.
+    pub mod buf for ngx_buf_t {
+        memory / set_memory => authgate_bf_buf_memory / authgate_bf_buf_set_memory;
+        last_buf / set_last_buf => authgate_bf_buf_last_buf / authgate_bf_buf_set_last_buf;
+        last_in_chain / set_last_in_chain
+            => authgate_bf_buf_last_in_chain / authgate_bf_buf_set_last_in_chain;
+    }
+
+    /// `ngx_slab_pool_t`.
+    pub mod slab_pool for ngx_slab_pool_t {
+        log_nomem / set_log_nomem
+            => authgate_bf_slab_pool_log_nomem / authgate_bf_slab_pool_set_log_nomem;
+    }
+
+    /// `ngx_variable_value_t`: only for the layout check below.
+    pub mod variable_value for ngx_variable_value_t {
+        no_cacheable / set_no_cacheable
+            => authgate_bf_vv_no_cacheable / authgate_bf_vv_set_no_cacheable;
+        escape / set_escape => authgate_bf_vv_escape / authgate_bf_vv_set_escape;
+    }
+
+    /// `ngx_ssl_connection_t`.
+    #[cfg(ngx_feature = "ssl")]
+    pub mod ssl for ngx_ssl_connection_t {
+        no_wait_shutdown / set_no_wait_shutdown
+            => authgate_bf_ssl_no_wait_shutdown / authgate_bf_ssl_set_no_wait_shutdown;
+        no_send_shutdown / set_no_send_shutdown
+            => authgate_bf_ssl_no_send_shutdown / authgate_bf_ssl_set_no_send_shutdown;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nginx_sys::{ngx_http_request_t, ngx_variable_value_t};
+
+    fn zeroed<T>() -> T {
+        // SAFETY: the nginx structures used here are plain C data for which
+        // all-zero bytes are a valid value.
+        unsafe { core::mem::zeroed() }
+    }
+
+    fn bytes<T>(v: &T) -> &[u8] {
+        // SAFETY: reading the bytes of a live, fully initialised value.
+        unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
+    }
+
+    /// The C accessors set exactly one bit and read back what they set.
+    #[test]
+    fn c_accessors_set_one_bit_each() {
+        let mut r: ngx_http_request_t = zeroed();
+        request::set_header_only(&mut r, true);
+        assert!(request::header_only(&r));
+        assert!(!request::subrequest_in_memory(&r));
+        assert_eq!(bytes(&r).iter().map(|b| b.count_ones()).sum::<u32>(), 1);
+        request::set_header_only(&mut r, false);
+        assert!(bytes(&r).iter().all(|&b| b == 0));
+    }
+
+    /// What `variables::set_found` relies on: bindgen's accessors for
+    /// `ngx_variable_value_t` agree with the C compiler's layout.
+    #[test]
+    fn variable_value_layout_agrees_with_c() {
+        let mut c: ngx_variable_value_t = zeroed();
+        let mut b: ngx_variable_value_t = zeroed();
+        variable_value::set_no_cacheable(&mut c, true);
+        b.set_no_cacheable(1);
+        assert_eq!(bytes(&c), bytes(&b));
+        let mut c: ngx_variable_value_t = zeroed();
+        let mut b: ngx_variable_value_t = zeroed();
+        variable_value::set_escape(&mut c, true);
+        b.set_escape(1);
+        assert_eq!(bytes(&c), bytes(&b));
+    }
+}

@@ -72,7 +72,13 @@ for (1 .. 2) {
 }
 close $b;
 my %tls_conns = map { $_->{id} => 1 } grep { $_->{type} eq 'req' } NtlmBackend::events("$dir/tls.events");
-is(scalar keys %tls_conns, 3, 'tls: one connection for the bound client, one per unbound request');
+# before 1.29.7, no keepalive here: one connection per unbound request; since,
+# nginx's default keepalive may serve both unbound requests on one connection
+if ($t->nginx_version >= 1029007) {
+    ok(keys %tls_conns >= 2 && keys %tls_conns <= 3, 'tls: the bound connection plus default-keepalive ones');
+} else {
+    is(scalar keys %tls_conns, 3, 'tls: one connection for the bound client, one per unbound request');
+}
 close $a;
 my $e = NtlmBackend::wait_close("$dir/tls.events", $ca, 1.5);
 ok($e, 'tls: client closed -> bound TLS connection closed');

@@ -116,7 +116,7 @@ sub _connection {
         my $head = substr($buf, 0, $he);
         $buf = substr($buf, $he + 4);
         my ($rl, @lines) = split /\r\n/, $head;
-        my ($method, $uri) = $rl =~ m{^(\S+)\s+(\S+)\s+HTTP/} or return 'server';
+        my ($method, $uri, $version) = $rl =~ m{^(\S+)\s+(\S+)\s+HTTP/(\d\.\d)} or return 'server';
         my %h;
         for (@lines) { my ($n, $v) = /^([^:]+):\s*(.*?)\s*$/ or next; $h{lc $n} //= $v }
         if (my $cl = $h{'content-length'}) {
@@ -158,7 +158,11 @@ sub _connection {
         sleep $q{delay} if $q{delay};
 
         my $body = defined $q{bodylen} ? 'x' x $q{bodylen} : "conn=$id token=$tok seq=$seq\n";
-        my $close = $q{close} || ($h{connection} // '') =~ /close/i;
+        # HTTP/1.0 requests keep the connection only when they ask to (nginx
+        # before 1.29.7 sent "Connection: close" with them, later ones send
+        # no Connection header)
+        my $close = $q{close} || ($h{connection} // '') =~ /close/i
+            || ($version eq '1.0' && ($h{connection} // '') !~ /keep-alive/i);
         my $reason = { 200 => 'OK', 401 => 'Unauthorized', 404 => 'Not Found' }->{$status} // 'Status';
         my $resp = "HTTP/1.1 $status $reason\r\n"
             . "X-Backend: " . ($o{name} // 'ntlm') . "\r\n"

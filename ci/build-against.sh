@@ -17,6 +17,9 @@
 #   --make-nginx     also build nginx from the configured source (needs a full
 #                    source tree, not headers only) and check with that binary
 #   --work DIR       work directory (default target/against/<name>-<hash of source+args>)
+#   --nginx-only     with --make-nginx: build nginx only, not the module (a
+#                    reference nginx, e.g. with the C auth_request compiled in);
+#                    prints the nginx binary's path instead of the module's
 #   --debug          cargo's dev profile instead of --release
 #   --clippy         also `cargo clippy -- -D warnings` against this nginx: code
 #                    under version cfgs (e.g. not(nginx1_23_0)) compiles only here
@@ -54,7 +57,7 @@ usage() {
     exit "${1:-2}"
 }
 
-nginx_bin="" make_nginx=0 work="" profile=release mode="" clippy=0
+nginx_bin="" make_nginx=0 nginx_only=0 work="" profile=release mode="" clippy=0
 while (($#)); do
     case $1 in
         --nginx)
@@ -65,6 +68,7 @@ while (($#)); do
             shift 2
             ;;
         --make-nginx) make_nginx=1 && shift ;;
+        --nginx-only) nginx_only=1 && shift ;;
         --work)
             (($# >= 2)) || die "--work needs a directory"
             work=$(from_caller "$2")
@@ -79,6 +83,8 @@ while (($#)); do
         *) break ;;
     esac
 done
+
+((nginx_only == 0 || make_nginx == 1)) || die "--nginx-only needs --make-nginx"
 
 args=()
 case $mode in
@@ -183,6 +189,11 @@ if [[ -n $nginx_bin ]]; then
     bin_version=$("$nginx_bin" -v 2>&1 | sed -n 's|^nginx version: [^/]*/\([^ ]*\).*|\1|p')
     [[ $bin_version == "$version" ]] ||
         die "$nginx_bin is nginx $bin_version, the source is $version: the module would be refused"
+fi
+
+if ((nginx_only)); then
+    printf '%s\n' "$nginx_bin"
+    exit 0
 fi
 
 # 3. The module, in its own target directory.

@@ -15,6 +15,11 @@ cd "$ROOT" || exit 1
 # module loads into, and its directive would clash with ours. Builds that want
 # extra flags (the C reference) set them for that one command only.
 unset NGX_CONFIGURE_ARGS NGX_CFLAGS NGX_LDFLAGS NGX_VERSION
+# Likewise nginx-sys's NGINX_SOURCE_DIR / NGINX_BUILD_DIR: the main build is
+# always the vendored one. ci/test.sh reads NGINX_SOURCE_DIR before this
+# point, as "also run the suite against this nginx" (ci/matrix.sh), and
+# build-against.sh sets it for its own cargo command only.
+unset NGINX_SOURCE_DIR NGINX_BUILD_DIR
 
 log() { printf '%s\n' "$*" >&2; }
 die() {

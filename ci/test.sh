@@ -17,10 +17,18 @@
 #                                      nginx builds (vendored 1.28 with another configure
 #                                      line, Debian's nginx 1.22) in target/against/, the
 #                                      RPM; a few minutes on 2 cores
+#  11. nginx matrix                    ci/matrix.sh for each release tarball in
+#                                      ../shared/nginx-src/ (nginx 1.30.x stable, 1.31.x
+#                                      mainline) and for $NGINX_SOURCE_DIR: steps 7-9
+#                                      against that nginx; skipped with a message when
+#                                      there is none
 #
 # Env: PROVE_JOBS (default 1) runs that many test files in parallel, for local
 # use once the tests are known not to share ports.
+# NGINX_SOURCE_DIR=/path/to/nginx-source also runs the whole suite against
+# that nginx (the main build stays the vendored one).
 set -euo pipefail
+user_nginx_source=${NGINX_SOURCE_DIR:-}
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/lib.sh"
 
@@ -73,6 +81,30 @@ lint_scripts() {
     # -x follows the `source` lines into ci/lib.sh and ci/bench/lib.sh.
     shellcheck -x "${files[@]}"
     echo "shellcheck: ${#files[@]} scripts clean"
+}
+
+# bindgen's bit-field accessors are wrong on some nginx releases (see
+# src/nginx/bitfield.rs): the module must not call them outside the files
+# allowed below. Their names come from the bindings of this build; a few
+# that are also ordinary Rust methods (len, count, uri, read, write) are not
+# checked.
+lint_bitfields() {
+    local bindings names pattern hits
+    bindings=$(dirname "$(dirname "$(find_nginx "$(target_dir)" debug)")")/bindings.rs
+    [[ -f $bindings ]] || die "no bindings.rs under $(target_dir)/debug/build (cargo build first)"
+    names=$(awk '/pub fn [a-z_0-9]+\(&self\)/ { match($0, /pub fn [a-z_0-9]+/); name = substr($0, RSTART + 7, RLENGTH - 7) }
+                 /self\._bitfield_[0-9]+\.get\(/ && name != "" { print name; name = "" }' "$bindings" |
+        grep -vxE 'len|count|uri|write|read' | sort -u | paste -sd '|')
+    [[ -n $names ]] || die "found no bit-field accessors in $bindings"
+    pattern="\.(set_)?($names)\("
+    hits=$(grep -rnE "$pattern" src --include='*.rs' |
+        grep -vE '^src/nginx/(bitfield|variables)\.rs:' |
+        grep -vE 'bitfield::[a-z_]+::(set_)?[a-z_]+\(' || true)
+    if [[ -n $hits ]]; then
+        printf '%s\n' "$hits"
+        die "bindgen bit-field accessors called directly (use crate::nginx::bitfield, see its docs)"
+    fi
+    echo "bit-fields: no bindgen accessor called outside src/nginx/bitfield.rs and variables.rs"
 }
 
 build_cref() {
@@ -141,10 +173,25 @@ step "cargo clippy --all-targets -D warnings" cargo clippy "${cargo_locked[@]}" 
 cargo_test() { cargo test "${cargo_locked[@]}" 2>&1 | count_tests cargo; }
 step "cargo test" cargo_test
 step "cargo build (module + vendored nginx)" cargo build "${cargo_locked[@]}"
+step "bit-fields only through src/nginx/bitfield.rs" lint_bitfields
 step "C reference nginx (target/cref, +auth_request)" build_cref
 step "prove -r t (our module, vendored nginx)" prove_ours
 step "prove t/auth_request_*.t (C reference, no module)" prove_cref
 step "prove t/packaging_*.t (TEST_PACKAGING=1: other nginx builds, RPM)" prove_packaging
+
+matrix_one() { bash ci/matrix.sh "$1" 2>&1 | count_tests prove; }
+matrix_sources=()
+for tarball in "$ROOT"/../shared/nginx-src/nginx-*.tar.gz; do
+    [[ -f $tarball ]] && matrix_sources+=("$(cd "$(dirname "$tarball")" && pwd)/$(basename "$tarball")")
+done
+[[ -z $user_nginx_source ]] || matrix_sources+=("$user_nginx_source")
+if ((${#matrix_sources[@]} == 0)); then
+    printf '\n==== nginx matrix ====\nSKIPPED: no nginx release tarballs in %s and NGINX_SOURCE_DIR is not set\n' \
+        "$(cd "$ROOT/.." && pwd)/shared/nginx-src"
+fi
+for source in "${matrix_sources[@]}"; do
+    step "nginx matrix: $(basename "$source" .tar.gz) (ci/matrix.sh)" matrix_one "$source"
+done
 
 printf '\n==== summary ====\n'
 printf '%s\n' "${summary[@]}"

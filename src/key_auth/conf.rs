@@ -32,6 +32,10 @@ pub struct KeyAuthMainConf {
     pub var_custom_id: Option<AssignableVariable>,
     /// Some block has `key_auth on`: the handlers and filters are needed.
     pub used: bool,
+    /// `$request_uri` and `$request`, which nginx caches once read: hiding a
+    /// key from the request target must forget what they said before.
+    /// Indexed only when some block has `key_auth_hide_credentials on`.
+    pub target_variables: Vec<ngx_int_t>,
 }
 
 impl Default for KeyAuthMainConf {
@@ -43,6 +47,7 @@ impl Default for KeyAuthMainConf {
             var_credential: None,
             var_custom_id: None,
             used: false,
+            target_variables: Vec::new(),
         }
     }
 }
@@ -238,7 +243,42 @@ unsafe extern "C" fn set_hide(
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: as in set_enabled().
-    unsafe { set_loc(cf, conf, |c| &mut c.hide_credentials, flag) }
+    unsafe {
+        set_loc(
+            cf,
+            conf,
+            |c| &mut c.hide_credentials,
+            |cf, value| {
+                let on = flag(cf, value)?;
+                if on && !index_target_variables(cf) {
+                    return Err(CONF_ERROR);
+                }
+                Ok(on)
+            },
+        )
+    }
+}
+
+/// Indexes `$request_uri` and `$request` once, so that the handler can
+/// flush their cached values after hiding a key (see
+/// [`KeyAuthMainConf::target_variables`]).
+fn index_target_variables(cf: &mut ngx_conf_t) -> bool {
+    if KeyAuthModule::main_conf(cf).is_some_and(|m| !m.target_variables.is_empty()) {
+        return true;
+    }
+    let (Some(uri), Some(line)) = (
+        variables::index_of(cf, "request_uri"),
+        variables::index_of(cf, "request"),
+    ) else {
+        return false;
+    };
+    match KeyAuthModule::main_conf_mut(cf) {
+        Some(main) => {
+            main.target_variables = vec![uri, line];
+            true
+        }
+        None => false,
+    }
 }
 
 /// `key_auth_header name;`

@@ -142,9 +142,18 @@ impl Registry {
 
     /// The credential (and its consumer) owning `key`, if any.
     pub fn lookup(&self, key: &[u8]) -> Option<(&Consumer, &Credential)> {
-        let index = *self.keys.get(&sha256(key))?;
-        let credential = self.credentials.get(index as usize)?;
+        let credential = self.credential(self.lookup_credential(key)?);
         Some((self.consumers.get(credential.consumer)?, credential))
+    }
+
+    /// The index of the credential owning `key`, if any.
+    pub fn lookup_credential(&self, key: &[u8]) -> Option<usize> {
+        self.keys.get(&sha256(key)).map(|&index| index as usize)
+    }
+
+    /// The credential at `index` (from [`Registry::lookup_credential`]).
+    pub fn credential(&self, index: usize) -> &Credential {
+        &self.credentials[index]
     }
 
     /// Adds one line. Several lines may name the same consumer (one per

@@ -6,9 +6,9 @@ use core::ptr;
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_include, ngx_conf_parse, ngx_conf_t, ngx_int_t, ngx_shm_zone_t,
-    ngx_str_t, NGX_LOG_EMERG, NGX_LOG_NOTICE,
+    ngx_str_t, NGX_LOG_EMERG, NGX_LOG_NOTICE, NGX_LOG_WARN,
 };
-use ngx::http::{HttpModule, HttpModuleMainConf};
+use ngx::http::{HttpModule, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCoreModule};
 
 use super::consumers::{parse_line, Registry};
 use super::quota::Slot;
@@ -33,6 +33,12 @@ pub struct KeyAuthMainConf {
     pub var_custom_id: Option<AssignableVariable>,
     /// Some block has `key_auth on`: the handlers and filters are needed.
     pub used: bool,
+    /// `$request_uri` and `$request`, which nginx caches once read: hiding a
+    /// key from the request target must forget what they said before.
+    /// Indexed only when some block has `key_auth_hide_credentials on`.
+    pub target_variables: Vec<ngx_int_t>,
+    /// `key_auth_header` names with `_` already warned about (file, line).
+    pub underscore_warned: Vec<(usize, usize)>,
 }
 
 impl Default for KeyAuthMainConf {
@@ -44,6 +50,8 @@ impl Default for KeyAuthMainConf {
             var_credential: None,
             var_custom_id: None,
             used: false,
+            target_variables: Vec::new(),
+            underscore_warned: Vec::new(),
         }
     }
 }
@@ -68,6 +76,9 @@ pub enum Anonymous {
 pub struct KeyAuthConf {
     pub enabled: Option<bool>,
     pub header: Option<ngx_str_t>,
+    /// Where a `key_auth_header` whose name holds `_` was given (see
+    /// [`warn_underscore`]).
+    pub header_underscore_at: Option<(ngx_str_t, usize)>,
     pub query: Option<ngx_str_t>,
     pub hide_credentials: Option<bool>,
     pub anonymous: Option<Anonymous>,
@@ -239,7 +250,42 @@ unsafe extern "C" fn set_hide(
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: as in set_enabled().
-    unsafe { set_loc(cf, conf, |c| &mut c.hide_credentials, flag) }
+    unsafe {
+        set_loc(
+            cf,
+            conf,
+            |c| &mut c.hide_credentials,
+            |cf, value| {
+                let on = flag(cf, value)?;
+                if on && !index_target_variables(cf) {
+                    return Err(CONF_ERROR);
+                }
+                Ok(on)
+            },
+        )
+    }
+}
+
+/// Indexes `$request_uri` and `$request` once, so that the handler can
+/// flush their cached values after hiding a key (see
+/// [`KeyAuthMainConf::target_variables`]).
+fn index_target_variables(cf: &mut ngx_conf_t) -> bool {
+    if KeyAuthModule::main_conf(cf).is_some_and(|m| !m.target_variables.is_empty()) {
+        return true;
+    }
+    let (Some(uri), Some(line)) = (
+        variables::index_of(cf, "request_uri"),
+        variables::index_of(cf, "request"),
+    ) else {
+        return false;
+    };
+    match KeyAuthModule::main_conf_mut(cf) {
+        Some(main) => {
+            main.target_variables = vec![uri, line];
+            true
+        }
+        None => false,
+    }
 }
 
 /// `key_auth_header name;`
@@ -249,7 +295,48 @@ unsafe extern "C" fn set_header(
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: as in set_enabled().
-    unsafe { set_loc(cf, conf, |c| &mut c.header, name) }
+    unsafe {
+        directive(cf, conf, |cf, conf: &mut KeyAuthConf| {
+            let rv = set_once(cf, &mut conf.header, name);
+            if rv == CONF_OK && conf.header.is_some_and(|h| h.as_bytes().contains(&b'_')) {
+                conf.header_underscore_at = Some(conf_position(cf));
+            }
+            rv
+        })
+    }
+}
+
+/// nginx drops request headers whose names contain `_` unless the server
+/// has `underscores_in_headers on`, so such a `key_auth_header` would never
+/// find a key: warn (once per directive) in the servers where that is so.
+/// Not an error: the query argument still works, and the operator may mean
+/// to turn `underscores_in_headers` on.
+fn warn_underscore(cf: &mut ngx_conf_t, conf: &KeyAuthConf) {
+    let (Some(header), Some((file, line))) = (conf.header, conf.header_underscore_at) else {
+        return;
+    };
+    let underscores = NgxHttpCoreModule::server_conf(&*cf).map(|s| s.underscores_in_headers);
+    if underscores.is_some_and(|on| on != 0) {
+        return;
+    }
+    let Some(main) = KeyAuthModule::main_conf_mut(cf) else {
+        return;
+    };
+    let at = (file.data as usize, line);
+    if main.underscore_warned.contains(&at) {
+        return;
+    }
+    main.underscore_warned.push(at);
+    ngx::ngx_log_error!(
+        NGX_LOG_WARN,
+        cf.log,
+        "\"key_auth_header {}\": nginx ignores request headers whose names contain \"_\" \
+         unless \"underscores_in_headers on\" is set in the server, so this header would never \
+         carry a key, in {}:{}",
+        header,
+        file,
+        line
+    );
 }
 
 /// `key_auth_query name;`
@@ -525,7 +612,11 @@ pub unsafe extern "C" fn merge_loc_conf(
 
 fn merge_levels(cf: &mut ngx_conf_t, parent: &KeyAuthConf, child: &mut KeyAuthConf) -> *mut c_char {
     child.enabled = child.enabled.or(parent.enabled);
-    child.header = child.header.or(parent.header);
+    if child.header.is_none() {
+        child.header = parent.header;
+        child.header_underscore_at = parent.header_underscore_at;
+    }
+    warn_underscore(cf, child);
     child.query = child.query.or(parent.query);
     child.hide_credentials = child.hide_credentials.or(parent.hide_credentials);
     child.anonymous = child.anonymous.or(parent.anonymous);

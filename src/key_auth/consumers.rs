@@ -142,9 +142,18 @@ impl Registry {
 
     /// The credential (and its consumer) owning `key`, if any.
     pub fn lookup(&self, key: &[u8]) -> Option<(&Consumer, &Credential)> {
-        let index = *self.keys.get(&sha256(key))?;
-        let credential = self.credentials.get(index as usize)?;
+        let credential = self.credential(self.lookup_credential(key)?);
         Some((self.consumers.get(credential.consumer)?, credential))
+    }
+
+    /// The index of the credential owning `key`, if any.
+    pub fn lookup_credential(&self, key: &[u8]) -> Option<usize> {
+        self.keys.get(&sha256(key)).map(|&index| index as usize)
+    }
+
+    /// The credential at `index` (from [`Registry::lookup_credential`]).
+    pub fn credential(&self, index: usize) -> &Credential {
+        &self.credentials[index]
     }
 
     /// Adds one line. Several lines may name the same consumer (one per
@@ -447,10 +456,21 @@ pub fn parse_time_ms(text: &[u8]) -> Option<u64> {
     Some(total)
 }
 
+/// `limit_status=`: 400..599, except 401 and 403. Under `satisfy any`
+/// nginx lets another access check (`allow`, `auth_basic`, …) override a
+/// 401 or 403, which would make an over-quota refusal optional; every other
+/// status ends the access phase, so a quota refusal stays final.
 fn parse_status(value: &[u8]) -> Result<u16, &'static str> {
-    let status = parse_u64(value).ok_or("expected a status code 400..599")?;
+    const RANGE: &str = "expected a status code 400..599";
+    let status = parse_u64(value).ok_or(RANGE)?;
     if !(400..=599).contains(&status) {
-        return Err("expected a status code 400..599");
+        return Err(RANGE);
+    }
+    if status == 401 || status == 403 {
+        return Err(
+            "401 and 403 are not allowed: under \"satisfy any\" another access check \
+                    could override them and let an over-quota request through",
+        );
     }
     Ok(status as u16)
 }
@@ -555,7 +575,7 @@ mod tests {
                 "{bad}: {err}"
             );
         }
-        for bad in ["200", "600", "abc", ""] {
+        for bad in ["200", "600", "abc", "", "401", "403"] {
             assert!(
                 line(&format!("jack limit=1/1s limit_status={bad}")).is_err(),
                 "{bad}"

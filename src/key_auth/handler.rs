@@ -3,16 +3,23 @@
 //!
 //! 0. (preaccess phase, [`strip_handler`]) Strip client-sent
 //!    `X-Consumer-Username`, `X-Credential-Identifier`, `X-Consumer-Custom-Id`
-//!    (always, whatever the access checks decide).
-//! 1. Find the key: the header; only when it is absent, the query argument.
-//! 2. Look its digest up. Missing or unknown: the anonymous consumer when
-//!    configured, else 401 (see [`super::respond`] for the JSON body).
-//! 3. Hide the credential from the upstream when asked.
+//!    (always, whatever the access checks decide; in every `key_auth`
+//!    location a request passes, so ours from an earlier one go too).
+//! 1. Find the request's [`Passage`]: what an earlier `key_auth` location
+//!    decided before an internal redirect. Refused there: refused here, the
+//!    same way. Identified there: the same consumer here.
+//! 2. Otherwise find the key: the header; only when it is absent, the query
+//!    argument. Look its digest up. Missing or unknown: the anonymous
+//!    consumer when configured, else 401 (see [`super::respond`] for the
+//!    JSON body).
+//! 3. Hide the credential from the upstream, the variables and the logs
+//!    when asked (also for a refused request: an `error_page` may still
+//!    send it somewhere).
 //! 4. Set `$key_auth_*` (so even a refused-by-quota request is logged with
 //!    its consumer).
-//! 5. Quota: count in the shared zone (once per request, also across
-//!    internal redirects); add `X-RateLimit-*`; over the limit → the
-//!    consumer's `limit_status`, no upstream request.
+//! 5. Quota: count in the shared zone (once per request and consumer);
+//!    add `X-RateLimit-*`; over the limit → the consumer's `limit_status`,
+//!    no upstream request, and the refusal is kept in the passage.
 //! 6. Tell the upstream who the consumer is.
 
 use core::ptr;
@@ -21,10 +28,11 @@ use nginx_sys::{
     ngx_current_msec, ngx_http_request_t, ngx_int_t, ngx_str_t, NGX_DECLINED, NGX_ERROR,
     NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_OK,
 };
-use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf};
+use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
 use super::conf::{KeyAuthConf, KeyAuthMainConf, ZoneHeader};
 use super::consumers::{Consumer, Credential};
+use super::passage::{hidden_sources, Identity, Passage, Refusal, Source, Step, Verdict};
 use super::quota::{take, Decision, Table};
 use super::respond::Denial;
 use super::KeyAuthModule;
@@ -46,15 +54,6 @@ const CONSUMER_HEADERS: [&[u8]; 3] = [
     CREDENTIAL_IDENTIFIER.key(),
     CONSUMER_CUSTOM_ID.key(),
 ];
-
-/// Where the key came from.
-enum Found {
-    Missing,
-    /// The header's value (request memory, not copied).
-    Header(ngx_str_t),
-    /// The argument's value, percent-decoded.
-    Query(Vec<u8>),
-}
 
 /// Preaccess-phase entry point: removes client-sent copies of the consumer
 /// headers in every request of a `key_auth` location, before any access
@@ -93,88 +92,133 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     if !conf.enabled() {
         return NGX_DECLINED as ngx_int_t;
     }
-
-    let found = find_key(r, conf);
-    let identified = match &found {
-        Found::Missing => Err(Denial::Missing),
-        Found::Header(key) => main.registry.lookup(key.as_bytes()).ok_or(Denial::Invalid),
-        Found::Query(key) => main.registry.lookup(key).ok_or(Denial::Invalid),
-    };
-    let (consumer, credential): (&Consumer, Option<&Credential>) = match identified {
-        Ok((consumer, credential)) => (consumer, Some(credential)),
-        Err(denial) => match conf.anonymous() {
-            Some(index) => (main.registry.consumer(index), None),
-            None => return super::respond::deny(r, denial),
-        },
+    let Some(passage) = request::kept_or_new::<Passage>(r, KeyAuthModule::module()) else {
+        return NGX_ERROR as ngx_int_t;
     };
 
-    if conf.hide_credentials() {
-        let anonymous = credential.is_none();
-        if anonymous || matches!(found, Found::Header(_)) {
-            headers_in::remove(r, conf.header());
-        }
-        if (anonymous || matches!(found, Found::Query(_))) && hide_query(r, conf).is_err() {
-            return NGX_ERROR as ngx_int_t;
-        }
+    passage.verdict = match passage.step(conf.anonymous()) {
+        Step::Check => identify(r, conf, main),
+        Step::Refuse(refusal) => Verdict::Refused(refusal),
+        Step::Continue(identity) => Verdict::Allowed(identity),
+    };
+
+    if conf.hide_credentials() && hide(r, conf, main, &passage.verdict).is_err() {
+        return fail(passage);
     }
 
-    // Counted already when this request passed key_auth for the same
-    // consumer before an internal redirect (try_files, error_page, named
-    // locations): its X-RateLimit-* headers are already on the response.
-    let counted = main
-        .var_consumer
-        .as_ref()
-        .and_then(|v| variables::stored(r, v))
-        .is_some_and(|v| ptr::eq(v.data, consumer.name.as_ptr()));
+    let identity = match passage.verdict {
+        Verdict::Allowed(identity) => identity,
+        Verdict::Refused(refusal) => return refuse(r, refusal),
+        Verdict::Unchecked => return fail(passage),
+    };
+    let consumer = main.registry.consumer(identity.consumer);
+    let credential = identity
+        .credential
+        .map(|(index, _)| main.registry.credential(index));
 
     set_variables(r, main, consumer, credential);
 
-    if let (Some(limit), false) = (&consumer.limit, counted) {
-        let Some(decision) = count(main, consumer, limit) else {
-            ngx::ngx_log_error!(
-                NGX_LOG_ERR,
-                request::log(r),
-                "key_auth zone is full: cannot count the requests of consumer \"{}\"; request \
-                 refused (make key_auth_zone larger)",
-                consumer.name
-            );
-            return NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t;
+    if let (Some(limit), true) = (&consumer.limit, passage.needs_count(identity.consumer)) {
+        passage.counted = Some(identity.consumer);
+        let refusal = match count(main, consumer, limit) {
+            None => {
+                ngx::ngx_log_error!(
+                    NGX_LOG_ERR,
+                    request::log(r),
+                    "key_auth zone is full: cannot count the requests of consumer \"{}\"; \
+                     request refused (make key_auth_zone larger)",
+                    consumer.name
+                );
+                Some(Refusal::Status(NGX_HTTP_SERVICE_UNAVAILABLE as u16))
+            }
+            Some(decision) => {
+                if rate_limit_headers(r, &decision).is_err() {
+                    return fail(passage);
+                }
+                (!decision.allowed).then(|| Refusal::Status(consumer.over_limit_status()))
+            }
         };
-        if rate_limit_headers(r, &decision).is_err() {
-            return NGX_ERROR as ngx_int_t;
-        }
-        if !decision.allowed {
-            return consumer.over_limit_status() as ngx_int_t;
+        if let Some(refusal) = refusal {
+            passage.verdict = Verdict::Refused(refusal);
+            return refuse(r, refusal);
         }
     }
 
     if upstream_headers(r, consumer, credential).is_err() {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+        return fail(passage);
     }
     NGX_OK as ngx_int_t
 }
 
-/// The header when present (even empty or wrong); otherwise the query
-/// argument (percent-decoded).
-fn find_key(r: &ngx_http_request_t, conf: &KeyAuthConf) -> Found {
-    if let Some(h) = headers_in::find(r, conf.header()) {
-        return Found::Header(h.value);
-    }
-    match args::find(r.args.as_bytes(), conf.query()) {
-        Some(raw) => Found::Query(args::decode(raw)),
-        None => Found::Missing,
+/// Steps 2: the key (header when present, even empty or wrong; otherwise
+/// the query argument, percent-decoded), its credential, or the anonymous
+/// consumer.
+fn identify(r: &ngx_http_request_t, conf: &KeyAuthConf, main: &KeyAuthMainConf) -> Verdict {
+    let found = match headers_in::find(r, conf.header()) {
+        Some(h) => Some((
+            main.registry.lookup_credential(h.value.as_bytes()),
+            Source::Header,
+        )),
+        None => args::find(r.args.as_bytes(), conf.query()).map(|raw| {
+            let key = args::decode(raw);
+            (main.registry.lookup_credential(&key), Source::Query)
+        }),
+    };
+    let denial = match found {
+        Some((Some(index), source)) => {
+            return Verdict::Allowed(Identity {
+                consumer: main.registry.credential(index).consumer,
+                credential: Some((index, source)),
+            })
+        }
+        Some((None, _)) => Denial::Invalid,
+        None => Denial::Missing,
+    };
+    match conf.anonymous() {
+        Some(consumer) => Verdict::Allowed(Identity {
+            consumer,
+            credential: None,
+        }),
+        None => Verdict::Refused(Refusal::Unauthorized(denial)),
     }
 }
 
-/// Removes the key argument from what the upstream will see.
-fn hide_query(
+/// Step 3: removes the key's source: the header, or the argument from the
+/// request's arguments, `$request_uri` and the request line (see
+/// [`args::remove_everywhere`]); both without a valid key.
+fn hide(
     r: &mut ngx_http_request_t,
     conf: &KeyAuthConf,
+    main: &KeyAuthMainConf,
+    verdict: &Verdict,
 ) -> Result<(), crate::nginx::NgxError> {
-    match args::remove(r.args.as_bytes(), conf.query()) {
-        Some(rest) => args::set(r, &rest),
-        None => Ok(()),
+    let (header, query) = hidden_sources(verdict);
+    if header {
+        headers_in::remove(r, conf.header());
     }
+    if query && args::remove_everywhere(r, conf.query())? {
+        for &index in &main.target_variables {
+            variables::flush(r, index);
+        }
+    }
+    Ok(())
+}
+
+/// Answers a refusal: 401 through [`super::respond`] (challenge, JSON
+/// body), any other status as nginx's error page for it.
+fn refuse(r: &mut ngx_http_request_t, refusal: Refusal) -> ngx_int_t {
+    match refusal {
+        Refusal::Unauthorized(denial) => super::respond::deny(r, denial),
+        Refusal::Status(status) => status as ngx_int_t,
+    }
+}
+
+/// Fails closed: an internal error refuses the request with 500 here and
+/// in every `key_auth` location an `error_page 500` sends it to.
+fn fail(passage: &mut Passage) -> ngx_int_t {
+    let status = NGX_HTTP_INTERNAL_SERVER_ERROR as u16;
+    passage.verdict = Verdict::Refused(Refusal::Status(status));
+    status as ngx_int_t
 }
 
 fn str_of(s: &str) -> ngx_str_t {
@@ -186,7 +230,9 @@ fn str_of(s: &str) -> ngx_str_t {
 
 /// `$key_auth_consumer`, `$key_auth_credential`, `$key_auth_custom_id`:
 /// stored in the request's variable slots so that they survive internal
-/// redirects and reach the log phase. The strings live in the registry,
+/// redirects and reach the log phase. All three describe this consumer: a
+/// value it lacks is stored as not found, so none is left over from another
+/// consumer an earlier location chose. The strings live in the registry,
 /// which outlives every request of its configuration.
 fn set_variables(
     r: &mut ngx_http_request_t,
@@ -194,17 +240,20 @@ fn set_variables(
     consumer: &Consumer,
     credential: Option<&Credential>,
 ) {
-    if let Some(v) = &main.var_consumer {
-        variables::store(r, v, str_of(&consumer.name));
-    }
-    if let (Some(v), Some(id)) = (
-        &main.var_credential,
-        credential.and_then(|c| c.id.as_deref()),
-    ) {
-        variables::store(r, v, str_of(id));
-    }
-    if let (Some(v), Some(id)) = (&main.var_custom_id, consumer.custom_id.as_deref()) {
-        variables::store(r, v, str_of(id));
+    let values = [
+        (&main.var_consumer, Some(consumer.name.as_str())),
+        (
+            &main.var_credential,
+            credential.and_then(|c| c.id.as_deref()),
+        ),
+        (&main.var_custom_id, consumer.custom_id.as_deref()),
+    ];
+    for (var, value) in values {
+        match (var, value) {
+            (Some(var), Some(value)) => variables::store(r, var, str_of(value)),
+            (Some(var), None) => variables::store_not_found(r, var),
+            (None, _) => {}
+        }
     }
 }
 

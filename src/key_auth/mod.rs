@@ -7,12 +7,15 @@
 //! * [`consumers`] — the registry: line parsing, SHA-256 digests, O(1)
 //!   lookup (pure);
 //! * [`quota`] — fixed windows and the shared counter table (pure);
+//! * [`passage`] — what was decided for a request, kept across internal
+//!   redirects (pure);
 //! * [`handler`] — the access-phase flow;
 //! * [`respond`] — the 401 JSON responses (header and body filters).
 
 pub mod conf;
 pub mod consumers;
 pub mod handler;
+pub mod passage;
 pub mod quota;
 pub mod respond;
 

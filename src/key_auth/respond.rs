@@ -10,7 +10,9 @@
 //!   `auth_request`, …) may still let the request in, and nginx then hides
 //!   our `WWW-Authenticate`; when all refuse, nginx finalises with 401;
 //! * `error_page 401 …` takes over as usual (the redirect clears our
-//!   context, so the page the user configured is sent untouched).
+//!   context, so the page the user configured is sent untouched); a
+//!   `key_auth` location it leads to refuses the request again (see
+//!   [`super::passage`]), without a second challenge.
 //!
 //! When nginx then produces its own 401 error page for a request we refused
 //! (`r->err_status == 401`), the header filter below swaps the HTML for our
@@ -76,7 +78,9 @@ pub fn deny(r: &mut ngx_http_request_t, denial: Denial) -> ngx_int_t {
         },
     };
     ctx.denial = denial;
-    if headers::push_www_authenticate(r, CHALLENGE).is_err() {
+    if !headers::has_www_authenticate(r, CHALLENGE)
+        && headers::push_www_authenticate(r, CHALLENGE).is_err()
+    {
         return NGX_ERROR as ngx_int_t;
     }
     NGX_HTTP_UNAUTHORIZED as ngx_int_t

@@ -2,13 +2,13 @@
 //! removing one so that an upstream sees every other argument exactly as the
 //! client sent it (same order, same encoding, same empty pieces).
 //!
-//! The byte-string functions are pure and unit-tested; [`set`] installs
-//! edited arguments in a request so that `proxy_pass` (and `$args`,
-//! `$request_uri`) use them.
+//! The byte-string functions are pure and unit-tested;
+//! [`remove_everywhere`] installs the edited target in a request so that
+//! `proxy_pass`, `$args`, `$request_uri`, `$request` and the error log use
+//! it.
 
-use nginx_sys::{ngx_http_request_t, ngx_pnalloc};
+use nginx_sys::{ngx_http_request_t, ngx_pnalloc, ngx_str_t};
 
-use super::bitfield;
 use super::NgxError;
 
 /// Arguments are separated by `&` only, as nginx's `ngx_http_arg()` and
@@ -73,55 +73,86 @@ pub fn decode(value: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Replaces the request's arguments with `args` (copied into the request
-/// pool). When the request still forwards its original request line
-/// (`r->valid_unparsed_uri`, which `proxy_pass` without a URI part sends as
-/// is), the unparsed URI is rebuilt as the original path bytes plus the new
-/// arguments, so the path keeps its exact encoding too.
-pub fn set(r: &mut ngx_http_request_t, args: &[u8]) -> Result<(), NgxError> {
-    let path: &[u8] = if bitfield::request::valid_unparsed_uri(r) {
-        let unparsed = r.unparsed_uri.as_bytes();
-        let end = unparsed
-            .iter()
-            .position(|&b| b == b'?')
-            .unwrap_or(unparsed.len());
-        &unparsed[..end]
-    } else {
-        &[]
+/// `target` (a request target: the path, then `?` and the arguments)
+/// without any `name=…` argument, or `None` when it has none. The path and
+/// every other argument keep their bytes; a query left empty loses its `?`.
+pub fn remove_from_target(target: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    let q = target.iter().position(|&b| b == b'?')?;
+    let rest = remove(&target[q + 1..], name)?;
+    let mut out = Vec::with_capacity(target.len());
+    out.extend_from_slice(&target[..q]);
+    if !rest.is_empty() {
+        out.push(b'?');
+        out.extend_from_slice(&rest);
+    }
+    Some(out)
+}
+
+/// A request line (`METHOD SP target [SP HTTP/x.y]`, as nginx keeps it for
+/// `$request` and the error log) without any `name=…` argument in its
+/// target, or `None` when it has none. nginx accepts spaces inside the
+/// target, so the target ends at the last space that precedes `HTTP/`.
+pub fn remove_from_request_line(line: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    let start = line.iter().position(|&b| b == b' ')? + 1;
+    let end = match line.iter().rposition(|&b| b == b' ') {
+        Some(sp) if sp >= start && line[sp + 1..].starts_with(b"HTTP/") => sp,
+        _ => line.len(),
     };
-    let with_path = bitfield::request::valid_unparsed_uri(r);
-    let len = if with_path {
-        path.len() + usize::from(!args.is_empty()) + args.len()
-    } else {
-        args.len()
-    };
-    // SAFETY: allocation in the live request pool; `len` bytes are written
-    // below before anyone reads them.
-    let p = unsafe { ngx_pnalloc(r.pool, len.max(1)) }.cast::<u8>();
+    let target = remove_from_target(&line[start..end], name)?;
+    let mut out = Vec::with_capacity(line.len());
+    out.extend_from_slice(&line[..start]);
+    out.extend_from_slice(&target);
+    out.extend_from_slice(&line[end..]);
+    Some(out)
+}
+
+/// Removes every `name=…` argument from everything nginx shows of the
+/// request's target, wherever the request has been moved since the client
+/// sent it:
+///
+/// * `r->args`: `$args`, `$query_string`, `$arg_*`, `proxy_pass` with a
+///   URI or after a rewrite (which may have replaced the arguments, or kept
+///   the client's);
+/// * `r->unparsed_uri`: `$request_uri`, and `proxy_pass` without a URI part
+///   while the request still forwards the client's target (rewrites and
+///   internal redirects stop that, but `$request_uri` stays the client's);
+/// * `r->request_line`: `$request` (access logs) and the `request: "…"`
+///   context of nginx's own error-log lines.
+///
+/// Each edited field gets a copy in the request pool, so memory the request
+/// does not own (an argument string from the configuration after
+/// `set $args …`, HPACK's static table) is never written. The fields are
+/// independent: a field is only changed when it holds the argument itself.
+/// Returns whether anything was removed.
+pub fn remove_everywhere(r: &mut ngx_http_request_t, name: &[u8]) -> Result<bool, NgxError> {
+    let mut removed = false;
+    if let Some(args) = remove(r.args.as_bytes(), name) {
+        r.args = copy_to_pool(r, &args)?;
+        removed = true;
+    }
+    if let Some(uri) = remove_from_target(r.unparsed_uri.as_bytes(), name) {
+        r.unparsed_uri = copy_to_pool(r, &uri)?;
+        removed = true;
+    }
+    if let Some(line) = remove_from_request_line(r.request_line.as_bytes(), name) {
+        r.request_line = copy_to_pool(r, &line)?;
+        removed = true;
+    }
+    Ok(removed)
+}
+
+fn copy_to_pool(r: &mut ngx_http_request_t, bytes: &[u8]) -> Result<ngx_str_t, NgxError> {
+    // SAFETY: allocation in the live request pool, filled right below.
+    let p = unsafe { ngx_pnalloc(r.pool, bytes.len().max(1)) }.cast::<u8>();
     if p.is_null() {
         return Err(NgxError);
     }
-    // SAFETY: `p` holds `len` bytes; sources are live request or local
-    // memory and do not overlap the fresh allocation.
-    unsafe {
-        let mut at = p;
-        if with_path {
-            core::ptr::copy_nonoverlapping(path.as_ptr(), at, path.len());
-            at = at.add(path.len());
-            if !args.is_empty() {
-                *at = b'?';
-                at = at.add(1);
-            }
-        }
-        core::ptr::copy_nonoverlapping(args.as_ptr(), at, args.len());
-        r.args.data = at;
-        r.args.len = args.len();
-        if with_path {
-            r.unparsed_uri.data = p;
-            r.unparsed_uri.len = len;
-        }
-    }
-    Ok(())
+    // SAFETY: `p` holds `bytes.len()` bytes and does not overlap `bytes`.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
+    Ok(ngx_str_t {
+        len: bytes.len(),
+        data: p,
+    })
 }
 
 #[cfg(test)]
@@ -161,6 +192,69 @@ mod tests {
         assert_eq!(rm("apikey&x=1", "apikey"), None);
         assert_eq!(rm("a=1", "apikey"), None);
         assert_eq!(rm("a=1&apikeys=2", "apikey"), None);
+    }
+
+    fn rm_target(target: &str, name: &str) -> Option<String> {
+        remove_from_target(target.as_bytes(), name.as_bytes())
+            .map(|v| String::from_utf8(v).unwrap())
+    }
+
+    fn rm_line(line: &str, name: &str) -> Option<String> {
+        remove_from_request_line(line.as_bytes(), name.as_bytes())
+            .map(|v| String::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn removes_from_a_target_keeping_the_path() {
+        assert_eq!(
+            rm_target("/a%2Fb?apikey=k", "apikey").as_deref(),
+            Some("/a%2Fb")
+        );
+        assert_eq!(
+            rm_target("/p?z=%2f+x&apikey=k&&b", "apikey").as_deref(),
+            Some("/p?z=%2f+x&&b")
+        );
+        assert_eq!(
+            rm_target("http://h/p?a=1&APIKEY=k", "apikey").as_deref(),
+            Some("http://h/p?a=1")
+        );
+        assert_eq!(
+            rm_target("/apikey=k", "apikey"),
+            None,
+            "in the path: not an argument"
+        );
+        assert_eq!(rm_target("/p?a=1", "apikey"), None);
+        assert_eq!(rm_target("/p", "apikey"), None);
+        assert_eq!(rm_target("", "apikey"), None);
+    }
+
+    #[test]
+    fn removes_from_a_request_line() {
+        assert_eq!(
+            rm_line("GET /p?apikey=k&a=1 HTTP/1.1", "apikey").as_deref(),
+            Some("GET /p?a=1 HTTP/1.1")
+        );
+        assert_eq!(
+            rm_line("HEAD /p?apikey=k HTTP/1.0", "apikey").as_deref(),
+            Some("HEAD /p HTTP/1.0")
+        );
+        assert_eq!(
+            rm_line("GET /p?apikey=k", "apikey").as_deref(),
+            Some("GET /p"),
+            "HTTP/0.9: no protocol"
+        );
+        assert_eq!(
+            rm_line("GET /a b?x=1 2&apikey=k HTTP/1.1", "apikey").as_deref(),
+            Some("GET /a b?x=1 2 HTTP/1.1"),
+            "spaces inside the target"
+        );
+        assert_eq!(
+            rm_line("GET /p?apikey=k%20HTTP/1.1 HTTP/2.0", "apikey").as_deref(),
+            Some("GET /p HTTP/2.0")
+        );
+        assert_eq!(rm_line("GET /p?a=1 HTTP/1.1", "apikey"), None);
+        assert_eq!(rm_line("GET", "apikey"), None);
+        assert_eq!(rm_line("", "apikey"), None);
     }
 
     #[test]

@@ -205,6 +205,32 @@ pub fn push_response(
     Ok(h)
 }
 
+/// Whether the response already carries `WWW-Authenticate: value` (one
+/// nginx has not hidden: `satisfy any` zeroes the hash of the challenges it
+/// drops when another check allows). A request refused again after an
+/// internal redirect keeps the response headers of the first refusal.
+pub fn has_www_authenticate(r: &ngx_http_request_t, value: &[u8]) -> bool {
+    let mut part: *const nginx_sys::ngx_list_part_t = &r.headers_out.headers.part;
+    while !part.is_null() {
+        // SAFETY: the response header list's parts and their `nelts`
+        // elements are live request memory.
+        let (elts, n) = unsafe { ((*part).elts.cast::<ngx_table_elt_t>(), (*part).nelts) };
+        for i in 0..n {
+            // SAFETY: i < nelts.
+            let h = unsafe { &*elts.add(i) };
+            if h.hash != 0
+                && h.key.as_bytes().eq_ignore_ascii_case(b"WWW-Authenticate")
+                && h.value.as_bytes() == value
+            {
+                return true;
+            }
+        }
+        // SAFETY: as above.
+        part = unsafe { (*part).next };
+    }
+    false
+}
+
 /// Adds a `WWW-Authenticate: value` challenge to the response, linked into
 /// `r->headers_out.www_authenticate` so that nginx can hide it when
 /// `satisfy any` lets the request through another way.

@@ -1,8 +1,9 @@
-//! Small typed accessors for a request's module context and configuration.
+//! Small typed accessors for a request's module context (cleared by
+//! internal redirects) and kept records (which survive them).
 
 use core::ffi::c_void;
 
-use nginx_sys::{ngx_http_request_t, ngx_log_t, ngx_module_t, ngx_pcalloc};
+use nginx_sys::{ngx_http_request_t, ngx_log_t, ngx_module_t, ngx_palloc, ngx_pcalloc};
 
 /// The module's context for this request, if one was set.
 pub fn ctx<T>(r: &ngx_http_request_t, module: &ngx_module_t) -> Option<&'static mut T> {
@@ -39,4 +40,70 @@ pub fn log(r: &ngx_http_request_t) -> *mut ngx_log_t {
     // SAFETY: every request has a live connection with a log while any of
     // its handlers run.
     unsafe { (*r.connection).log }
+}
+
+/// A module's per-request record that survives internal redirects.
+///
+/// nginx zeroes `r->ctx` whenever a request moves to another location
+/// without a new client request (`ngx_http_internal_redirect`:
+/// `try_files`, `error_page URI`, `rewrite … last`, `index`;
+/// `ngx_http_named_location`: `@name`), so a module context cannot remember
+/// what was decided before the move. The request pool stays: the record is
+/// allocated there, and a pool cleanup entry (whose handler does nothing)
+/// points at it, so the pool's cleanup list is where it is found again.
+/// nginx's realip module keeps its context across redirects the same way.
+#[repr(C)]
+struct Kept<T> {
+    /// Whose record this is: one module, one record type.
+    owner: *const ngx_module_t,
+    value: T,
+}
+
+/// Marks a cleanup entry whose data is a [`Kept`] record. The records are
+/// plain `Copy` data in the pool: nothing to release.
+unsafe extern "C" fn kept_marker(_data: *mut c_void) {}
+
+/// The record [`kept_or_new`] made for `module` in this request, if any.
+///
+/// A module must always use the same `T` with its records.
+pub fn kept<T: Copy>(r: &ngx_http_request_t, module: &ngx_module_t) -> Option<&'static mut T> {
+    let owner: *const ngx_module_t = module;
+    // SAFETY: the request pool is live; data of entries with kept_marker
+    // are Kept<_> records whose first field (repr(C)) is the owner.
+    let found = unsafe {
+        super::pool::find_cleanup(r.pool, Some(kept_marker), |data| {
+            *data.cast::<*const ngx_module_t>() == owner
+        })
+    }?;
+    // SAFETY: a record of this module, hence a Kept<T> (one record type per
+    // module), allocated in the request pool, which outlives the request's
+    // handlers.
+    Some(unsafe { &mut (*found.cast::<Kept<T>>()).value })
+}
+
+/// The module's record for this request, made (zeroed to `T::default()`)
+/// on first use; `None` when the pool is out of memory.
+pub fn kept_or_new<T: Copy + Default>(
+    r: &mut ngx_http_request_t,
+    module: &ngx_module_t,
+) -> Option<&'static mut T> {
+    if let Some(value) = kept::<T>(r, module) {
+        return Some(value);
+    }
+    // SAFETY: allocation in the live request pool, sized for Kept<T> (pool
+    // allocations are word-aligned; T holds no over-aligned fields).
+    let p = unsafe { ngx_palloc(r.pool, size_of::<Kept<T>>()) }.cast::<Kept<T>>();
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `p` is fresh pool memory for a Kept<T>; the cleanup entry
+    // lives in the same pool, so it never outlives the record.
+    unsafe {
+        p.write(Kept {
+            owner: module,
+            value: T::default(),
+        });
+        super::pool::add_cleanup(r.pool, Some(kept_marker), p.cast()).ok()?;
+        Some(&mut (*p).value)
+    }
 }

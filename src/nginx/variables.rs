@@ -100,6 +100,36 @@ pub fn store(r: &mut ngx_http_request_t, var: &AssignableVariable, value: ngx_st
     }
 }
 
+/// Stores "not found" as the value of `var` in `r` (it then reads as empty,
+/// `-` in logs), replacing any value [`store`]d before.
+pub fn store_not_found(r: &mut ngx_http_request_t, var: &AssignableVariable) {
+    let Ok(index) = usize::try_from(var.index) else {
+        return;
+    };
+    // SAFETY: as in store().
+    let slot: &mut ngx_http_variable_value_t = unsafe { &mut *r.variables.add(index) };
+    slot.set_len(0);
+    slot.data = ptr::null_mut();
+    slot.set_valid(1);
+    slot.set_no_cacheable(0);
+    slot.set_not_found(1);
+    slot.set_escape(0);
+}
+
+/// Forgets the cached value of the indexed variable `index` in `r`, so that
+/// its next use asks its get handler again (nginx caches `$request_uri` and
+/// `$request` once read).
+pub fn flush(r: &mut ngx_http_request_t, index: ngx_int_t) {
+    let Ok(index) = usize::try_from(index) else {
+        return;
+    };
+    // SAFETY: `index` came from ngx_http_get_variable_index() at
+    // configuration time; r->variables has a slot for it.
+    let slot: &mut ngx_http_variable_value_t = unsafe { &mut *r.variables.add(index) };
+    slot.set_valid(0);
+    slot.set_not_found(0);
+}
+
 /// The value [`store`]d for `var` in `r`, if any: a valid, found value in
 /// the request's slot (slots survive internal redirects).
 pub fn stored(r: &ngx_http_request_t, var: &AssignableVariable) -> Option<ngx_str_t> {

@@ -369,13 +369,46 @@ sub _nginx_args {
     return ($self->{binary}, '-p', "$self->{dir}/", '-c', $conf, '-e', $elog);
 }
 
+# TEST_NGINX_VALGRIND=1: nginx (master and, through fork, its workers) runs
+# under valgrind's memcheck, one log per process in the test directory;
+# done() fails the file on any error or definite leak whose stack has a
+# frame of the module.
+sub valgrind { $ENV{TEST_NGINX_VALGRIND} ? 1 : 0 }
+
+sub _valgrind_prefix {
+    my ($self) = @_;
+    return () unless valgrind();
+    return ('valgrind', '--tool=memcheck', '--quiet', '--error-limit=no',
+            '--num-callers=40', '--leak-check=full', '--show-leak-kinds=definite',
+            '--errors-for-leak-kinds=definite', '--track-origins=yes',
+            "--log-file=$self->{dir}/valgrind.%p.log");
+}
+
+# The error blocks of the valgrind logs that involve the module.
+sub valgrind_errors {
+    my ($self) = @_;
+    my @ours;
+    for my $file (glob "$self->{dir}/valgrind.*.log") {
+        open my $fh, '<', $file or next;
+        my $text = do { local $/; <$fh> };
+        close $fh;
+        # blocks are separated by "==PID== " lines with nothing after them
+        for my $block (split /^==\d+==\s*\n/m, $text) {
+            next unless $block =~ /^==\d+==\s+(?:at|by) 0x/m;
+            next unless $block =~ /libnginx_authgate|nginx_authgate::|authgate_bf_/;
+            push @ours, "$file:\n$block";
+        }
+    }
+    return @ours;
+}
+
 sub run {
     my ($self) = @_;
     croak "AGTest: nginx already running" if $self->{nginx_pid};
     my $conf = "$self->{dir}/nginx.conf";
     croak "AGTest: write nginx.conf first" unless -f $conf;
 
-    my @cmd = $self->_nginx_args($conf, "$self->{dir}/error.log");
+    my @cmd = ($self->_valgrind_prefix, $self->_nginx_args($conf, "$self->{dir}/error.log"));
     Test::More::diag("run: @cmd") if $ENV{TEST_NGINX_VERBOSE};
 
     my $pid = fork();
@@ -389,7 +422,7 @@ sub run {
     $self->{nginx_pid} = $pid;
 
     my @ports = $self->_listen_ports($self->read_file('nginx.conf'));
-    my $deadline = time + 10;
+    my $deadline = time + (valgrind() ? 60 : 10);
     for my $p (@ports) {
         while (1) {
             my $r = waitpid($pid, WNOHANG);
@@ -459,7 +492,7 @@ sub reload {
     my $pid = $self->{nginx_pid} or croak "AGTest: nginx not running";
     my $count = () = ($self->read_file('error.log') // '') =~ /start worker process/g;
     kill 'HUP', $pid;
-    my $deadline = time + 10;
+    my $deadline = time + (valgrind() ? 60 : 10);
     while (time < $deadline) {
         my $log = $self->read_file('error.log') // '';
         my $n = () = $log =~ /start worker process/g;
@@ -664,6 +697,11 @@ sub done {
         my @bad = $self->_bad_log_lines;
         Test::More::ok(!@bad, 'no alert/crit/unexpected emerg/crash in error.log')
             or Test::More::diag(join "\n", 'unexpected error log lines:', @bad);
+    }
+    if (valgrind()) {
+        my @errors = $self->valgrind_errors;
+        Test::More::ok(!@errors, 'valgrind: no memcheck error or definite leak in module frames')
+            or Test::More::diag(join "\n", @errors);
     }
     if ($ENV{TEST_NGINX_CATLOG}) {
         Test::More::diag("---- error.log ----\n" . $self->error_log);

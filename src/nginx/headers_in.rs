@@ -61,9 +61,13 @@ fn multi_header_arrays() -> &'static [usize] {
     ]
 }
 
-/// Every cached `ngx_table_elt_t *` slot of `headers_in` (the known
-/// headers), as raw pointers to the slots.
-fn known_slots(hin: *mut ngx_http_headers_in_t) -> impl Iterator<Item = *mut *mut ngx_table_elt_t> {
+/// The entries of nginx's `ngx_http_headers_in[]` table that are cached
+/// `ngx_table_elt_t *` slots of `headers_in`: (header name, offset of the
+/// slot). Which headers are in the table depends on nginx's build flags
+/// (`Accept-Encoding` only with gzip or headers modules, `X-Real-IP` with
+/// realip, …), so code that cares about a slot looks it up here by name
+/// instead of naming a field.
+fn known_entries() -> impl Iterator<Item = (&'static [u8], usize)> {
     let mut i = 0usize;
     core::iter::from_fn(move || loop {
         // SAFETY: ngx_http_headers_in[] is nginx's static table of known
@@ -83,13 +87,54 @@ fn known_slots(hin: *mut ngx_http_headers_in_t) -> impl Iterator<Item = *mut *mu
             continue;
         }
         if entry.offset != 0 {
-            // SAFETY: `offset` is offsetof(ngx_http_headers_in_t, field) of
-            // a `ngx_table_elt_t *` field.
-            return Some(
-                unsafe { hin.cast::<u8>().add(entry.offset) }.cast::<*mut ngx_table_elt_t>(),
-            );
+            return Some((entry.name.as_bytes(), entry.offset));
         }
     })
+}
+
+/// Every cached `ngx_table_elt_t *` slot of `headers_in` (the known
+/// headers), as raw pointers to the slots.
+fn known_slots(hin: *mut ngx_http_headers_in_t) -> impl Iterator<Item = *mut *mut ngx_table_elt_t> {
+    known_entries().map(move |(_, offset)| {
+        // SAFETY: `offset` is offsetof(ngx_http_headers_in_t, field) of a
+        // `ngx_table_elt_t *` field.
+        unsafe { hin.cast::<u8>().add(offset) }.cast::<*mut ngx_table_elt_t>()
+    })
+}
+
+/// Empties the cached slot of every known header called one of `names`
+/// (compared as [`same_name`] does), so that nginx and its modules no longer
+/// see such a header through `headers_in` (after the header list was
+/// rebuilt without them).
+pub fn clear_known(hin: &mut ngx_http_headers_in_t, names: &[&[u8]]) {
+    let hin: *mut ngx_http_headers_in_t = hin;
+    for (name, offset) in known_entries() {
+        if names.iter().any(|n| same_name(name, n)) {
+            // SAFETY: `offset` is that of a `ngx_table_elt_t *` field of the
+            // live headers_in.
+            unsafe {
+                *hin.cast::<u8>().add(offset).cast::<*mut ngx_table_elt_t>() = ptr::null_mut();
+            }
+        }
+    }
+}
+
+/// Whether two header names are the same for an application: ASCII case
+/// folded and `_` equal to `-`. CGI-style gateways (FastCGI, uwsgi, SCGI,
+/// and the PHP, Rack, WSGI environments behind them) turn both
+/// `X-Consumer-Username` and `X_Consumer_Username` into
+/// `HTTP_X_CONSUMER_USERNAME`, and nginx's own `$http_x_consumer_username`
+/// matches both; with `underscores_in_headers on` nginx passes the second
+/// spelling on as a header of its own.
+pub fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let fold = |c: u8| {
+        if c == b'_' {
+            b'-'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| fold(x) == fold(y))
 }
 
 /// Removes every header called `name` (ASCII-case-insensitive) from the

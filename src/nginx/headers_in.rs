@@ -137,15 +137,17 @@ pub fn same_name(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| fold(x) == fold(y))
 }
 
-/// Removes every header called `name` (ASCII-case-insensitive) from the
-/// request. Returns how many were removed.
+/// Removes every header called `name` from the request, in every spelling
+/// an application would take for it (see [`same_name`]). Returns how many
+/// were removed.
 pub fn remove(r: &mut ngx_http_request_t, name: &[u8]) -> usize {
     remove_any(r, &[name])
 }
 
-/// Removes every header whose name is one of `names`
-/// (ASCII-case-insensitive), in one pass over the list. Returns how many
-/// were removed.
+/// Removes every header whose name is one of `names` in every spelling an
+/// application would take for it (ASCII case folded, `_` equal to `-`, see
+/// [`same_name`]), in one pass over the list. Returns how many were
+/// removed.
 pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
     let hin: *mut ngx_http_headers_in_t = &mut r.headers_in;
     let mut removed = 0;
@@ -160,7 +162,7 @@ pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
             while i < (*part).nelts {
                 let h = elts.add(i);
                 let key = (*h).key.as_bytes();
-                if !names.iter().any(|name| key.eq_ignore_ascii_case(name)) {
+                if !names.iter().any(|name| same_name(key, name)) {
                     i += 1;
                     continue;
                 }

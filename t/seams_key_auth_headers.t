@@ -55,6 +55,17 @@ http {
             key_auth_hide_credentials on;
             proxy_pass http://127.0.0.1:%%PORT_8082%%;
         }
+        # removing headers nginx chains (known headers with repeats): the
+        # chains and slots must stay coherent around what moves
+        location /hide-xff/ {
+            key_auth on;
+            key_auth_header X-Forwarded-For;
+            key_auth_hide_credentials on;
+            proxy_set_header X-Cookie-Var $http_cookie;
+            proxy_set_header X-XFF-Var $proxy_add_x_forwarded_for;
+            proxy_set_header X-Referer-Var $http_referer;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
         location /open/ {
             proxy_pass http://127.0.0.1:%%PORT_8082%%;
         }
@@ -177,6 +188,21 @@ for my $version ('1.0', '1.1') {
     is_deeply([grep { /^HTTP_X_CONSUMER_CUSTOM_ID=/ } @vars],
               ['HTTP_X_CONSUMER_CUSTOM_ID=495aec6a'],
               "HTTP/$version uwsgi: one HTTP_X_CONSUMER_CUSTOM_ID, ours");
+}
+
+# removal inside nginx's header chains, with unknown headers in between
+for my $version ('1.0', '1.1') {
+    my $j = json_body(http_get('/hide-xff/x', version => $version, headers => [
+        'Cookie: a=1', 'X-Forwarded-For: jack-key', 'X-Unknown: u1', 'Cookie: b=2',
+        'Referer: http://r/', 'X_Forwarded_For: 10.0.0.9', 'X-Forwarded-For: 10.0.0.1',
+        'X-Unknown: u2', 'Cookie: c=3']));
+    is_deeply(hdrs($j, 'X-Consumer-Username'), ['jack'], "HTTP/$version hide-xff: the key counted");
+    is_deeply(folded($j, 'X-Forwarded-For'), [], "HTTP/$version hide-xff: no X-Forwarded-For upstream");
+    is_deeply(hdrs($j, 'X-XFF-Var'), ['127.0.0.1'], "HTTP/$version hide-xff: \$proxy_add_x_forwarded_for sees none");
+    is_deeply(hdrs($j, 'X-Cookie-Var'), ['a=1; b=2; c=3'], "HTTP/$version hide-xff: cookie chain intact");
+    is_deeply(hdrs($j, 'Cookie'), ['a=1', 'b=2', 'c=3'], "HTTP/$version hide-xff: cookies upstream");
+    is_deeply(hdrs($j, 'X-Referer-Var'), ['http://r/'], "HTTP/$version hide-xff: referer slot intact");
+    is_deeply(hdrs($j, 'X-Unknown'), ['u1', 'u2'], "HTTP/$version hide-xff: other headers kept");
 }
 
 # without key_auth the forged spellings do reach the upstream: the test

@@ -178,11 +178,17 @@ pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
                 // What a slot or link pointing at `h` points at afterwards:
                 // the next header of that name (nginx < 1.23: none, the
                 // slot held the first one and all of them are removed).
-                #[cfg(nginx1_23_0)]
-                let after = shift((*h).next);
-                #[cfg(not(nginx1_23_0))]
-                let after = ptr::null_mut();
-                fix_pointers(hin, |p| if p == h { after } else { shift(p) });
+                // `h->next` is read only when something points at `h`: only
+                // then did a known-header handler (or we) initialise it.
+                fix_pointers(hin, |p| {
+                    if p != h {
+                        return shift(p);
+                    }
+                    #[cfg(nginx1_23_0)]
+                    return shift((*h).next);
+                    #[cfg(not(nginx1_23_0))]
+                    return ptr::null_mut();
+                });
                 ptr::copy(elts.add(i + 1), h, n - i - 1);
                 (*part).nelts = n - 1;
                 removed += 1;
@@ -193,9 +199,15 @@ pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
     removed
 }
 
-/// Rewrites every cached element pointer (known-header slots and `next`
-/// links; nginx < 1.23: the repeated-header arrays, dropping entries mapped
-/// to null) through `map`.
+/// Rewrites every cached element pointer (known-header slots and the `next`
+/// links of their chains; nginx < 1.23: the repeated-header arrays,
+/// dropping entries mapped to null) through `map`.
+///
+/// nginx ≥ 1.23 sets an element's `next` only when a known-header handler
+/// links it into a slot's chain (`ngx_http_process_header_line()` and the
+/// like); other elements leave it uninitialised. So the links are found by
+/// walking the chains from the slots, never by reading `next` of every
+/// element.
 ///
 /// # Safety
 /// `hin` must be a live request's headers_in.
@@ -203,11 +215,24 @@ unsafe fn fix_pointers(
     hin: *mut ngx_http_headers_in_t,
     map: impl Fn(*mut ngx_table_elt_t) -> *mut ngx_table_elt_t,
 ) {
-    // SAFETY: per the contract, every slot and element is live.
+    // SAFETY: per the contract, every slot and every element of a slot's
+    // chain is live.
     unsafe {
         for slot in known_slots(hin) {
-            if !(*slot).is_null() {
-                *slot = map(*slot);
+            #[cfg_attr(not(nginx1_23_0), allow(unused_mut))] // no chain to walk
+            let mut link = slot;
+            #[cfg_attr(not(nginx1_23_0), allow(clippy::never_loop))]
+            while !(*link).is_null() {
+                let element = *link;
+                *link = map(element);
+                // The chain goes on from the element's own `next` (not yet
+                // moved: the caller moves elements after this).
+                #[cfg(nginx1_23_0)]
+                {
+                    link = &mut (*element).next;
+                }
+                #[cfg(not(nginx1_23_0))]
+                break;
             }
         }
         #[cfg(not(nginx1_23_0))]
@@ -228,20 +253,6 @@ unsafe fn fix_pointers(
                 }
             }
             (*array).nelts = kept;
-        }
-        #[cfg(nginx1_23_0)]
-        {
-            let mut part: *mut ngx_list_part_t = &mut (*hin).headers.part;
-            while !part.is_null() {
-                let elts = (*part).elts.cast::<ngx_table_elt_t>();
-                for i in 0..(*part).nelts {
-                    let e = elts.add(i);
-                    if !(*e).next.is_null() {
-                        (*e).next = map((*e).next);
-                    }
-                }
-                part = (*part).next;
-            }
         }
     }
 }

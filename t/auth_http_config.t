@@ -102,6 +102,21 @@ for my $d (qw(auth_http_superuser auth_http_acl)) {
     conf_error("$d without arguments",
                qq{invalid number of arguments in "$d" directive},
                "$d; #L");
+    conf_error("$d params twice",
+               qq{"$d": duplicate option "params=b=%c" (already given as "params=a=%u")},
+               "$d /_acl/x params=a=%u method=get params=b=%c; #L");
+    conf_error("$d method twice",
+               qq{"$d": duplicate option "method=post" (already given as "method=get")},
+               "$d /_acl/x method=get method=post; #L");
+    conf_error("$d the same method twice",
+               qq{"$d": duplicate option "method=get" (already given as "method=get")},
+               "$d /_acl/x method=get params=a=%u method=get; #L");
+    conf_error("$d variable in the uri",
+               qq{"$d": the URI "/a\$x" holds a "\$": it is taken literally and cannot use variables},
+               "$d /a\$x; #L");
+    conf_error("$d variable in the fixed query",
+               qq{"$d": the URI "/a?u=\$remote_user" holds a "\$": it is taken literally and cannot use variables},
+               "$d /a?u=\$remote_user method=get; #L");
 }
 
 ###############################################################################
@@ -118,8 +133,18 @@ for my $case (['times=11',      'invalid times "11" (a whole number from 0 to 10
               ['backoff=x',     'invalid backoff "x" (a number from 1.0 to 10.0)'],
               ['tries=3',       'unknown option "tries=3" (expected times=, interval=, backoff=)']) {
     my ($arg, $msg) = @$case;
+    # after a good option, so that a later bad one is shown to be checked
+    my $good = $arg =~ /^times=/ ? 'interval=1s' : 'times=1';
     conf_error("auth_http_retry $arg", qq{"auth_http_retry": $msg},
-               "auth_http_retry times=1 $arg; #L");
+               "auth_http_retry $good $arg; #L");
+}
+for my $case (['times=1 times=2', 'times=2', 'times=1'],
+              ['interval=1s backoff=2 interval=1s', 'interval=1s', 'interval=1s'],
+              ['backoff=2 times=1 backoff=3', 'backoff=3', 'backoff=2']) {
+    my ($args, $again, $first) = @$case;
+    conf_error("auth_http_retry $args",
+               qq{"auth_http_retry": duplicate option "$again" (already given as "$first")},
+               "auth_http_retry $args; #L");
 }
 conf_error('auth_http_retry duplicate', '"auth_http_retry" directive is duplicate',
            "auth_http_retry times=1;\nauth_http_retry times=2; #L");

@@ -105,10 +105,14 @@ sub ossl {
 $t->write_file('ext.cnf', "basicConstraints=CA:FALSE\n");
 ossl("req -x509 -newkey rsa:2048 -nodes -days 2 -subj '/CN=authgate test CA' "
      . "-keyout $d/ca.key -out $d/ca.crt");
+# client2's CN is "José, Jr. <x>" (UTF-8): nginx's $ssl_client_s_dn escapes
+# it as "Jos\C3\A9\, Jr. \<x\>"; client3's CN really is "JosC3A9"
 for my $who (['server', '/CN=localhost'],
-             ['client', '/C=DE/O=Example, Inc./CN=alice smith']) {
+             ['client', '/C=DE/O=Example, Inc./CN=alice smith'],
+             ['client2', "/O=Ex/CN=Jos\xc3\xa9, Jr. <x>"],
+             ['client3', '/O=Ex/CN=JosC3A9']) {
     my ($n, $subj) = @$who;
-    ossl("req -newkey rsa:2048 -nodes -subj '$subj' -keyout $d/$n.key -out $d/$n.csr");
+    ossl("req -utf8 -newkey rsa:2048 -nodes -subj '$subj' -keyout $d/$n.key -out $d/$n.csr");
     ossl("x509 -req -in $d/$n.csr -CA $d/ca.crt -CAkey $d/ca.key -CAcreateserial "
          . "-days 2 -extfile $d/ext.cnf -out $d/$n.crt");
 }
@@ -316,6 +320,21 @@ my ($dn) = $q =~ /&d=([^&]*)/;
 is($C, 'alice+smith', '%C is the certificate\'s common name');
 is($dn, fe('CN=alice smith,O=Example\, Inc.,C=DE'), '%d is the certificate subject (RFC 2253)');
 like($q, qr/&r=HTTP%2F1.1&/, 'TLS: %r');
+
+# RFC 2253 escapes are decoded: "\C3\A9" is the byte pair C3 A9, "\," a comma
+clear();
+is(curl_tls("--cert $d/client2.crt --key $d/client2.key"), '200', 'TLS, UTF-8 CN: allowed');
+$q = last_req('acl')->{query} // '';
+($C) = $q =~ /&C=([^&]*)/;
+($dn) = $q =~ /&d=([^&]*)/;
+is($C, 'Jos%C3%A9%2C+Jr.+%3Cx%3E', '%C decodes RFC 2253 hex pairs and escaped specials');
+is($dn, fe('CN=Jos\C3\A9\, Jr. \<x\>,O=Ex'), '%d stays as nginx escapes it');
+
+clear();
+is(curl_tls("--cert $d/client3.crt --key $d/client3.key"), '200', 'TLS, CN "JosC3A9": allowed');
+$q = last_req('acl')->{query} // '';
+($C) = $q =~ /&C=([^&]*)/;
+is($C, 'JosC3A9', '%C of a CN that really is "JosC3A9" differs from the one of "José"');
 
 clear();
 is(curl_tls(''), '200', 'TLS without a client certificate: allowed');

@@ -249,6 +249,17 @@ fn parse_service(
         ));
     }
 
+    if uri.as_bytes().contains(&b'$') {
+        return Err(emerg(
+            cf,
+            format_args!(
+                "\"{directive}\": the URI \"{uri}\" holds a \"$\": it is taken literally and \
+                 cannot use variables"
+            ),
+        ));
+    }
+    conf::refuse_duplicate_options(cf, directive, &words[2..])?;
+
     let mut method = Method::Post;
     let mut params_text: Option<ngx_str_t> = None;
     for option in &words[2..] {
@@ -396,6 +407,9 @@ unsafe extern "C" fn set_retry(
             return conf_message(c"is duplicate");
         }
         let words = args(cf).to_vec();
+        if let Err(rv) = conf::refuse_duplicate_options(cf, words[0], &words[1..]) {
+            return rv;
+        }
         let options: Vec<&[u8]> = words[1..].iter().map(|w| w.as_bytes()).collect();
         let parse_ms = |v: &[u8]| {
             let mut s = ngx_str_t {

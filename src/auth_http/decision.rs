@@ -70,6 +70,15 @@ pub fn unreachable(status: usize) -> bool {
     matches!(status, 0 | 502 | 503 | 504)
 }
 
+/// Whether an answer with this `Content-Encoding` value (empty: no such
+/// header) is an answer: its body is the service's bytes only when it is
+/// not encoded. `gzip`, `br`, `deflate`, … are no answer — an `ignore` that
+/// arrives compressed must not read as "allow".
+pub fn plain_encoding(content_encoding: &[u8]) -> bool {
+    let value = content_encoding.trim_ascii();
+    value.is_empty() || value.eq_ignore_ascii_case(b"identity")
+}
+
 /// What the rest of the configuration says, for [`next_step`].
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
@@ -190,6 +199,24 @@ mod tests {
                 assert_eq!(next_step(stage, 1, status, b"", &p), Step::RetryAfter(200));
                 assert_eq!(next_step(stage, 2, status, b"", &p), Step::Unavailable);
             }
+        }
+    }
+
+    #[test]
+    fn only_identity_answers_are_answers() {
+        for plain in [&b""[..], b"identity", b"Identity", b" identity "] {
+            assert!(plain_encoding(plain), "{plain:?}");
+        }
+        for encoded in [
+            &b"gzip"[..],
+            b"br",
+            b"deflate",
+            b"x-gzip",
+            b"gzip, identity",
+            b"identity, gzip",
+            b"zstd",
+        ] {
+            assert!(!plain_encoding(encoded), "{encoded:?}");
         }
     }
 

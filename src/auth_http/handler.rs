@@ -11,12 +11,14 @@ use ngx::core::Pool;
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
 use super::conf::{AuthHttpConf, Service, ValuePiece};
-use super::decision::{next_step, Outcome, Policy, Stage, Step};
+use super::decision::{next_step, plain_encoding, Outcome, Policy, Stage, Step};
 use super::params::{self, Placeholder};
 use super::AuthHttpModule;
 use crate::nginx::decimal::{decimal, DecimalBuf};
 use crate::nginx::ffi::guard_status;
-use crate::nginx::subrequest::{self, Body, Method, SubrequestResult, SubrequestSpec};
+use crate::nginx::subrequest::{
+    self, Body, ClientHeaders, Method, SubrequestResult, SubrequestSpec,
+};
 use crate::nginx::{delay, request, variables};
 
 const FORM: &str = "application/x-www-form-urlencoded";
@@ -86,9 +88,27 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     // The captured body lives in the request pool.
     let body = answer.body.as_bytes();
     // A truncated answer (the service went away in the middle of its body)
-    // is no answer: a cut "ignore" must not read as "allow". Treated as
-    // unreachable: retried, then 503.
-    let status = if answer.complete { answer.status } else { 0 };
+    // is no answer: a cut "ignore" must not read as "allow". Nor is an
+    // encoded one (a compressed "ignore"). Both are treated as unreachable:
+    // retried, then 503.
+    let encoding = answer.content_encoding.as_bytes();
+    let plain = plain_encoding(encoding);
+    if !plain {
+        ngx::ngx_log_error!(
+            NGX_LOG_ERR,
+            request::log(r),
+            "auth_http: {} service \"{}\" answered with \"Content-Encoding: {}\"; \
+             an encoded answer is no answer",
+            stage_name(ctx.stage),
+            service(conf, ctx.stage).map_or(ngx_str_t::empty(), |s| s.configured),
+            answer.content_encoding
+        );
+    }
+    let status = if answer.complete && plain {
+        answer.status
+    } else {
+        0
+    };
     match next_step(ctx.stage, ctx.attempt, status, body, &policy) {
         Step::Allow(outcome) => finish(r, outcome, NGX_OK as ngx_int_t),
         Step::Deny(outcome) => finish(r, outcome, NGX_HTTP_FORBIDDEN as ngx_int_t),
@@ -221,7 +241,7 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
         // (a "403 not a superuser" page), so every ordinary client would
         // cost a new (TLS) connection to the service.
         capture_body: true,
-        keep_client_body_headers: false,
+        client_headers: ClientHeaders::ForDecision,
     };
     ctx.subrequest = SubrequestResult::default();
     // SAFETY: the result slot lives in the request-pool context.

@@ -180,31 +180,111 @@ pub fn access_for_method(method: &[u8]) -> &'static [u8] {
 }
 
 /// The common name in an RFC 2253 subject such as nginx's
-/// `$ssl_client_s_dn` (`CN=alice,O=Example\, Inc.,C=US`), unescaped.
+/// `$ssl_client_s_dn` (`CN=alice,O=Example\, Inc.,C=US`), unescaped: the
+/// value of the first `CN` attribute, with every escape decoded (RFC 2253
+/// section 2.4): `\` and a special character (`\,` `\+` `\\` `\"` …) is
+/// that character, `\` and two hex digits is that byte (`Jos\C3\A9` →
+/// the UTF-8 bytes of `José`). OpenSSL (and so nginx) escapes every byte
+/// above 127 that way. A value written as `#` and hex digits (the BER
+/// encoding of an attribute of an unusual type) is decoded to the string it
+/// holds when it is one of the string types; otherwise it is kept as it
+/// was written.
 pub fn common_name(subject: &[u8]) -> Vec<u8> {
-    let mut rdn = Vec::new();
     let mut i = 0;
-    loop {
-        let at_end = i >= subject.len();
-        if at_end || subject[i] == b',' || subject[i] == b'+' {
-            if let Some(value) = rdn.strip_prefix(b"CN=") {
-                return value.to_vec();
+    while i <= subject.len() {
+        // One attribute `type=value` from `i` up to an unescaped `,` or `+`.
+        let start = i;
+        let mut escaped = false;
+        while i < subject.len() {
+            match subject[i] {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b',' | b'+' => break,
+                _ => {}
             }
-            if at_end {
-                return Vec::new();
-            }
-            rdn.clear();
+            i += 1;
+        }
+        let attribute = &subject[start..i];
+        i += 1;
+        if let Some(value) = attribute
+            .strip_prefix(b"CN=")
+            .or_else(|| attribute.strip_prefix(b"cn="))
+        {
+            return rfc2253_value(value);
+        }
+    }
+    Vec::new()
+}
+
+/// An RFC 2253 attribute value, unescaped.
+fn rfc2253_value(value: &[u8]) -> Vec<u8> {
+    if let Some(hex) = value.strip_prefix(b"#") {
+        return ber_string(hex).unwrap_or_else(|| value.to_vec());
+    }
+    let mut out = Vec::with_capacity(value.len());
+    let mut i = 0;
+    while i < value.len() {
+        if value[i] != b'\\' || i + 1 == value.len() {
+            out.push(value[i]);
             i += 1;
             continue;
         }
-        if subject[i] == b'\\' && i + 1 < subject.len() {
-            rdn.push(subject[i + 1]);
-            i += 2;
-            continue;
+        match (
+            hex_digit(value[i + 1]),
+            value.get(i + 2).copied().and_then(hex_digit),
+        ) {
+            (Some(hi), Some(lo)) => {
+                out.push(hi << 4 | lo);
+                i += 3;
+            }
+            _ => {
+                out.push(value[i + 1]);
+                i += 2;
+            }
         }
-        rdn.push(subject[i]);
-        i += 1;
     }
+    out
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// The content of a BER-encoded string (`#0C04...` in RFC 2253), given as
+/// hex digits: UTF8String, PrintableString, T61String, IA5String or
+/// VisibleString with a definite length that matches. `None` otherwise.
+fn ber_string(hex: &[u8]) -> Option<Vec<u8>> {
+    if hex.len() % 2 != 0 {
+        return None;
+    }
+    let bytes: Vec<u8> = hex
+        .chunks(2)
+        .map(|p| Some(hex_digit(p[0])? << 4 | hex_digit(p[1])?))
+        .collect::<Option<_>>()?;
+    let (&tag, rest) = bytes.split_first()?;
+    if !matches!(tag, 0x0c | 0x13 | 0x14 | 0x16 | 0x1a) {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (len, content) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 2 || rest.len() < n {
+            return None;
+        }
+        let (len, content) = rest.split_at(n);
+        (
+            len.iter().fold(0usize, |l, &b| l << 8 | usize::from(b)),
+            content,
+        )
+    };
+    (content.len() == len).then(|| content.to_vec())
 }
 
 #[cfg(test)]
@@ -324,5 +404,51 @@ mod tests {
         assert_eq!(common_name(b"O=NoCN"), b"");
         assert_eq!(common_name(b""), b"");
         assert_eq!(common_name(b"CN=multi+UID=7"), b"multi");
+        assert_eq!(common_name(b"UID=7+CN=second"), b"second");
+    }
+
+    #[test]
+    fn common_name_decodes_rfc2253_escapes() {
+        // nginx (OpenSSL, RFC 2253 flags) escapes bytes above 127 as \XX
+        assert_eq!(common_name(b"CN=Jos\\C3\\A9,O=x"), "Jos\u{e9}".as_bytes());
+        assert_eq!(common_name(b"CN=Jos\\c3\\a9"), "Jos\u{e9}".as_bytes());
+        // ... so that it never equals the CN that really is "JosC3A9"
+        assert_eq!(common_name(b"CN=JosC3A9"), b"JosC3A9");
+        assert_ne!(common_name(b"CN=Jos\\C3\\A9"), common_name(b"CN=JosC3A9"));
+        // special characters
+        assert_eq!(
+            common_name(b"CN=a\\,b\\+c\\;d\\<e\\>f\\\"g\\\\h\\=i"),
+            b"a,b+c;d<e>f\"g\\h=i"
+        );
+        assert_eq!(common_name(b"CN=\\#hash\\ "), b"#hash ");
+        assert_eq!(common_name(b"CN=\\ lead"), b" lead");
+        // an escaped "\\" before hex digits is a backslash, then text
+        assert_eq!(common_name(b"CN=x\\\\C3"), b"x\\C3");
+        // an escaped separator does not end the CN; an escaped backslash
+        // before a separator does
+        assert_eq!(common_name(b"O=a\\,CN=no,CN=yes"), b"yes");
+        assert_eq!(common_name(b"CN=a\\\\,O=b"), b"a\\");
+        // control bytes
+        assert_eq!(common_name(b"CN=a\\0Ab"), b"a\nb");
+        // a lone trailing backslash, a single hex digit: kept as written
+        assert_eq!(common_name(b"CN=a\\"), b"a\\");
+        assert_eq!(common_name(b"CN=a\\Cz"), b"aCz");
+    }
+
+    #[test]
+    fn common_name_decodes_ber_hex_values() {
+        // UTF8String "abc", PrintableString "Ab"
+        assert_eq!(common_name(b"CN=#0C03616263"), b"abc");
+        assert_eq!(common_name(b"CN=#13024162,O=x"), b"Ab");
+        // long-form length
+        let mut hex = b"CN=#0C8180".to_vec();
+        hex.extend(b"61".repeat(128));
+        assert_eq!(common_name(&hex), vec![b'a'; 128]);
+        // not a string type, wrong length, odd digits: kept as written
+        assert_eq!(common_name(b"CN=#0203010001"), b"#0203010001");
+        assert_eq!(common_name(b"CN=#0C0461"), b"#0C0461");
+        assert_eq!(common_name(b"CN=#0C0"), b"#0C0");
+        // a literal "#" is escaped, so it never reads as BER
+        assert_eq!(common_name(b"CN=\\#0C03616263"), b"#0C03616263");
     }
 }

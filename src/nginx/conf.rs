@@ -39,6 +39,62 @@ pub fn emerg(cf: &mut ngx_conf_t, message: core::fmt::Arguments<'_>) -> *mut c_c
     CONF_ERROR
 }
 
+/// For directives whose options are `name=value` words (in any order):
+/// refuses a second word with the same `name=` with `[emerg] "DIRECTIVE":
+/// duplicate option "name=2" (already given as "name=1") in FILE:LINE`.
+/// Call it before looking at the values. `options` are the option words
+/// (not the directive name or positional arguments).
+pub fn refuse_duplicate_options(
+    cf: &mut ngx_conf_t,
+    directive: ngx_str_t,
+    options: &[ngx_str_t],
+) -> Result<(), *mut c_char> {
+    match duplicate_option(options) {
+        Some((first, again)) => Err(emerg(
+            cf,
+            format_args!(
+                "\"{directive}\": duplicate option \"{again}\" (already given as \"{first}\")"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The first option word whose `name=` an earlier one has, with that
+/// earlier one: `(earlier, again)`. Words without `=` are never
+/// duplicates here (they are unknown options for the caller to refuse).
+fn duplicate_option<T: AsOptionWord>(options: &[T]) -> Option<(T, T)> {
+    fn name(word: &[u8]) -> Option<&[u8]> {
+        word.iter().position(|&b| b == b'=').map(|i| &word[..=i])
+    }
+    options.iter().enumerate().find_map(|(i, again)| {
+        let n = name(again.bytes())?;
+        options[..i]
+            .iter()
+            .find(|first| name(first.bytes()) == Some(n))
+            .map(|first| (*first, *again))
+    })
+}
+
+/// What [`duplicate_option`] reads of an option word (nginx strings, byte
+/// strings in tests).
+trait AsOptionWord: Copy {
+    fn bytes(&self) -> &[u8];
+}
+
+impl AsOptionWord for ngx_str_t {
+    fn bytes(&self) -> &[u8] {
+        self.as_bytes()
+    }
+}
+
+#[cfg(test)]
+impl AsOptionWord for &[u8] {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+
 /// Finds a module compiled into (or loaded by) nginx by its name, such as
 /// `ngx_http_auth_request_module`.
 pub fn find_module<'a>(cycle: &'a ngx_cycle_t, name: &str) -> Option<&'a ngx_module_t> {
@@ -114,5 +170,30 @@ pub fn set_once<T>(
             CONF_OK
         }
         Err(rv) => rv,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duplicate_option;
+
+    #[test]
+    fn finds_the_first_repeated_option() {
+        let words: [&[u8]; 4] = [b"method=get", b"params=a=1", b"x", b"method=post"];
+        assert_eq!(
+            duplicate_option(&words),
+            Some((&b"method=get"[..], &b"method=post"[..]))
+        );
+        let words: [&[u8]; 3] = [b"times=1", b"interval=1s", b"times=1"];
+        assert_eq!(
+            duplicate_option(&words),
+            Some((&b"times=1"[..], &b"times=1"[..]))
+        );
+        // the name is what is before the first "=": params=a=1 and a=1 differ
+        let words: [&[u8]; 4] = [b"params=a=1", b"a=1", b"x", b"x"];
+        assert_eq!(duplicate_option(&words), None);
+        let words: [&[u8]; 2] = [b"method=", b"method="];
+        assert!(duplicate_option(&words).is_some());
+        assert_eq!(duplicate_option::<&[u8]>(&[]), None);
     }
 }

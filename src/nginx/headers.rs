@@ -7,8 +7,7 @@ use nginx_sys::{
 
 use nginx_sys::ngx_str_t;
 
-use super::bitfield;
-use super::NgxError;
+use super::{bitfield, headers_in, NgxError};
 
 /// Copies every `WWW-Authenticate` header of the finished subrequest `sr`
 /// into `r`'s response, in order.
@@ -62,20 +61,49 @@ pub fn copy_www_authenticate(
     Ok(())
 }
 
-/// Headers that describe a request body; a subrequest that sends its own
-/// body (or none) must not carry the client's.
-const BODY_FRAMING: [&[u8]; 4] = [
-    b"content-length",
-    b"transfer-encoding",
-    b"content-type",
-    b"expect",
+/// Client request headers a decision subrequest (auth_http) never carries,
+/// in any spelling (see [`headers_in::same_name`]):
+///
+/// * what describes the client's body: the subrequest sends its own body
+///   or none;
+/// * what lets the client choose how the answer is encoded or which part
+///   of it, or which (cached) copy of it, arrives: content negotiation,
+///   transfer codings, conditionals, ranges, cache directives,
+///   preferences. An ACL answer is compared byte for byte (`ignore`): a
+///   compressed, partial, transcoded or "not modified" answer would read as
+///   another one.
+pub const NOT_FOR_DECISIONS: [&[u8]; 18] = [
+    // body framing
+    b"Content-Length",
+    b"Transfer-Encoding",
+    b"Content-Type",
+    b"Expect",
+    // content negotiation
+    b"Accept",
+    b"Accept-Charset",
+    b"Accept-Encoding",
+    b"Accept-Language",
+    // transfer codings
+    b"TE",
+    // conditionals and ranges
+    b"If-Match",
+    b"If-None-Match",
+    b"If-Modified-Since",
+    b"If-Unmodified-Since",
+    b"If-Range",
+    b"Range",
+    // caches and preferences
+    b"Cache-Control",
+    b"Pragma",
+    b"Prefer",
 ];
 
 /// Gives subrequest `sr` a request-header list of its own: the parent's
-/// headers minus the body framing ones (`Content-Length`,
-/// `Transfer-Encoding`, `Content-Type`, `Expect`), plus `Content-Type:
-/// content_type` when given. The parent's list and elements are untouched.
-pub fn rebuild_without_body_framing(
+/// headers minus [`NOT_FOR_DECISIONS`], plus `Content-Type: content_type`
+/// when given; the known-header slots of those headers (`accept_encoding`,
+/// `range`, `if_modified_since`, …, whichever this nginx build has) are
+/// emptied. The parent's list and elements are untouched.
+pub fn rebuild_for_decision(
     sr: &mut ngx_http_request_t,
     content_type: Option<&'static str>,
 ) -> Result<(), NgxError> {
@@ -94,9 +122,7 @@ pub fn rebuild_without_body_framing(
     {
         return Err(NgxError);
     }
-    sr.headers_in.content_length = core::ptr::null_mut();
-    sr.headers_in.transfer_encoding = core::ptr::null_mut();
-    sr.headers_in.content_type = core::ptr::null_mut();
+    headers_in::clear_known(&mut sr.headers_in, &NOT_FOR_DECISIONS);
     bitfield::headers_in::set_chunked(&mut sr.headers_in, false);
 
     let mut part: *const ngx_list_part_t = &parent_list.part;
@@ -113,7 +139,11 @@ pub fn rebuild_without_body_framing(
         for h in elts {
             // SAFETY: lowcase_key has key.len bytes (set by the parser).
             let lc = unsafe { core::slice::from_raw_parts(h.lowcase_key, h.key.len) };
-            if h.hash == 0 || BODY_FRAMING.contains(&lc) {
+            if h.hash == 0
+                || NOT_FOR_DECISIONS
+                    .iter()
+                    .any(|n| headers_in::same_name(lc, n))
+            {
                 continue;
             }
             let copy = push_header(sr)?;

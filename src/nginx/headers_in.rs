@@ -61,9 +61,13 @@ fn multi_header_arrays() -> &'static [usize] {
     ]
 }
 
-/// Every cached `ngx_table_elt_t *` slot of `headers_in` (the known
-/// headers), as raw pointers to the slots.
-fn known_slots(hin: *mut ngx_http_headers_in_t) -> impl Iterator<Item = *mut *mut ngx_table_elt_t> {
+/// The entries of nginx's `ngx_http_headers_in[]` table that are cached
+/// `ngx_table_elt_t *` slots of `headers_in`: (header name, offset of the
+/// slot). Which headers are in the table depends on nginx's build flags
+/// (`Accept-Encoding` only with gzip or headers modules, `X-Real-IP` with
+/// realip, …), so code that cares about a slot looks it up here by name
+/// instead of naming a field.
+fn known_entries() -> impl Iterator<Item = (&'static [u8], usize)> {
     let mut i = 0usize;
     core::iter::from_fn(move || loop {
         // SAFETY: ngx_http_headers_in[] is nginx's static table of known
@@ -83,24 +87,67 @@ fn known_slots(hin: *mut ngx_http_headers_in_t) -> impl Iterator<Item = *mut *mu
             continue;
         }
         if entry.offset != 0 {
-            // SAFETY: `offset` is offsetof(ngx_http_headers_in_t, field) of
-            // a `ngx_table_elt_t *` field.
-            return Some(
-                unsafe { hin.cast::<u8>().add(entry.offset) }.cast::<*mut ngx_table_elt_t>(),
-            );
+            return Some((entry.name.as_bytes(), entry.offset));
         }
     })
 }
 
-/// Removes every header called `name` (ASCII-case-insensitive) from the
-/// request. Returns how many were removed.
+/// Every cached `ngx_table_elt_t *` slot of `headers_in` (the known
+/// headers), as raw pointers to the slots.
+fn known_slots(hin: *mut ngx_http_headers_in_t) -> impl Iterator<Item = *mut *mut ngx_table_elt_t> {
+    known_entries().map(move |(_, offset)| {
+        // SAFETY: `offset` is offsetof(ngx_http_headers_in_t, field) of a
+        // `ngx_table_elt_t *` field.
+        unsafe { hin.cast::<u8>().add(offset) }.cast::<*mut ngx_table_elt_t>()
+    })
+}
+
+/// Empties the cached slot of every known header called one of `names`
+/// (compared as [`same_name`] does), so that nginx and its modules no longer
+/// see such a header through `headers_in` (after the header list was
+/// rebuilt without them).
+pub fn clear_known(hin: &mut ngx_http_headers_in_t, names: &[&[u8]]) {
+    let hin: *mut ngx_http_headers_in_t = hin;
+    for (name, offset) in known_entries() {
+        if names.iter().any(|n| same_name(name, n)) {
+            // SAFETY: `offset` is that of a `ngx_table_elt_t *` field of the
+            // live headers_in.
+            unsafe {
+                *hin.cast::<u8>().add(offset).cast::<*mut ngx_table_elt_t>() = ptr::null_mut();
+            }
+        }
+    }
+}
+
+/// Whether two header names are the same for an application: ASCII case
+/// folded and `_` equal to `-`. CGI-style gateways (FastCGI, uwsgi, SCGI,
+/// and the PHP, Rack, WSGI environments behind them) turn both
+/// `X-Consumer-Username` and `X_Consumer_Username` into
+/// `HTTP_X_CONSUMER_USERNAME`, and nginx's own `$http_x_consumer_username`
+/// matches both; with `underscores_in_headers on` nginx passes the second
+/// spelling on as a header of its own.
+pub fn same_name(a: &[u8], b: &[u8]) -> bool {
+    let fold = |c: u8| {
+        if c == b'_' {
+            b'-'
+        } else {
+            c.to_ascii_lowercase()
+        }
+    };
+    a.len() == b.len() && a.iter().zip(b).all(|(&x, &y)| fold(x) == fold(y))
+}
+
+/// Removes every header called `name` from the request, in every spelling
+/// an application would take for it (see [`same_name`]). Returns how many
+/// were removed.
 pub fn remove(r: &mut ngx_http_request_t, name: &[u8]) -> usize {
     remove_any(r, &[name])
 }
 
-/// Removes every header whose name is one of `names`
-/// (ASCII-case-insensitive), in one pass over the list. Returns how many
-/// were removed.
+/// Removes every header whose name is one of `names` in every spelling an
+/// application would take for it (ASCII case folded, `_` equal to `-`, see
+/// [`same_name`]), in one pass over the list. Returns how many were
+/// removed.
 pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
     let hin: *mut ngx_http_headers_in_t = &mut r.headers_in;
     let mut removed = 0;
@@ -115,7 +162,7 @@ pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
             while i < (*part).nelts {
                 let h = elts.add(i);
                 let key = (*h).key.as_bytes();
-                if !names.iter().any(|name| key.eq_ignore_ascii_case(name)) {
+                if !names.iter().any(|name| same_name(key, name)) {
                     i += 1;
                     continue;
                 }
@@ -131,11 +178,17 @@ pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
                 // What a slot or link pointing at `h` points at afterwards:
                 // the next header of that name (nginx < 1.23: none, the
                 // slot held the first one and all of them are removed).
-                #[cfg(nginx1_23_0)]
-                let after = shift((*h).next);
-                #[cfg(not(nginx1_23_0))]
-                let after = ptr::null_mut();
-                fix_pointers(hin, |p| if p == h { after } else { shift(p) });
+                // `h->next` is read only when something points at `h`: only
+                // then did a known-header handler (or we) initialise it.
+                fix_pointers(hin, |p| {
+                    if p != h {
+                        return shift(p);
+                    }
+                    #[cfg(nginx1_23_0)]
+                    return shift((*h).next);
+                    #[cfg(not(nginx1_23_0))]
+                    return ptr::null_mut();
+                });
                 ptr::copy(elts.add(i + 1), h, n - i - 1);
                 (*part).nelts = n - 1;
                 removed += 1;
@@ -146,9 +199,15 @@ pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
     removed
 }
 
-/// Rewrites every cached element pointer (known-header slots and `next`
-/// links; nginx < 1.23: the repeated-header arrays, dropping entries mapped
-/// to null) through `map`.
+/// Rewrites every cached element pointer (known-header slots and the `next`
+/// links of their chains; nginx < 1.23: the repeated-header arrays,
+/// dropping entries mapped to null) through `map`.
+///
+/// nginx ≥ 1.23 sets an element's `next` only when a known-header handler
+/// links it into a slot's chain (`ngx_http_process_header_line()` and the
+/// like); other elements leave it uninitialised. So the links are found by
+/// walking the chains from the slots, never by reading `next` of every
+/// element.
 ///
 /// # Safety
 /// `hin` must be a live request's headers_in.
@@ -156,11 +215,24 @@ unsafe fn fix_pointers(
     hin: *mut ngx_http_headers_in_t,
     map: impl Fn(*mut ngx_table_elt_t) -> *mut ngx_table_elt_t,
 ) {
-    // SAFETY: per the contract, every slot and element is live.
+    // SAFETY: per the contract, every slot and every element of a slot's
+    // chain is live.
     unsafe {
         for slot in known_slots(hin) {
-            if !(*slot).is_null() {
-                *slot = map(*slot);
+            #[cfg_attr(not(nginx1_23_0), allow(unused_mut))] // no chain to walk
+            let mut link = slot;
+            #[cfg_attr(not(nginx1_23_0), allow(clippy::never_loop))]
+            while !(*link).is_null() {
+                let element = *link;
+                *link = map(element);
+                // The chain goes on from the element's own `next` (not yet
+                // moved: the caller moves elements after this).
+                #[cfg(nginx1_23_0)]
+                {
+                    link = &mut (*element).next;
+                }
+                #[cfg(not(nginx1_23_0))]
+                break;
             }
         }
         #[cfg(not(nginx1_23_0))]
@@ -181,20 +253,6 @@ unsafe fn fix_pointers(
                 }
             }
             (*array).nelts = kept;
-        }
-        #[cfg(nginx1_23_0)]
-        {
-            let mut part: *mut ngx_list_part_t = &mut (*hin).headers.part;
-            while !part.is_null() {
-                let elts = (*part).elts.cast::<ngx_table_elt_t>();
-                for i in 0..(*part).nelts {
-                    let e = elts.add(i);
-                    if !(*e).next.is_null() {
-                        (*e).next = map((*e).next);
-                    }
-                }
-                part = (*part).next;
-            }
         }
     }
 }

@@ -39,6 +39,10 @@ pub struct SubrequestResult {
     /// on, finishes the subrequest normally with the header's status and a
     /// truncated body. See [`response_complete`].
     pub complete: bool,
+    /// The answer's `Content-Encoding` as nginx passes the response on (the
+    /// service's header, unless a filter such as `gunzip` removed it);
+    /// empty without one.
+    pub content_encoding: ngx_str_t,
 }
 
 impl Default for SubrequestResult {
@@ -49,6 +53,7 @@ impl Default for SubrequestResult {
             request: ptr::null_mut(),
             body: ngx_str_t::empty(),
             complete: false,
+            content_encoding: ngx_str_t::empty(),
         }
     }
 }
@@ -82,11 +87,8 @@ pub struct SubrequestSpec<'a> {
     /// Keep the response body in memory (up to `subrequest_output_buffer_size`)
     /// for [`SubrequestResult::body`]; otherwise only the header is produced.
     pub capture_body: bool,
-    /// Pass the client's `Content-Length`/`Transfer-Encoding`/`Content-Type`
-    /// on unchanged, as nginx's C auth_request does (its users add
-    /// `proxy_pass_request_body off; proxy_set_header Content-Length "";`).
-    /// Otherwise the subrequest describes only its own body.
-    pub keep_client_body_headers: bool,
+    /// Which of the client's request headers the subrequest carries.
+    pub client_headers: ClientHeaders,
 }
 
 impl<'a> SubrequestSpec<'a> {
@@ -98,9 +100,23 @@ impl<'a> SubrequestSpec<'a> {
             method: Method::Get,
             body: None,
             capture_body: false,
-            keep_client_body_headers: false,
+            client_headers: ClientHeaders::ForDecision,
         }
     }
+}
+
+/// Which of the client's request headers a subrequest carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientHeaders {
+    /// All of them unchanged, body framing included, as nginx's C
+    /// auth_request does (its users add `proxy_pass_request_body off;
+    /// proxy_set_header Content-Length "";`). The method stays the client's.
+    All,
+    /// All but [`headers::NOT_FOR_DECISIONS`]: nothing about the client's
+    /// body (the subrequest describes only its own), and nothing that lets
+    /// the client choose how the answer is encoded or which part of it
+    /// arrives, for a service whose answer body is compared byte for byte.
+    ForDecision,
 }
 
 /// Starts a GET subrequest of `r` to `uri` (taken literally: no variables,
@@ -117,7 +133,7 @@ pub unsafe fn start(
 ) -> Result<*mut ngx_http_request_t, NgxError> {
     let spec = SubrequestSpec {
         args,
-        keep_client_body_headers: true,
+        client_headers: ClientHeaders::All,
         ..SubrequestSpec::get(uri)
     };
     // SAFETY: forwarded contract.
@@ -126,11 +142,12 @@ pub unsafe fn start(
 
 /// Starts a subrequest of `r` described by `spec`; the parent waits for it.
 ///
-/// The subrequest carries the parent's request headers, except that, unless
-/// `keep_client_body_headers` asks otherwise, the client's body framing
-/// (`Content-Length`, `Transfer-Encoding`, `Content-Type`, `Expect`) never
-/// leaks into it: it has no body, or exactly `spec.body` (with that
-/// `Content-Type`). It gets a request body structure of its own, so that it
+/// The subrequest carries the parent's request headers as
+/// `spec.client_headers` says. With [`ClientHeaders::ForDecision`] the
+/// client's body framing (`Content-Length`, `Transfer-Encoding`,
+/// `Content-Type`, `Expect`) never leaks into it: it has no body, or exactly
+/// `spec.body` (with that `Content-Type`); nor do the headers that shape
+/// the answer (`Accept-Encoding`, `Range`, `If-None-Match`, …). It gets a request body structure of its own, so that it
 /// never tries to read the client's body and an upstream module never
 /// closes a body temp file the main request will still need. Its response
 /// body never reaches the client.
@@ -187,7 +204,7 @@ pub unsafe fn start_with(
     if !spec.capture_body {
         bitfield::request::set_header_only(sr_ref, true);
     }
-    if !spec.keep_client_body_headers {
+    if spec.client_headers == ClientHeaders::ForDecision {
         // SAFETY: `body` was allocated above in the request pool.
         unsafe { set_method_and_body(sr_ref, spec, &mut *body)? };
     }
@@ -201,7 +218,7 @@ pub unsafe fn start_with(
 /// `sr->headers_in` starts as a copy of the parent's, sharing the header
 /// list; it gets a list of its own without the client's body framing and
 /// content type, so nothing the client said about *its* body reaches the
-/// service.
+/// service, and without the headers that shape the answer.
 fn set_method_and_body(
     sr: &mut ngx_http_request_t,
     spec: &SubrequestSpec<'_>,
@@ -219,7 +236,7 @@ fn set_method_and_body(
     };
 
     let content_type = spec.body.map(|b| b.content_type);
-    headers::rebuild_without_body_framing(sr, content_type)?;
+    headers::rebuild_for_decision(sr, content_type)?;
 
     match spec.body {
         None => sr.headers_in.content_length_n = -1,
@@ -316,6 +333,18 @@ fn response_complete(sr: &ngx_http_request_t, captured: &ngx_str_t) -> bool {
     true
 }
 
+/// The `Content-Encoding` of a finished subrequest's response, empty
+/// without one.
+fn content_encoding(sr: &ngx_http_request_t) -> ngx_str_t {
+    let h = sr.headers_out.content_encoding;
+    // SAFETY: a response header element lives in the request pool; a
+    // filter that removes the header sets `hash` to 0 or the slot to null.
+    match unsafe { h.as_ref() } {
+        Some(h) if h.hash != 0 => h.value,
+        _ => ngx_str_t::empty(),
+    }
+}
+
 /// Completion callback for [`start`]: records the outcome for the parent.
 unsafe extern "C" fn subrequest_done(
     sr: *mut ngx_http_request_t,
@@ -332,6 +361,7 @@ unsafe extern "C" fn subrequest_done(
         result.done = true;
         result.body = captured_body(sr);
         result.complete = response_complete(sr, &result.body);
+        result.content_encoding = content_encoding(sr);
         result.status = if status == 0 && rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
             rc as ngx_uint_t
         } else {

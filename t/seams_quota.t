@@ -67,10 +67,14 @@ sub one {
 # current generation, never an old one still finishing after a reload);
 # returns when the master has started its replacement.
 sub replace_worker {
-    my @started = $t->error_log =~ /start worker process (\d+)/g;
+    my @started;
+    my $deadline = time + 10;
+    # right after $t->run the master may not have started both workers yet
+    sleep 0.02 until (@started = $t->error_log =~ /start worker process (\d+)/g) >= 2
+        || time > $deadline;
     my $pid = $started[-1] or die 'no worker';
     kill 'QUIT', $pid or die "kill $pid: $!";
-    my $deadline = time + 10;
+    $deadline = time + 10;
     while (time < $deadline) {
         my $n = () = $t->error_log =~ /start worker process/g;
         return if $n > @started;

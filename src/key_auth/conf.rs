@@ -11,7 +11,7 @@ use nginx_sys::{
 use ngx::http::{HttpModule, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCoreModule};
 
 use super::consumers::{parse_line, Registry};
-use super::quota::Slot;
+use super::quota::{Slot, Table};
 use super::KeyAuthModule;
 use crate::nginx::bitfield;
 use crate::nginx::conf::{
@@ -429,22 +429,25 @@ unsafe extern "C" fn set_zone(
 pub struct ZoneHeader {
     pub used: u64,
     pub len: u64,
+    /// See [`super::quota::Table`]: no compaction before this time.
+    pub next_compaction_ms: u64,
 }
 
 impl ZoneHeader {
-    /// The slots following the header.
+    /// The counter table: the slots following the header.
     ///
     /// # Safety
     /// `this` must be a header written by [`init_zone`], with the zone
     /// locked.
-    pub unsafe fn slots<'a>(this: *mut ZoneHeader) -> (&'a mut [Slot], &'a mut u64) {
+    pub unsafe fn table<'a>(this: *mut ZoneHeader) -> Table<'a> {
         // SAFETY: per the contract, `len` slots follow the header in the
         // same allocation.
         unsafe {
             let slots = this.add(1).cast::<Slot>();
-            (
+            Table::new(
                 core::slice::from_raw_parts_mut(slots, (*this).len as usize),
                 &mut (*this).used,
+                &mut (*this).next_compaction_ms,
             )
         }
     }
@@ -482,12 +485,15 @@ unsafe extern "C" fn init_zone(zone: *mut ngx_shm_zone_t, data: *mut c_void) -> 
             if header.is_null() {
                 return shm::INIT_ERROR;
             }
+            let slots = header.add(1).cast::<Slot>();
+            for i in 0..len {
+                slots.add(i).write(Slot::default());
+            }
             header.write(ZoneHeader {
                 used: 0,
                 len: len as u64,
+                next_compaction_ms: 0,
             });
-            let (slots, _) = ZoneHeader::slots(header);
-            slots.fill(Slot::default());
             shm::set_data(zone, header.cast());
             let name = (*zone).shm.name;
             ngx::ngx_log_error!(

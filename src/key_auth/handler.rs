@@ -33,7 +33,7 @@ use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 use super::conf::{KeyAuthConf, KeyAuthMainConf, ZoneHeader};
 use super::consumers::{Consumer, Credential};
 use super::passage::{hidden_sources, Identity, Passage, Refusal, Source, Step, Verdict};
-use super::quota::{take, Decision, Table};
+use super::quota::Decision;
 use super::respond::Denial;
 use super::KeyAuthModule;
 use crate::nginx::decimal::decimal;
@@ -277,10 +277,7 @@ fn count(
         if header.is_null() {
             return None;
         }
-        let (slots, used) = ZoneHeader::slots(header);
-        let mut table = Table::new(slots, used);
-        let slot = table.slot(&consumer.counter_key, now)?;
-        Some(take(slot, limit, now))
+        ZoneHeader::table(header).count(&consumer.counter_key, limit, now)
     }
 }
 

@@ -34,15 +34,29 @@ pub struct Decision {
     pub reset_secs: u64,
 }
 
+/// Whether a window that started at `start_ms` and lasts `window_ms` is
+/// over at `now_ms`.
+///
+/// Workers read different clocks: each caches nginx's monotonic time when
+/// its event loop wakes up (every `timer_resolution` with that directive),
+/// and a window may have been started by a worker whose clock is ahead. A
+/// start later than `now_ms` is therefore still the current window, never
+/// a reason to start a new one: a window is over only once `now_ms` reaches
+/// its end.
+pub fn window_over(start_ms: u64, window_ms: u64, now_ms: u64) -> bool {
+    now_ms >= start_ms.saturating_add(window_ms)
+}
+
 /// Counts one request of the consumer owning `slot` at time `now_ms`.
 ///
 /// A new window starts at the first request, and again at the first request
-/// after the previous window ended. A refused request is not counted.
+/// once the previous window is over ([`window_over`]). A refused request is
+/// not counted. However far apart the clocks of the workers calling it,
+/// at most `limit.count` requests are allowed between two window starts.
 pub fn take(slot: &mut Slot, limit: &Limit, now_ms: u64) -> Decision {
     // Configuration may have changed the window since the counter started
     // (a reload): the current configuration decides when it ends.
-    let ends = slot.start_ms.saturating_add(limit.window_ms);
-    if slot.count == 0 || now_ms >= ends || now_ms < slot.start_ms {
+    if slot.count == 0 || window_over(slot.start_ms, limit.window_ms, now_ms) {
         slot.start_ms = now_ms;
         slot.count = 0;
     }
@@ -52,21 +66,29 @@ pub fn take(slot: &mut Slot, limit: &Limit, now_ms: u64) -> Decision {
     if allowed {
         slot.count += 1;
     }
+    // A window started by a worker whose clock is ahead ends, by this
+    // clock, more than one window from now; say at most one window.
+    let left_ms = ends.saturating_sub(now_ms).min(limit.window_ms);
     Decision {
         allowed,
         limit: limit.count,
         remaining: limit.count.saturating_sub(slot.count),
-        reset_secs: (ends - now_ms).div_ceil(1000),
+        reset_secs: left_ms.div_ceil(1000),
     }
 }
 
-/// An open-addressing hash table of [`Slot`]s (linear probing, no deletion;
-/// when it is full, counters whose window is over are dropped by
-/// [`Table::compact`]).
+/// An open-addressing hash table of [`Slot`]s (linear probing). When it is
+/// full, counters whose window is over are dropped by [`Table::compact`] —
+/// at most once per counter window end, not once per request: the zone
+/// remembers the earliest time a kept counter's window ends, and before
+/// that nothing could be dropped.
 pub struct Table<'a> {
     slots: &'a mut [Slot],
     /// Occupied slots, kept in the zone next to the slots.
     used: &'a mut u64,
+    /// No counter's window ends before this time (ms), as of the last
+    /// compaction (0: compact when needed). Kept in the zone.
+    next_compaction_ms: &'a mut u64,
     /// At most this many slots are occupied (3/4 of them), so probes stay
     /// short.
     max_used: u64,
@@ -78,23 +100,23 @@ pub fn max_used(len: usize) -> u64 {
 }
 
 impl<'a> Table<'a> {
-    pub fn new(slots: &'a mut [Slot], used: &'a mut u64) -> Self {
+    pub fn new(slots: &'a mut [Slot], used: &'a mut u64, next_compaction_ms: &'a mut u64) -> Self {
         let max_used = max_used(slots.len());
         Self {
             slots,
             used,
+            next_compaction_ms,
             max_used,
         }
     }
 
     fn home(&self, key: &[u8; 16]) -> usize {
-        let mut h = [0u8; 8];
-        h.copy_from_slice(&key[..8]);
-        (u64::from_le_bytes(h) % self.slots.len() as u64) as usize
+        home(key, self.slots.len())
     }
 
     /// The slot of `key`, creating it when absent. `None`: the table is full
-    /// even after dropping expired counters.
+    /// even after dropping expired counters (or no counter can have expired
+    /// since the last compaction).
     pub fn slot(&mut self, key: &[u8; 16], now_ms: u64) -> Option<&mut Slot> {
         if self.slots.is_empty() {
             return None;
@@ -105,6 +127,9 @@ impl<'a> Table<'a> {
                 let free = if *self.used < self.max_used {
                     free
                 } else {
+                    if now_ms < *self.next_compaction_ms {
+                        return None;
+                    }
                     self.compact(now_ms);
                     if *self.used >= self.max_used {
                         return None;
@@ -121,6 +146,18 @@ impl<'a> Table<'a> {
             }
         };
         Some(&mut self.slots[index])
+    }
+
+    /// Counts one request of the consumer `key` ([`take`]). `None`: the
+    /// table is full.
+    pub fn count(&mut self, key: &[u8; 16], limit: &Limit, now_ms: u64) -> Option<Decision> {
+        let slot = self.slot(key, now_ms)?;
+        let decision = take(slot, limit, now_ms);
+        // A new counter, or one whose window got shorter with a reload, may
+        // end before every other.
+        let ends = slot.start_ms.saturating_add(slot.window_ms);
+        *self.next_compaction_ms = (*self.next_compaction_ms).min(ends);
+        Some(decision)
     }
 
     /// `Ok(index)` of the slot holding `key`, or `Err(index)` of the free
@@ -141,29 +178,69 @@ impl<'a> Table<'a> {
         Err(len) // only when every slot is occupied; never with max_used < len
     }
 
-    /// Drops counters whose window is over and re-inserts the others.
-    pub fn compact(&mut self, now_ms: u64) {
-        let live: Vec<Slot> = self
+    /// Drops the counters whose window is over at `now_ms` (a window that
+    /// started later than `now_ms`, by another worker's clock, is kept), in
+    /// place; remembers when the earliest kept window ends. Returns how many
+    /// were dropped. One pass over the table.
+    pub fn compact(&mut self, now_ms: u64) -> u64 {
+        let len = self.slots.len();
+        let mut dropped = 0;
+        let mut i = 0;
+        while i < len {
+            let s = &self.slots[i];
+            if s.occupied != 0 && window_over(s.start_ms, s.window_ms, now_ms) {
+                self.remove_at(i);
+                dropped += 1;
+                // Another counter may have moved into `i`: look again.
+                continue;
+            }
+            i += 1;
+        }
+        *self.used -= dropped;
+        *self.next_compaction_ms = self
             .slots
             .iter()
-            .filter(|s| {
-                s.occupied != 0
-                    && now_ms >= s.start_ms
-                    && now_ms < s.start_ms.saturating_add(s.window_ms)
-            })
-            .copied()
-            .collect();
-        self.slots.fill(Slot::default());
-        *self.used = 0;
-        for slot in live {
-            if let Err(free) = self.probe(&slot.key) {
-                if free < self.slots.len() {
-                    self.slots[free] = slot;
-                    *self.used += 1;
-                }
+            .filter(|s| s.occupied != 0)
+            .map(|s| s.start_ms.saturating_add(s.window_ms))
+            .min()
+            .unwrap_or(0)
+            .max(now_ms.saturating_add(1));
+        dropped
+    }
+
+    /// Empties slot `i` and moves later counters of its probe run back, so
+    /// that every counter stays reachable from its home slot (deletion in
+    /// linear probing without tombstones). Only counters from positions after
+    /// `i` (cyclically) move, into `i` or into positions between.
+    fn remove_at(&mut self, mut i: usize) {
+        let len = self.slots.len();
+        self.slots[i] = Slot::default();
+        let mut j = i;
+        loop {
+            j = (j + 1) % len;
+            if self.slots[j].occupied == 0 || j == i {
+                return;
+            }
+            let k = self.home(&self.slots[j].key);
+            // The counter at j stays when its home lies cyclically in (i, j].
+            let stays = if i <= j {
+                i < k && k <= j
+            } else {
+                i < k || k <= j
+            };
+            if !stays {
+                self.slots[i] = self.slots[j];
+                self.slots[j] = Slot::default();
+                i = j;
             }
         }
     }
+}
+
+fn home(key: &[u8; 16], len: usize) -> usize {
+    let mut h = [0u8; 8];
+    h.copy_from_slice(&key[..8]);
+    (u64::from_le_bytes(h) % len as u64) as usize
 }
 
 #[cfg(test)]
@@ -227,7 +304,8 @@ mod tests {
     fn table_finds_and_creates() {
         let mut slots = vec![Slot::default(); 8];
         let mut used = 0;
-        let mut t = Table::new(&mut slots, &mut used);
+        let mut next = 0;
+        let mut t = Table::new(&mut slots, &mut used, &mut next);
         let a = [1u8; 16];
         let b = [2u8; 16];
         take(t.slot(&a, 0).unwrap(), &L, 0);
@@ -242,7 +320,8 @@ mod tests {
     fn full_table_drops_expired_then_refuses() {
         let mut slots = vec![Slot::default(); 8];
         let mut used = 0;
-        let mut t = Table::new(&mut slots, &mut used);
+        let mut next = 0;
+        let mut t = Table::new(&mut slots, &mut used, &mut next);
         assert_eq!(t.max_used, 6);
         for i in 0..6u8 {
             take(t.slot(&[i + 1; 16], 0).unwrap(), &L, 0);
@@ -261,7 +340,8 @@ mod tests {
     fn colliding_keys_probe() {
         let mut slots = vec![Slot::default(); 4];
         let mut used = 0;
-        let mut t = Table::new(&mut slots, &mut used);
+        let mut next = 0;
+        let mut t = Table::new(&mut slots, &mut used, &mut next);
         let mut a = [0u8; 16];
         let mut b = [0u8; 16];
         a[0] = 1;
@@ -271,5 +351,206 @@ mod tests {
         t.slot(&b, 0).unwrap().count = 9;
         assert_eq!(t.slot(&a, 0).unwrap().count, 7);
         assert_eq!(t.slot(&b, 0).unwrap().count, 9);
+    }
+
+    /// Worker clocks as `take` sees them: each request comes with the time
+    /// of the worker that serves it.
+    fn admitted(limit: &Limit, clocks: &[u64]) -> usize {
+        let mut s = Slot::default();
+        clocks
+            .iter()
+            .filter(|&&now| take(&mut s, limit, now).allowed)
+            .count()
+    }
+
+    #[test]
+    fn a_window_started_by_a_clock_ahead_is_the_current_one() {
+        let l = Limit {
+            count: 5,
+            window_ms: 60_000,
+        };
+        // Two workers 100 ms apart (timer_resolution 100ms), alternating.
+        let clocks: Vec<u64> = (0..40).map(|i| 1_000_000 + (i % 2) * 100 + i).collect();
+        assert_eq!(admitted(&l, &clocks), 5);
+        // The worker behind starts the window, the one ahead continues it,
+        // and the other way round.
+        let clocks: Vec<u64> = (0..40).map(|i| 1_000_100 - (i % 2) * 100).collect();
+        assert_eq!(admitted(&l, &clocks), 5);
+        // A replaced worker whose clock is far ahead, then the old one.
+        let mut clocks = vec![2_000_000; 3];
+        clocks.extend([1_990_000; 10]);
+        assert_eq!(admitted(&l, &clocks), 5);
+    }
+
+    #[test]
+    fn a_future_start_is_kept_and_reported_as_at_most_one_window() {
+        let mut s = Slot::default();
+        assert!(take(&mut s, &L, 10_000).allowed);
+        let d = take(&mut s, &L, 9_000);
+        assert!(d.allowed);
+        assert_eq!(s.start_ms, 10_000, "the window is not restarted");
+        assert_eq!((d.remaining, d.reset_secs), (1, 30));
+        // It ends by the clock of the worker that started it.
+        assert!(take(&mut s, &L, 39_999).allowed);
+        assert!(!take(&mut s, &L, 39_999).allowed);
+        assert!(take(&mut s, &L, 40_000).allowed);
+        assert_eq!(s.start_ms, 40_000);
+    }
+
+    #[test]
+    fn never_more_than_the_limit_per_window_whatever_the_skew() {
+        // Pseudo-random clocks, up to `skew` ms apart, advancing slowly;
+        // admitted requests are grouped by the window they fell in.
+        let l = Limit {
+            count: 5,
+            window_ms: 1_000,
+        };
+        let mut seed: u64 = 42;
+        let mut rnd = |m: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        for skew in [0, 1, 10, 100, 999, 5_000] {
+            let mut s = Slot::default();
+            let mut base = 1_000_000u64;
+            let mut per_window = std::collections::HashMap::new();
+            for _ in 0..20_000 {
+                base += rnd(3);
+                let now = base + rnd(skew + 1);
+                if take(&mut s, &l, now).allowed {
+                    *per_window.entry(s.start_ms).or_insert(0u64) += 1;
+                }
+            }
+            assert!(per_window.len() > 5, "skew {skew}: windows rolled over");
+            for (start, n) in per_window {
+                assert!(n <= 5, "skew {skew}: {n} admitted in the window of {start}");
+            }
+        }
+    }
+
+    #[test]
+    fn compaction_keeps_windows_started_ahead_of_its_clock() {
+        let mut slots = vec![Slot::default(); 8];
+        let mut used = 0;
+        let mut next = 0;
+        let mut t = Table::new(&mut slots, &mut used, &mut next);
+        for i in 0..6u8 {
+            // started by a worker 50 ms ahead
+            t.count(&[i + 1; 16], &L, 1_050).unwrap();
+        }
+        assert_eq!(t.compact(1_000), 0);
+        assert_eq!(*t.used, 6);
+        for i in 0..6u8 {
+            let d = t.count(&[i + 1; 16], &L, 1_000).unwrap();
+            assert_eq!(d.remaining, 1, "the counter survived");
+        }
+        assert_eq!(t.compact(31_050), 6);
+        assert_eq!(*t.used, 0);
+    }
+
+    #[test]
+    fn a_full_table_compacts_once_per_window_end_not_per_request() {
+        let mut slots = vec![Slot::default(); 8];
+        let mut used = 0;
+        let mut next = 0;
+        let mut t = Table::new(&mut slots, &mut used, &mut next);
+        for i in 0..6u8 {
+            t.count(&[i + 1; 16], &L, 1_000 + u64::from(i)).unwrap();
+        }
+        assert!(t.count(&[100; 16], &L, 2_000).is_none());
+        assert_eq!(*t.next_compaction_ms, 31_000, "the earliest window end");
+        // Until then no compaction runs: spy on one by planting an expired
+        // counter that only a compaction would drop.
+        t.slots
+            .iter_mut()
+            .find(|s| s.occupied != 0)
+            .unwrap()
+            .window_ms = 1;
+        for now in 2_001..2_100 {
+            assert!(t.count(&[100; 16], &L, now).is_none());
+        }
+        assert_eq!(*t.used, 6, "no compaction ran");
+        // At the earliest window end, one compaction frees room.
+        assert!(t.count(&[100; 16], &L, 31_000).is_some());
+        assert_eq!(*t.used, 6);
+        assert_eq!(*t.next_compaction_ms, 31_001);
+    }
+
+    #[test]
+    fn a_short_window_counted_after_a_compaction_moves_the_next_one_earlier() {
+        let mut slots = vec![Slot::default(); 8];
+        let mut used = 0;
+        let mut next = 0;
+        let mut t = Table::new(&mut slots, &mut used, &mut next);
+        let long = Limit {
+            count: 5,
+            window_ms: 3_600_000,
+        };
+        let short = Limit {
+            count: 5,
+            window_ms: 1_000,
+        };
+        for i in 0..5u8 {
+            t.count(&[i + 1; 16], &long, 0).unwrap();
+        }
+        t.compact(0);
+        assert_eq!(*t.next_compaction_ms, 3_600_000);
+        t.count(&[9; 16], &short, 10).unwrap();
+        assert_eq!(*t.next_compaction_ms, 1_010);
+        assert!(t.count(&[10; 16], &short, 500).is_none(), "full");
+        assert!(
+            t.count(&[10; 16], &short, 1_010).is_some(),
+            "the short one was dropped"
+        );
+    }
+
+    #[test]
+    fn in_place_compaction_keeps_every_live_counter_reachable() {
+        // Many keys colliding on few homes, expiring in a pseudo-random
+        // order, around the end of the table (wrap-around runs).
+        let mut seed: u64 = 7;
+        let mut rnd = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        for round in 0..300 {
+            let len = 4 + (round % 13) as usize;
+            let mut slots = vec![Slot::default(); len];
+            let mut used = 0;
+            let mut next = 0;
+            let mut t = Table::new(&mut slots, &mut used, &mut next);
+            let mut live = Vec::new();
+            for n in 0..t.max_used {
+                let mut key = [0u8; 16];
+                key[..8].copy_from_slice(&(len as u64 - 1 - rnd(3)).to_le_bytes());
+                key[8..].copy_from_slice(&n.to_le_bytes());
+                let window_ms = 1 + rnd(4) * 100;
+                let limit = Limit {
+                    count: 9,
+                    window_ms,
+                };
+                t.count(&key, &limit, 0).unwrap();
+                live.push((key, window_ms));
+            }
+            let now = 150;
+            let dropped = t.compact(now);
+            live.retain(|&(_, w)| w > now);
+            assert_eq!(*t.used, live.len() as u64, "round {round}");
+            assert_eq!(dropped as usize + live.len(), t.max_used as usize);
+            for (key, _) in &live {
+                assert!(
+                    t.probe(key).is_ok(),
+                    "round {round}: a live counter was lost"
+                );
+            }
+            assert_eq!(
+                t.slots.iter().filter(|s| s.occupied != 0).count(),
+                live.len()
+            );
+        }
     }
 }

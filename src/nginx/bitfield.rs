@@ -127,7 +127,9 @@ bitfields! {
 
     /// `ngx_buf_t`.
     pub mod buf for ngx_buf_t {
+        temporary / set_temporary => authgate_bf_buf_temporary / authgate_bf_buf_set_temporary;
         memory / set_memory => authgate_bf_buf_memory / authgate_bf_buf_set_memory;
+        mmap / set_mmap => authgate_bf_buf_mmap / authgate_bf_buf_set_mmap;
         last_buf / set_last_buf => authgate_bf_buf_last_buf / authgate_bf_buf_set_last_buf;
         last_in_chain / set_last_in_chain
             => authgate_bf_buf_last_in_chain / authgate_bf_buf_set_last_in_chain;

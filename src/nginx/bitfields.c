@@ -60,7 +60,9 @@ AUTHGATE_BITFIELD(ngx_connection_t, connection, close)
 
 AUTHGATE_BITFIELD(ngx_peer_connection_t, peer, cached)
 
+AUTHGATE_BITFIELD(ngx_buf_t, buf, temporary)
 AUTHGATE_BITFIELD(ngx_buf_t, buf, memory)
+AUTHGATE_BITFIELD(ngx_buf_t, buf, mmap)
 AUTHGATE_BITFIELD(ngx_buf_t, buf, last_buf)
 AUTHGATE_BITFIELD(ngx_buf_t, buf, last_in_chain)
 

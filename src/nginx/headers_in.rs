@@ -49,6 +49,26 @@ pub fn find<'r>(r: &'r ngx_http_request_t, name: &[u8]) -> Option<&'r ngx_table_
     None
 }
 
+/// Whether some header called `name` (ASCII-case-insensitive) has a value
+/// for which `pred` holds.
+pub fn any_value(r: &ngx_http_request_t, name: &[u8], pred: impl Fn(&[u8]) -> bool) -> bool {
+    let mut part: *const ngx_list_part_t = &r.headers_in.headers.part;
+    while !part.is_null() {
+        // SAFETY: as in find().
+        let (elts, n) = unsafe { ((*part).elts.cast::<ngx_table_elt_t>(), (*part).nelts) };
+        for i in 0..n {
+            // SAFETY: i < nelts.
+            let h = unsafe { &*elts.add(i) };
+            if h.key.as_bytes().eq_ignore_ascii_case(name) && pred(h.value.as_bytes()) {
+                return true;
+            }
+        }
+        // SAFETY: as above.
+        part = unsafe { (*part).next };
+    }
+    false
+}
+
 /// nginx < 1.23: offsets of the `ngx_array_t` fields of `headers_in` that
 /// collect repeated headers; their `ngx_http_headers_in[]` entries are no
 /// `ngx_table_elt_t *` slots.

@@ -43,7 +43,8 @@ pub fn on_get(binding: Option<BindingState>) -> Attempt {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FreeFacts {
     pub attempt: Attempt,
-    /// The request carries `Authorization: NTLM …` / `Negotiate …`.
+    /// The request carries an `Authorization` whose scheme is NTLM or
+    /// Negotiate, well-formed or not (client-sent or set by `proxy_set_header`).
     pub credentials: bool,
     /// The client speaks HTTP/2 or HTTP/3: its requests are concurrent
     /// streams of one connection, which a connection binding cannot follow.

@@ -20,10 +20,10 @@ use core::ffi::c_void;
 use core::ptr;
 
 use nginx_sys::{
-    ngx_atomic_uint_t, ngx_connection_t, ngx_http_request_t, ngx_http_upstream_srv_conf_t,
-    ngx_http_upstream_t, ngx_int_t, ngx_log_t, ngx_pcalloc, ngx_peer_connection_t, ngx_pnalloc,
-    ngx_sockaddr_t, ngx_str_t, ngx_uint_t, socklen_t, NGX_DONE, NGX_ERROR, NGX_HTTP_VERSION_20,
-    NGX_LOG_INFO, NGX_OK, NGX_PEER_FAILED, NGX_PEER_NEXT,
+    ngx_atomic_uint_t, ngx_chain_t, ngx_connection_t, ngx_http_request_t,
+    ngx_http_upstream_srv_conf_t, ngx_http_upstream_t, ngx_int_t, ngx_log_t, ngx_pcalloc,
+    ngx_peer_connection_t, ngx_pnalloc, ngx_sockaddr_t, ngx_str_t, ngx_uint_t, socklen_t, NGX_DONE,
+    NGX_ERROR, NGX_HTTP_VERSION_20, NGX_LOG_INFO, NGX_OK, NGX_PEER_FAILED, NGX_PEER_NEXT,
 };
 use ngx::http::HttpModuleServerConf;
 
@@ -31,11 +31,12 @@ use super::binding::{
     not_bound_reason, on_free, on_get, Attempt, BindingState, FreeAction, FreeFacts,
 };
 use super::conf::UpstreamState;
-use super::credentials::classify;
+use super::credentials::{binds, head_binds};
 use super::lru::Handle;
 use super::NtlmModule;
 use crate::nginx::bitfield;
 use crate::nginx::ffi::guard;
+use crate::nginx::headers_in;
 use crate::nginx::pool::{add_cleanup, find_cleanup};
 use crate::nginx::upstream::{
     close_connection, connection_reusable, park_idle, unpark, IdleHook, InnerPeer,
@@ -159,15 +160,52 @@ pub unsafe extern "C" fn init_peer(
     })
 }
 
-/// Whether the client's `Authorization` carries NTLM/Negotiate credentials.
+/// Whether the request carries NTLM/Negotiate credentials: an
+/// `Authorization` whose scheme is NTLM or Negotiate ([`binds`]), in what
+/// the client sent or in what goes upstream.
+///
+/// `init_peer` runs after the upstream module built the request
+/// (`create_request`), so for `proxy_pass` `u->request_bufs` starts with the
+/// request head exactly as the upstream will receive it, with every
+/// `proxy_set_header` applied: that is scanned ([`head_binds`]). The
+/// client's own headers are checked too, for the modules whose requests are
+/// not an HTTP/1.x head (grpc, fastcgi, …): binding more than needed only
+/// costs pooling.
 fn request_credentials(r: &ngx_http_request_t) -> bool {
-    let h = r.headers_in.authorization;
-    if h.is_null() {
-        return false;
+    if headers_in::any_value(r, b"authorization", binds) {
+        return true;
     }
-    // SAFETY: a parsed request header in the request pool.
-    let value = unsafe { (*h).value };
-    classify(value.as_bytes()).is_some()
+    // SAFETY: init_peer is only called with r->upstream set.
+    let Some(u) = (unsafe { r.upstream.as_ref() }) else {
+        return false;
+    };
+    // SAFETY: the chain and its in-memory buffers were built by the
+    // upstream module's create_request in the request pool, and nothing
+    // was sent yet.
+    unsafe { head_binds(memory_pieces(u.request_bufs)) }
+}
+
+/// The in-memory buffers at the start of `chain` as byte slices, up to the
+/// first buffer in a file (a request body).
+///
+/// # Safety
+/// `chain` must be a live chain whose in-memory buffers' `pos..last` are
+/// readable for as long as the slices are used.
+unsafe fn memory_pieces<'a>(mut chain: *const ngx_chain_t) -> impl Iterator<Item = &'a [u8]> {
+    core::iter::from_fn(move || {
+        // SAFETY: per the contract.
+        let cl = unsafe { chain.as_ref() }?;
+        // SAFETY: per the contract.
+        let b = unsafe { cl.buf.as_ref() }?;
+        let in_memory =
+            bitfield::buf::temporary(b) || bitfield::buf::memory(b) || bitfield::buf::mmap(b);
+        if !in_memory || b.pos.is_null() || b.last < b.pos {
+            return None;
+        }
+        chain = cl.next;
+        // SAFETY: per the contract; pos <= last in one allocation.
+        Some(unsafe { core::slice::from_raw_parts(b.pos, b.last.offset_from(b.pos) as usize) })
+    })
 }
 
 /// The binding of `client` in `upstream`, if it has one.

@@ -13,7 +13,9 @@
 #   8. prove -r t                      our module in the vendored nginx
 #   9. prove t/auth_request_*.t        the C reference, TEST_NGINX_MODULE=none: the same
 #                                      tests must describe the C module's behaviour
-#  10. prove t/packaging_*.t           TEST_PACKAGING=1: the module built against other
+#  10. prove t/*.t under valgrind     TEST_NGINX_VALGRIND=1: memcheck, 0 errors and 0
+#                                      definite leaks in module frames (a few minutes)
+#  10b. prove t/packaging_*.t           TEST_PACKAGING=1: the module built against other
 #                                      nginx builds (vendored 1.28 with another configure
 #                                      line, Debian's nginx 1.22) in target/against/, the
 #                                      RPM; a few minutes on 2 cores
@@ -155,6 +157,18 @@ prove_cref() {
     prove "${prove_args[@]}" "${tests[@]}" 2>&1 | count_tests prove
 }
 
+# The nginx tests under valgrind memcheck (t/lib/README: TEST_NGINX_VALGRIND):
+# no memcheck error and no definite leak in a module frame. All of t/ but the
+# packaging files (they build other nginx) and key_auth_many.t (100 000
+# consumers: minutes of startup under valgrind).
+prove_valgrind() {
+    local tests=()
+    mapfile -t tests < <(find t -maxdepth 1 -name '*.t' ! -name 'packaging_*' ! -name 'key_auth_many.t' | sort)
+    TEST_NGINX_VALGRIND=1 TEST_NGINX_BINARY=$(find_nginx "$(target_dir)" debug) \
+        TEST_NGINX_MODULE=$(module_path debug) prove "${prove_args[@]}" "${tests[@]}" 2>&1 |
+        count_tests prove
+}
+
 prove_packaging() {
     local tests=()
     mapfile -t tests < <(find t -maxdepth 1 -name 'packaging_*.t' 2>/dev/null | sort)
@@ -177,6 +191,7 @@ step "bit-fields only through src/nginx/bitfield.rs" lint_bitfields
 step "C reference nginx (target/cref, +auth_request)" build_cref
 step "prove -r t (our module, vendored nginx)" prove_ours
 step "prove t/auth_request_*.t (C reference, no module)" prove_cref
+step "prove t/*.t under valgrind memcheck (TEST_NGINX_VALGRIND=1)" prove_valgrind
 step "prove t/packaging_*.t (TEST_PACKAGING=1: other nginx builds, RPM)" prove_packaging
 
 matrix_one() { bash ci/matrix.sh "$1" 2>&1 | count_tests prove; }

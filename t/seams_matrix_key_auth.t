@@ -146,7 +146,6 @@ for my $cell (@SeamsMatrix::CELLS) {
                 }
                 is_deeply(identity($rec), \%JACK, "$tag key: $h sees the module's identity, once");
                 if ($proto eq 'us') {
-                    local $TODO = $TODO // 'fixed by seams-acl';
                     is_deeply(identity($rec, 1), \%JACK, "$tag key: $h sees no underscore-spelled identity");
                 }
             }
@@ -184,7 +183,6 @@ for my $cell (@SeamsMatrix::CELLS) {
                 is_deeply($p, $want, "$tag $what: satisfy any + allow all serves");
                 is_deeply(identity($recs->[0]), {}, "$tag $what: no identity reaches the upstream");
                 if ($proto eq 'us') {
-                    local $TODO = 'fixed by seams-acl';
                     is_deeply(identity($recs->[0], 1), {}, "$tag $what: no underscore-spelled identity either");
                 }
             } else {   # sub: subrequests skip the access phase (nginx's rule)

@@ -15,7 +15,8 @@
 #                                      tests must describe the C module's behaviour
 #  10. prove t/*.t under valgrind     TEST_NGINX_VALGRIND=1: memcheck, 0 errors and 0
 #                                      definite leaks in module frames (a few minutes)
-#  10b. prove t/packaging_*.t           TEST_PACKAGING=1: the module built against other
+#  10b. AddressSanitizer              nginx + module built with ASan, prove -r t
+#  10c. prove t/packaging_*.t           TEST_PACKAGING=1: the module built against other
 #                                      nginx builds (vendored 1.28 with another configure
 #                                      line, Debian's nginx 1.22) in target/against/, the
 #                                      RPM; a few minutes on 2 cores
@@ -169,6 +170,32 @@ prove_valgrind() {
         count_tests prove
 }
 
+# nginx and the module built with AddressSanitizer (the module through
+# rustc's -Zsanitizer=address: RUSTC_BOOTSTRAP=1 lets the stable toolchain
+# take that flag), then all of t/ but the packaging files. ASan reports go to
+# files; any report fails the step. Leak checking stays with valgrind (nginx
+# does not free its cycle at exit).
+prove_asan() {
+    local so nginx logs
+    so=$(RUSTC_BOOTSTRAP=1 RUSTFLAGS="-Zsanitizer=address" bash ci/build-against.sh --debug \
+        --make-nginx --work "$(target_dir)/against/asan" --vendored "${asan_configure[@]}")
+    nginx=$(dirname "$so")/nginx/objs/nginx
+    logs=$(mktemp -d)
+    ASAN_OPTIONS="detect_leaks=0:log_path=$logs/asan" TEST_NGINX_BINARY=$nginx TEST_NGINX_MODULE=$so \
+        prove "${prove_args[@]}" t 2>&1 | count_tests prove
+    if compgen -G "$logs/asan*" >/dev/null; then
+        cat "$logs"/asan*
+        die "AddressSanitizer reported errors (above)"
+    fi
+    rm -rf "$logs"
+    echo "AddressSanitizer: no reports"
+}
+asan_configure=(
+    --with-http_realip_module --with-http_ssl_module --with-http_v2_module --with-stream
+    --with-stream_realip_module --with-stream_ssl_module --with-threads
+    "--with-cc-opt=-fsanitize=address -fno-omit-frame-pointer" --with-ld-opt=-fsanitize=address
+)
+
 prove_packaging() {
     local tests=()
     mapfile -t tests < <(find t -maxdepth 1 -name 'packaging_*.t' 2>/dev/null | sort)
@@ -192,6 +219,7 @@ step "C reference nginx (target/cref, +auth_request)" build_cref
 step "prove -r t (our module, vendored nginx)" prove_ours
 step "prove t/auth_request_*.t (C reference, no module)" prove_cref
 step "prove t/*.t under valgrind memcheck (TEST_NGINX_VALGRIND=1)" prove_valgrind
+step "prove -r t with AddressSanitizer (nginx and module)" prove_asan
 step "prove t/packaging_*.t (TEST_PACKAGING=1: other nginx builds, RPM)" prove_packaging
 
 matrix_one() { bash ci/matrix.sh "$1" 2>&1 | count_tests prove; }

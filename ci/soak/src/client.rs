@@ -127,6 +127,8 @@ struct Shared {
     completed: AtomicU64,
     connects: AtomicU64,
     idle_retries: AtomicU64,
+    /// Why idle connections were found closed: "EOF", "write: …", "… reset …".
+    retry_reasons: Mutex<std::collections::BTreeMap<String, u64>>,
     server_closes: AtomicU64,
     ntlm_lost: AtomicU64,
     ntlm_own: AtomicU64,
@@ -532,7 +534,7 @@ fn connection_thread(idx: usize, n: u64, cfg: &Config, shared: &Shared) {
             match r {
                 Err(Failure::Retryable(why)) if attempt == 0 => {
                     shared.idle_retries.fetch_add(1, Ordering::Relaxed);
-                    let _ = why;
+                    *shared.retry_reasons.lock().unwrap().entry(why).or_default() += 1;
                     conn.stream = None;
                 }
                 other => {
@@ -642,6 +644,7 @@ fn reloader(cfg: &Config, shared: &Shared) {
 
 struct Sample {
     completed: u64,
+    reloads: u64,
     workers_kb: u64,
     master_kb: u64,
 }
@@ -657,6 +660,7 @@ fn sampler(cfg: &Config, shared: &Shared, out: &Mutex<Vec<Sample>>) {
                 if let Some(master_kb) = procfs::rss_kb(cfg.master) {
                     out.lock().unwrap().push(Sample {
                         completed: shared.completed.load(Ordering::Relaxed),
+                        reloads: shared.reloads.load(Ordering::Relaxed),
                         workers_kb: w.iter().map(|w| w.rss_kb).sum(),
                         master_kb,
                     });
@@ -761,6 +765,11 @@ fn report(cfg: &Config, shared: &Shared, samples: &[Sample], wall: f64) -> bool 
         ld(&shared.server_closes),
         ld(&shared.idle_retries)
     );
+    let reasons = shared.retry_reasons.lock().unwrap();
+    if !reasons.is_empty() {
+        let list: Vec<String> = reasons.iter().map(|(r, n)| format!("{r}: {n}")).collect();
+        println!("  (how they were found closed: {})", list.join(", "));
+    }
     println!(
         "ntlm: answers with the connection's own token {}; binding ended (no token, re-authenticated) {}",
         ld(&shared.ntlm_own),
@@ -817,11 +826,19 @@ fn report(cfg: &Config, shared: &Shared, samples: &[Sample], wall: f64) -> bool 
         ));
     }
 
-    // RSS: the first sample after warm-up is the baseline.
+    // RSS: the first sample after warm-up is the baseline. Warm-up is
+    // warmup_pct of the requests and, when nginx is reloaded at all, the
+    // first reload: from then on the master holds two configuration cycles'
+    // worth of memory (the old one is freed, but malloc keeps the pages),
+    // a step, not a trend.
     let warm = (cfg.requests as f64 * cfg.warmup_pct / 100.0) as u64;
-    let post: Vec<&Sample> = samples.iter().filter(|s| s.completed >= warm).collect();
+    let warm_reloads = u64::from(cfg.reloads > 0 || cfg.reload_interval > 0.0);
+    let post: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| s.completed >= warm && s.reloads >= warm_reloads)
+        .collect();
     println!(
-        "rss samples: {} in all, {} after warm-up ({}% of the requests)",
+        "rss samples: {} in all, {} after warm-up ({}% of the requests and {warm_reloads} reload)",
         samples.len(),
         post.len(),
         cfg.warmup_pct

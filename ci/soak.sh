@@ -49,7 +49,9 @@ cargo build "${cargo_locked[@]}" "${release[@]}" >&2
 nginx=$(find_nginx "$(target_dir)" "$profile")
 module=$(module_path "$profile")
 log "soak: cargo build --release --manifest-path ci/soak/Cargo.toml"
-cargo build "${cargo_locked[@]}" --release --manifest-path ci/soak/Cargo.toml >&2
+# Its own target dir, also when CARGO_TARGET_DIR is set for the main build.
+cargo build "${cargo_locked[@]}" --release --manifest-path ci/soak/Cargo.toml \
+    --target-dir "$ROOT/ci/soak/target" >&2
 soak=$ROOT/ci/soak/target/release/authgate-soak
 
 # Under /tmp: started as root, the workers still read nothing but their

@@ -623,8 +623,23 @@ fn reloader(cfg: &Config, shared: &Shared) {
     let start = Instant::now();
     let mut next_by_time = cfg.reload_interval;
     let mut next_by_progress = 1;
+    let mut next_tenth = 1;
     while !shared.stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(20));
+        // A line per tenth of the run, on stderr.
+        let done = shared.completed.load(Ordering::Relaxed);
+        if next_tenth < 10 && done >= cfg.requests * next_tenth / 10 {
+            // Short runs (--ci) are over before anyone reads it.
+            if start.elapsed() >= Duration::from_secs(5) {
+                eprintln!(
+                    "soak: {done}/{} requests, {} reloads, {:.0} s",
+                    cfg.requests,
+                    shared.reloads.load(Ordering::Relaxed),
+                    start.elapsed().as_secs_f64()
+                );
+            }
+            next_tenth += 1;
+        }
         let due_time = cfg.reload_interval > 0.0 && start.elapsed().as_secs_f64() >= next_by_time;
         let due_progress = cfg.reloads > 0
             && next_by_progress <= cfg.reloads
@@ -647,6 +662,8 @@ struct Sample {
     reloads: u64,
     workers_kb: u64,
     master_kb: u64,
+    /// (pid, kB) of each worker.
+    each: Vec<(u32, u64)>,
 }
 
 fn sampler(cfg: &Config, shared: &Shared, out: &Mutex<Vec<Sample>>) {
@@ -663,6 +680,7 @@ fn sampler(cfg: &Config, shared: &Shared, out: &Mutex<Vec<Sample>>) {
                         reloads: shared.reloads.load(Ordering::Relaxed),
                         workers_kb: w.iter().map(|w| w.rss_kb).sum(),
                         master_kb,
+                        each: w.iter().map(|w| (w.pid, w.rss_kb)).collect(),
                     });
                 }
             }
@@ -866,6 +884,27 @@ fn report(cfg: &Config, shared: &Shared, samples: &[Sample], wall: f64) -> bool 
                 fail(format!("{what} RSS grew from {base} kB to {last} kB"));
             }
         }
+    }
+
+    // Within one worker's life (a reload ends it): the largest growth from
+    // its first sample to its last, for the record (a worker grows while it
+    // warms up, so this is not a pass/fail figure).
+    let mut life: std::collections::BTreeMap<u32, (u64, u64, usize)> = Default::default();
+    for s in &post {
+        for &(pid, kb) in &s.each {
+            let e = life.entry(pid).or_insert((kb, kb, 0));
+            e.1 = kb;
+            e.2 += 1;
+        }
+    }
+    if let Some((pid, (first, last, n))) = life
+        .iter()
+        .max_by_key(|(_, (f, l, _))| l.saturating_sub(*f))
+    {
+        println!(
+            "rss of one worker over its life: {} workers seen; largest growth pid {pid}: {first} -> {last} kB over {n} samples",
+            life.len()
+        );
     }
 
     for (name, port) in &cfg.backends {

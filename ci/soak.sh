@@ -34,7 +34,7 @@ quota_limit=50
 if ((ci)); then
     requests=${SOAK_REQUESTS:-20000}
     # A few seconds in all: sample often enough to see a trend.
-    timing=(--reloads "${SOAK_RELOADS:-3}" --rss-interval 0.2)
+    timing=(--reloads "${SOAK_RELOADS:-3}" --rss-interval 0.1)
     hard_timeout=${SOAK_TIMEOUT:-300}
 else
     requests=${SOAK_REQUESTS:-1000000}

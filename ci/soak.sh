@@ -54,8 +54,7 @@ cargo build "${cargo_locked[@]}" --release --manifest-path ci/soak/Cargo.toml \
     --target-dir "$ROOT/ci/soak/target" >&2
 soak=$ROOT/ci/soak/target/release/authgate-soak
 
-# Under /tmp: started as root, the workers still read nothing but their
-# config, but keep the same layout as the benchmarks.
+# Config, pid file and logs in a temp dir of their own, removed on exit.
 tmp=$(mktemp -d /tmp/authgate-soak.XXXXXX)
 chmod 755 "$tmp"
 backends_pid=""

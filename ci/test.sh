@@ -13,6 +13,8 @@
 #   8. prove -r t                      our module in the vendored nginx
 #   9. prove t/auth_request_*.t        the C reference, TEST_NGINX_MODULE=none: the same
 #                                      tests must describe the C module's behaviour
+#   9b. soak --ci                      ci/soak.sh: 20 000 requests over every mechanism,
+#                                      3 reloads, every answer checked, RSS flat
 #  10. prove t/*.t under valgrind     TEST_NGINX_VALGRIND=1: memcheck, 0 errors and 0
 #                                      definite leaks in module frames (a few minutes)
 #  10b. AddressSanitizer              nginx + module built with ASan, prove -r t
@@ -218,6 +220,12 @@ step "bit-fields only through src/nginx/bitfield.rs" lint_bitfields
 step "C reference nginx (target/cref, +auth_request)" build_cref
 step "prove -r t (our module, vendored nginx)" prove_ours
 step "prove t/auth_request_*.t (C reference, no module)" prove_cref
+soak_lint() {
+    cargo fmt --manifest-path ci/soak/Cargo.toml --check
+    cargo clippy "${cargo_locked[@]}" --manifest-path ci/soak/Cargo.toml --all-targets -- -D warnings
+}
+step "ci/soak: cargo fmt --check, clippy -D warnings" soak_lint
+step "soak --ci (ci/soak.sh: 20 000 requests, 3 reloads)" bash ci/soak.sh --ci
 step "prove t/*.t under valgrind memcheck (TEST_NGINX_VALGRIND=1)" prove_valgrind
 step "prove -r t with AddressSanitizer (nginx and module)" prove_asan
 step "prove t/packaging_*.t (TEST_PACKAGING=1: other nginx builds, RPM)" prove_packaging

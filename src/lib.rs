@@ -15,7 +15,7 @@ pub mod ntlm;
 ///
 /// ngx 0.5's `ngx_modules!` cannot list more than one module (its counting
 /// helper rejects the trailing comma it generates), hence this one.
-#[cfg_attr(test, allow(unused_macros))]
+#[cfg_attr(any(test, fuzzing), allow(unused_macros))]
 macro_rules! module_table {
     ($($module:path => $name:literal),+ $(,)?) => {
         const MODULE_COUNT: usize = [$($name),+].len();
@@ -45,8 +45,9 @@ macro_rules! module_table {
 // The order is the order in which the access checks run in a location that
 // uses several: each module registers at the front of the access phase, and
 // all of them run after nginx's allow/deny and auth_basic. Compiled out of
-// unit tests, which link without nginx.
-#[cfg(not(test))]
+// unit tests and fuzz targets (`--cfg fuzzing`), which link without nginx:
+// without the table nothing refers to the modules' directive handlers.
+#[cfg(not(any(test, fuzzing)))]
 module_table!(
     key_auth::ngx_http_authgate_key_auth_module => "ngx_http_authgate_key_auth_module",
     auth_request::ngx_http_authgate_auth_request_module => "ngx_http_authgate_auth_request_module",

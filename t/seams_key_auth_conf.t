@@ -39,6 +39,21 @@ http {
 EOF
 is($rc, 0, 'limit_status=429 is fine') or diag($out);
 
+# a zone nginx could not map: [emerg] with FILE:LINE, not mmap()'s [alert]
+for my $size ('1000000000000000', '65537m') {
+    my ($zrc, $zout, $zpath) = $t->nginx_t(<<"EOF");
+%%TEST_GLOBALS%%
+events {}
+http {
+    key_auth_zone key_auth $size;
+}
+EOF
+    isnt($zrc, 0, "key_auth_zone $size: nginx -t fails");
+    like($zout, qr/\[emerg\] zone "key_auth" is too large: $size \(at most 65536m\) in \Q$zpath\E:4/,
+         "key_auth_zone $size: too large, FILE:LINE") or diag($zout);
+    unlike($zout, qr/\[alert\]/, "key_auth_zone $size: no [alert]");
+}
+
 # key_auth_header with an underscore
 my $path;
 ($rc, $out, $path) = $t->nginx_t(<<'EOF');

@@ -416,6 +416,13 @@ unsafe extern "C" fn set_zone(
                 cf,
                 format_args!("zone \"{zone_name}\" is too small: {size} (at least {min} bytes)"),
             ),
+            Err(ZoneError::TooLarge(max)) => emerg(
+                cf,
+                format_args!(
+                    "zone \"{zone_name}\" is too large: {size} (at most {}m)",
+                    max >> 20
+                ),
+            ),
             Err(ZoneError::Duplicate) => {
                 emerg(cf, format_args!("zone \"{zone_name}\" is already declared"))
             }

@@ -23,6 +23,9 @@ pub enum ZoneError {
     BadSize,
     /// Smaller than nginx's minimum for a slab zone (8 pages).
     TooSmall(usize),
+    /// Larger than [`MAX_ZONE_SIZE`]: nginx would try to map it and fail
+    /// at start with an `[alert]` that names no configuration line.
+    TooLarge(usize),
     /// nginx refused (it has logged why, e.g. a name already used for
     /// another purpose).
     Refused,
@@ -30,6 +33,12 @@ pub enum ZoneError {
     /// configuration.
     Duplicate,
 }
+
+/// The largest zone this module declares: far beyond any real need (a
+/// million consumers' counters fit in well under 1 GiB), small enough that
+/// a typo such as `100000000m` is an `[emerg]` with FILE:LINE rather than a
+/// failed `mmap()` at start.
+pub const MAX_ZONE_SIZE: usize = 64 << 30;
 
 /// Parses an nginx size (`1m`, `64k`, `32768`).
 pub fn parse_size(value: &ngx_str_t) -> Option<usize> {
@@ -54,6 +63,9 @@ pub fn add(
     let min = 8 * unsafe { ngx_pagesize };
     if size < min {
         return Err(ZoneError::TooSmall(min));
+    }
+    if size > MAX_ZONE_SIZE {
+        return Err(ZoneError::TooLarge(MAX_ZONE_SIZE));
     }
     let mut name = *name;
     let tag = ptr::from_ref(module).cast_mut().cast::<c_void>();

@@ -104,11 +104,7 @@ case $mode in
         name=debian
         ;;
     vendored)
-        manifest=$(cargo metadata --format-version 1 "${cargo_locked[@]}" 2>/dev/null |
-            grep -o '"manifest_path":"[^"]*/nginx-src-[^"]*/Cargo.toml"' | head -1 |
-            sed 's/^"manifest_path":"//; s/"$//') || true
-        [[ -n $manifest ]] || die "cannot find the nginx-src crate (cargo metadata)"
-        src=$(dirname "$manifest")/nginx
+        src=$(vendored_nginx_source)
         args=("$@")
         name=vendored
         ;;

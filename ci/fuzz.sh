@@ -28,6 +28,18 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked
 fi
 
+# The fuzz crate depends on nginx-sys too. When the main debug build exists,
+# point nginx-sys at its configured vendored nginx (source in cargo's
+# registry, objs/ in target/) so that it does not configure and build a copy
+# of its own in fuzz/target/ (about two minutes); the fuzz targets never call
+# nginx, they only need its headers for the bindings.
+if main_nginx=$(find_nginx "$(target_dir)" debug 2>/dev/null); then
+    NGINX_SOURCE_DIR=$(vendored_nginx_source)
+    NGINX_BUILD_DIR=$(dirname "$main_nginx")
+    export NGINX_SOURCE_DIR NGINX_BUILD_DIR
+    log "fuzz: nginx headers from the main build ($NGINX_BUILD_DIR)"
+fi
+
 cd "$ROOT/fuzz"
 targets=()
 if [[ -n ${FUZZ_TARGETS:-} ]]; then

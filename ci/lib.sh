@@ -90,3 +90,14 @@ CONF
         die "$nginx does not load $so (above)"
     fi
 }
+
+# vendored_nginx_source: the nginx source tree of the nginx-src crate that
+# `cargo build` vendors (in cargo's registry).
+vendored_nginx_source() {
+    local manifest
+    manifest=$(cargo metadata --format-version 1 "${cargo_locked[@]}" 2>/dev/null |
+        grep -o '"manifest_path":"[^"]*/nginx-src-[^"]*/Cargo.toml"' | head -1 |
+        sed 's/^"manifest_path":"//; s/"$//') || true
+    [[ -n $manifest ]] || die "cannot find the nginx-src crate (cargo metadata)"
+    printf '%s\n' "$(dirname "$manifest")/nginx"
+}

@@ -8,6 +8,9 @@
 #   4. cargo clippy --all-targets -- -D warnings
 #   5. cargo test
 #   6. cargo build                     module + vendored nginx (debug)
+#   6b. cargo fuzz                     ci/fuzz.sh: every fuzz target for FUZZ_SECONDS
+#                                      (default 20) on the committed seeds; skipped
+#                                      without a nightly toolchain
 #   7. C reference nginx               same nginx-src, + --with-http_auth_request_module,
 #                                      in target/cref so the two builds never reconfigure each other
 #   8. prove -r t                      our module in the vendored nginx
@@ -217,6 +220,7 @@ cargo_test() { cargo test "${cargo_locked[@]}" 2>&1 | count_tests cargo; }
 step "cargo test" cargo_test
 step "cargo build (module + vendored nginx)" cargo build "${cargo_locked[@]}"
 step "bit-fields only through src/nginx/bitfield.rs" lint_bitfields
+step "cargo fuzz targets, ${FUZZ_SECONDS:=20}s each (ci/fuzz.sh)" env FUZZ_SECONDS="$FUZZ_SECONDS" bash ci/fuzz.sh
 step "C reference nginx (target/cref, +auth_request)" build_cref
 step "prove -r t (our module, vendored nginx)" prove_ours
 step "prove t/auth_request_*.t (C reference, no module)" prove_cref

@@ -80,10 +80,11 @@ fuzz_target!(|spec: &[u8]| {
 
     let cn = common_name(spec);
     assert!(cn.len() <= spec.len());
-    // A common name needs "CN=" in the subject once escapes are undone
-    // (an escaped character stands for itself: "C\\N=x" reads as "CN=x").
+    // A common name needs "CN=" (or "cn=") in the subject once escapes are
+    // undone (an escaped character stands for itself: "C\\N=x" reads as
+    // "CN=x").
     let unescaped: Vec<u8> = spec.iter().copied().filter(|&b| b != b'\\').collect();
-    if !unescaped.windows(3).any(|w| w == b"CN=") {
+    if !unescaped.windows(3).any(|w| w == b"CN=" || w == b"cn=") {
         assert!(cn.is_empty());
     }
     let access = access_for_method(spec);

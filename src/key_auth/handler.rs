@@ -21,6 +21,9 @@
 //!    add `X-RateLimit-*`; over the limit → the consumer's `limit_status`,
 //!    no upstream request, and the refusal is kept in the passage.
 //! 6. Tell the upstream who the consumer is.
+//! 7. (precontent phase, [`hide_handler`]) With `key_auth_hide_credentials
+//!    on`, hide the key also when the access phase let the request in
+//!    before key_auth ran (`satisfy any`).
 
 use core::ptr;
 
@@ -66,12 +69,58 @@ pub unsafe extern "C" fn strip_handler(r: *mut ngx_http_request_t) -> ngx_int_t 
     // SAFETY: the phase engine passes a live request.
     let r = unsafe { &mut *r };
     guard_status(request::log(r), || {
-        let enabled = KeyAuthModule::location_conf(r).is_some_and(KeyAuthConf::enabled);
-        if enabled && ptr::eq(r, r.main) {
+        if !KeyAuthModule::location_conf(r).is_some_and(KeyAuthConf::enabled) {
+            return NGX_DECLINED as ngx_int_t;
+        }
+        if ptr::eq(r, r.main) {
             headers_in::remove_any(r, &CONSUMER_HEADERS);
         }
         NGX_DECLINED as ngx_int_t
     })
+}
+
+/// Precontent-phase entry point: `key_auth_hide_credentials on` holds
+/// whatever the access phase decided. Under `satisfy any`, `allow` (or
+/// another check) lets a request in before key_auth's access handler runs,
+/// which then never hides the key: without this, the key would reach the
+/// upstream, `$request_uri`, `$args` and the access log. The key's sources
+/// are removed here as [`hide`] does, unless the access handler already did
+/// in this location (the passage records where it hid last). Main requests
+/// only. It runs before `mirror` and
+/// `try_files` (registered later, so run first), which copy or move the
+/// request.
+///
+/// # Safety
+/// Called by nginx's phase engine with a live request.
+pub unsafe extern "C" fn hide_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: the phase engine passes a live request.
+    let r = unsafe { &mut *r };
+    guard_status(request::log(r), || {
+        let (Some(conf), Some(main)) =
+            (KeyAuthModule::location_conf(r), KeyAuthModule::main_conf(r))
+        else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        if !conf.enabled() || !conf.hide_credentials() || !ptr::eq(r, r.main) {
+            return NGX_DECLINED as ngx_int_t;
+        }
+        let Some(passage) = request::kept_or_new::<Passage>(r, KeyAuthModule::module()) else {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+        };
+        if passage.hidden_by == conf_id(conf) {
+            return NGX_DECLINED as ngx_int_t;
+        }
+        if hide(r, conf, main, &passage.verdict).is_err() {
+            return fail(passage);
+        }
+        passage.hidden_by = conf_id(conf);
+        NGX_DECLINED as ngx_int_t
+    })
+}
+
+/// What identifies a location's configuration in [`Passage::hidden_by`].
+fn conf_id(conf: &KeyAuthConf) -> usize {
+    ptr::from_ref(conf) as usize
 }
 
 /// The access-phase entry point.
@@ -102,8 +151,11 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         Step::Continue(identity) => Verdict::Allowed(identity),
     };
 
-    if conf.hide_credentials() && hide(r, conf, main, &passage.verdict).is_err() {
-        return fail(passage);
+    if conf.hide_credentials() {
+        if hide(r, conf, main, &passage.verdict).is_err() {
+            return fail(passage);
+        }
+        passage.hidden_by = conf_id(conf);
     }
 
     let identity = match passage.verdict {

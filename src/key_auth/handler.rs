@@ -4,7 +4,9 @@
 //! 0. (preaccess phase, [`strip_handler`]) Strip client-sent
 //!    `X-Consumer-Username`, `X-Credential-Identifier`, `X-Consumer-Custom-Id`
 //!    (always, whatever the access checks decide; in every `key_auth`
-//!    location a request passes, so ours from an earlier one go too).
+//!    location a request passes, so ours from an earlier one go too). A
+//!    subrequest, which skips the access phase, gets a header list of its
+//!    own without them (and without the key), see [`subrequest`].
 //! 1. Find the request's [`Passage`]: what an earlier `key_auth` location
 //!    decided before an internal redirect. Refused there: refused here, the
 //!    same way. Identified there: the same consumer here.
@@ -21,6 +23,9 @@
 //!    add `X-RateLimit-*`; over the limit → the consumer's `limit_status`,
 //!    no upstream request, and the refusal is kept in the passage.
 //! 6. Tell the upstream who the consumer is.
+//! 7. (precontent phase, [`hide_handler`]) With `key_auth_hide_credentials
+//!    on`, hide the key also when the access phase let the request in
+//!    before key_auth ran (`satisfy any`).
 
 use core::ptr;
 
@@ -58,7 +63,8 @@ const CONSUMER_HEADERS: [&[u8]; 3] = [
 /// Preaccess-phase entry point: removes client-sent copies of the consumer
 /// headers in every request of a `key_auth` location, before any access
 /// check runs, so that they are gone even when `satisfy any` lets the
-/// request in through `allow` and key_auth itself never runs.
+/// request in through `allow` and key_auth itself never runs. Subrequests,
+/// for which nginx skips the access phase, are treated by [`subrequest`].
 ///
 /// # Safety
 /// Called by nginx's phase engine with a live request.
@@ -66,12 +72,113 @@ pub unsafe extern "C" fn strip_handler(r: *mut ngx_http_request_t) -> ngx_int_t 
     // SAFETY: the phase engine passes a live request.
     let r = unsafe { &mut *r };
     guard_status(request::log(r), || {
-        let enabled = KeyAuthModule::location_conf(r).is_some_and(KeyAuthConf::enabled);
-        if enabled && ptr::eq(r, r.main) {
+        let Some(conf) = KeyAuthModule::location_conf(r).filter(|c| c.enabled()) else {
+            return NGX_DECLINED as ngx_int_t;
+        };
+        if ptr::eq(r, r.main) {
             headers_in::remove_any(r, &CONSUMER_HEADERS);
+            return NGX_DECLINED as ngx_int_t;
         }
+        subrequest(r, conf)
+    })
+}
+
+/// A subrequest (SSI `include virtual=`, `mirror`, an auth subrequest)
+/// entering a `key_auth` location: nginx skips the access phase for it, so
+/// key_auth never checks it. It starts with its parent's request headers,
+/// which for an unchecked main request are the client's. It gets a header
+/// list of its own (the parent's is shared, see
+/// [`headers::own_list_without`]) without the consumer headers and, with
+/// `key_auth_hide_credentials on`, without the key header (any spelling),
+/// and its own arguments, `$request_uri` and request line without the key
+/// argument. When the main request was identified by key_auth in a way
+/// this location accepts ([`Passage::step`]), the subrequest carries our
+/// identity headers for that consumer; otherwise none.
+fn subrequest(r: &mut ngx_http_request_t, conf: &KeyAuthConf) -> ngx_int_t {
+    let Some(main) = KeyAuthModule::main_conf(r) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    let error = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+    let names = [
+        CONSUMER_HEADERS[0],
+        CONSUMER_HEADERS[1],
+        CONSUMER_HEADERS[2],
+        conf.header(),
+    ];
+    let hide = conf.hide_credentials();
+    if headers::own_list_without(r, &names[..if hide { 4 } else { 3 }]).is_err() {
+        return error;
+    }
+    if hide {
+        match args::remove_everywhere(r, conf.query()) {
+            Ok(true) => {
+                for &index in &main.target_variables {
+                    variables::flush(r, index);
+                }
+            }
+            Ok(false) => {}
+            Err(_) => return error,
+        }
+    }
+    // SAFETY: a subrequest's main request lives until all its subrequests
+    // are finalised.
+    let main_request = unsafe { &*r.main };
+    let step = request::kept::<Passage>(main_request, KeyAuthModule::module())
+        .map(|passage| passage.step(conf.anonymous()));
+    if let Some(Step::Continue(identity)) = step {
+        let consumer = main.registry.consumer(identity.consumer);
+        let credential = identity
+            .credential
+            .map(|(index, _)| main.registry.credential(index));
+        if upstream_headers(r, consumer, credential).is_err() {
+            return error;
+        }
+    }
+    NGX_DECLINED as ngx_int_t
+}
+
+/// Precontent-phase entry point: `key_auth_hide_credentials on` holds
+/// whatever the access phase decided. Under `satisfy any`, `allow` (or
+/// another check) lets a request in before key_auth's access handler runs,
+/// which then never hides the key: without this, the key would reach the
+/// upstream, `$request_uri`, `$args` and the access log. The key's sources
+/// are removed here as [`hide`] does, unless the access handler already did
+/// in this location (the passage records where it hid last). Main requests
+/// only: [`subrequest`] treats subrequests. It runs before `mirror` and
+/// `try_files` (registered later, so run first), which copy or move the
+/// request.
+///
+/// # Safety
+/// Called by nginx's phase engine with a live request.
+pub unsafe extern "C" fn hide_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
+    // SAFETY: the phase engine passes a live request.
+    let r = unsafe { &mut *r };
+    guard_status(request::log(r), || {
+        let (Some(conf), Some(main)) =
+            (KeyAuthModule::location_conf(r), KeyAuthModule::main_conf(r))
+        else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        if !conf.enabled() || !conf.hide_credentials() || !ptr::eq(r, r.main) {
+            return NGX_DECLINED as ngx_int_t;
+        }
+        let Some(passage) = request::kept_or_new::<Passage>(r, KeyAuthModule::module()) else {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+        };
+        if passage.hidden_by == conf_id(conf) {
+            return NGX_DECLINED as ngx_int_t;
+        }
+        if hide(r, conf, main, &passage.verdict).is_err() {
+            return fail(passage);
+        }
+        passage.hidden_by = conf_id(conf);
         NGX_DECLINED as ngx_int_t
     })
+}
+
+/// What identifies a location's configuration in [`Passage::hidden_by`].
+fn conf_id(conf: &KeyAuthConf) -> usize {
+    ptr::from_ref(conf) as usize
 }
 
 /// The access-phase entry point.
@@ -102,8 +209,11 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         Step::Continue(identity) => Verdict::Allowed(identity),
     };
 
-    if conf.hide_credentials() && hide(r, conf, main, &passage.verdict).is_err() {
-        return fail(passage);
+    if conf.hide_credentials() {
+        if hide(r, conf, main, &passage.verdict).is_err() {
+            return fail(passage);
+        }
+        passage.hidden_by = conf_id(conf);
     }
 
     let identity = match passage.verdict {

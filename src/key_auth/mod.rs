@@ -9,7 +9,8 @@
 //! * [`quota`] — fixed windows and the shared counter table (pure);
 //! * [`passage`] — what was decided for a request, kept across internal
 //!   redirects (pure);
-//! * [`handler`] — the access-phase flow;
+//! * [`handler`] — the access-phase flow (and its preaccess and precontent
+//!   companions);
 //! * [`respond`] — the 401 JSON responses (header and body filters).
 
 pub mod conf;
@@ -50,8 +51,10 @@ impl HttpModule for KeyAuthModule {
             }
             respond::register_filters(cf);
             let preaccess = nginx_sys::ngx_http_phases_NGX_HTTP_PREACCESS_PHASE;
+            let precontent = nginx_sys::ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE;
             if register_access_handler_first(cf, Some(handler::access_handler))
                 && register_handler(cf, preaccess, Some(handler::strip_handler))
+                && register_handler(cf, precontent, Some(handler::hide_handler))
             {
                 NGX_OK as ngx_int_t
             } else {

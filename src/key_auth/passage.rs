@@ -50,6 +50,11 @@ pub struct Passage {
     pub verdict: Verdict,
     /// The consumer whose quota this request has been counted against.
     pub counted: Option<usize>,
+    /// The location configuration (its address) whose
+    /// `key_auth_hide_credentials on` last removed the key's sources from
+    /// this request; 0: none yet. Tells the precontent-phase hide that the
+    /// access handler already did it here.
+    pub hidden_by: usize,
 }
 
 /// What a `key_auth` location does with a request, given its passage.
@@ -123,6 +128,7 @@ mod tests {
         Passage {
             verdict,
             counted: None,
+            hidden_by: 0,
         }
     }
 

@@ -1,4 +1,5 @@
-//! Response-header plumbing between a subrequest and its parent.
+//! Header plumbing between a subrequest and its parent: response headers
+//! copied up, and a request-header list of the subrequest's own.
 
 use nginx_sys::{
     ngx_hash_key_lc, ngx_http_request_t, ngx_list_init, ngx_list_part_t, ngx_list_push,
@@ -107,58 +108,8 @@ pub fn rebuild_for_decision(
     sr: &mut ngx_http_request_t,
     content_type: Option<&'static str>,
 ) -> Result<(), NgxError> {
-    let parent_list = sr.headers_in.headers;
-    // SAFETY: the list header is copied by value; re-initialising the
-    // subrequest's copy allocates fresh parts in the request pool and does
-    // not touch the parent's parts.
-    if unsafe {
-        ngx_list_init(
-            &mut sr.headers_in.headers,
-            sr.pool,
-            16,
-            size_of::<ngx_table_elt_t>(),
-        )
-    } != NGX_OK as _
-    {
-        return Err(NgxError);
-    }
-    headers_in::clear_known(&mut sr.headers_in, &NOT_FOR_DECISIONS);
+    own_list_without(sr, &NOT_FOR_DECISIONS)?;
     bitfield::headers_in::set_chunked(&mut sr.headers_in, false);
-
-    let mut part: *const ngx_list_part_t = &parent_list.part;
-    while !part.is_null() {
-        // SAFETY: walking the parent's header list: each part holds `nelts`
-        // initialised ngx_table_elt_t elements in the request pool.
-        let (elts, next) = unsafe {
-            let p = &*part;
-            (
-                core::slice::from_raw_parts(p.elts.cast::<ngx_table_elt_t>(), p.nelts),
-                p.next,
-            )
-        };
-        for h in elts {
-            // SAFETY: lowcase_key has key.len bytes (set by the parser).
-            let lc = unsafe { core::slice::from_raw_parts(h.lowcase_key, h.key.len) };
-            if h.hash == 0
-                || NOT_FOR_DECISIONS
-                    .iter()
-                    .any(|n| headers_in::same_name(lc, n))
-            {
-                continue;
-            }
-            let copy = push_header(sr)?;
-            // SAFETY: `copy` is a fresh element; key/value bytes are shared
-            // with the parent and live in the same pool.
-            unsafe {
-                copy.write(*h);
-                #[cfg(nginx1_23_0)] // nginx < 1.23 has no `next` chain
-                {
-                    (*copy).next = core::ptr::null_mut();
-                }
-            }
-        }
-        part = next;
-    }
 
     if let Some(value) = content_type {
         let copy = push_header(sr)?;
@@ -183,6 +134,72 @@ pub fn rebuild_for_decision(
             });
         }
         sr.headers_in.content_type = copy;
+    }
+    Ok(())
+}
+
+/// Gives subrequest `sr` a request-header list of its own, made of the
+/// parent's headers minus every header called one of `names` (in any
+/// spelling, see [`headers_in::same_name`]) and minus those nginx has
+/// hidden (`hash` 0); the known-header slots of `names` are emptied.
+///
+/// nginx starts a subrequest with a struct copy of its parent's
+/// `headers_in`: both lists share their parts and elements, so removing a
+/// header from the subrequest's list in place would change the parent's
+/// headers (and those of every other subrequest made from it). The new list
+/// lives in the request pool; its elements are copies whose names and
+/// values still point at the parent's bytes (same pool). The parent's list
+/// and elements are untouched. The other known-header slots keep pointing
+/// at the parent's elements, which hold the same names and values.
+pub fn own_list_without(sr: &mut ngx_http_request_t, names: &[&[u8]]) -> Result<(), NgxError> {
+    let parent_list = sr.headers_in.headers;
+    // SAFETY: the list header is copied by value; re-initialising the
+    // subrequest's copy allocates fresh parts in the request pool and does
+    // not touch the parent's parts.
+    if unsafe {
+        ngx_list_init(
+            &mut sr.headers_in.headers,
+            sr.pool,
+            16,
+            size_of::<ngx_table_elt_t>(),
+        )
+    } != NGX_OK as _
+    {
+        return Err(NgxError);
+    }
+    headers_in::clear_known(&mut sr.headers_in, names);
+
+    let mut part: *const ngx_list_part_t = &parent_list.part;
+    while !part.is_null() {
+        // SAFETY: walking the parent's header list: each part holds `nelts`
+        // initialised ngx_table_elt_t elements in the request pool.
+        let (elts, next) = unsafe {
+            let p = &*part;
+            (
+                core::slice::from_raw_parts(p.elts.cast::<ngx_table_elt_t>(), p.nelts),
+                p.next,
+            )
+        };
+        for h in elts {
+            if h.hash == 0
+                || names
+                    .iter()
+                    .any(|n| headers_in::same_name(h.key.as_bytes(), n))
+            {
+                continue;
+            }
+            let copy = push_header(sr)?;
+            // SAFETY: `copy` is a fresh element; key/value bytes are shared
+            // with the parent and live in the same pool.
+            unsafe {
+                copy.write(*h);
+                #[cfg(nginx1_23_0)] // nginx < 1.23 has no `next` chain
+                {
+                    (*copy).next = core::ptr::null_mut();
+                }
+            }
+        }
+        part = next;
     }
     Ok(())
 }

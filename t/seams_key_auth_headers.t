@@ -210,4 +210,32 @@ for my $version ('1.0', '1.1') {
 my $j = json_body(http_get('/open/x', headers => [@forged]));
 is(scalar @{ folded($j, 'X-Consumer-Username') }, 6, 'no key_auth: all six spellings arrive');
 
+# A list part emptied by the removal must not stay linked: nginx's walkers
+# (proxy, fastcgi, $http_*) read the first element of the next part before
+# checking it has one, and would send the last header removed. nginx keeps
+# request headers in parts of 20: Host + 19 fillers fill the first, 20
+# forged headers the second, one more header starts a third. (http_get
+# sends Host and Connection first: 18 fillers complete the first part.)
+{
+    my @fill = map { "X-Fill-$_: $_" } 1 .. 18;
+    my @many = map { 'X-Consumer-Username: admin' } 1 .. 20;
+    for my $case (['/echo/x', 'apikey: jack-key', 'identified'],
+                  ['/anon/x', undef, 'anonymous'],
+                  ['/any/x', undef, 'satisfy any + allow']) {
+        my ($uri, $key, $what) = @$case;
+        my @h = (@fill, @many, 'X-Z: 1', $key ? ($key) : ());
+        my $j = json_body(http_get($uri, headers => \@h));
+        ok($j, "emptied part ($what): answered");
+        is_deeply([grep { $_ eq 'admin' } @{ folded($j, 'X-Consumer-Username') }], [],
+                  "emptied part ($what): no forged X-Consumer-Username reaches the upstream");
+        is(scalar @{ hdrs($j, 'X-Z') }, 1, "emptied part ($what): the header after them arrives once");
+    }
+    # the hidden key, filling a part of its own
+    my @keys = map { 'X-API-Key: jack-key' } 1 .. 20;
+    my $j = json_body(http_get('/hide/x', headers => [@fill, @keys, 'X-Z: 1']));
+    ok($j, 'emptied part (hide): answered');
+    is_deeply(folded($j, 'X-API-Key'), [], 'emptied part (hide): no key reaches the upstream');
+    is(scalar @{ hdrs($j, 'X-Z') }, 1, 'emptied part (hide): the header after them arrives once');
+}
+
 $t->done;

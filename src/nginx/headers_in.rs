@@ -175,7 +175,9 @@ pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
     // elements are request-pool memory; every pointer adjusted below points
     // at an element of this list.
     unsafe {
-        let mut part: *mut ngx_list_part_t = &mut (*hin).headers.part;
+        let list: *mut nginx_sys::ngx_list_t = &mut (*hin).headers;
+        let mut prev: *mut ngx_list_part_t = ptr::null_mut();
+        let mut part: *mut ngx_list_part_t = &mut (*list).part;
         while !part.is_null() {
             let elts = (*part).elts.cast::<ngx_table_elt_t>();
             let mut i = 0;
@@ -213,7 +215,20 @@ pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
                 (*part).nelts = n - 1;
                 removed += 1;
             }
-            part = (*part).next;
+            let next = (*part).next;
+            if (*part).nelts == 0 && !prev.is_null() {
+                // nginx's list walkers (proxy, fastcgi, $http_*, …) step
+                // into the next part and read its first element before
+                // checking that it has one: an emptied part other than the
+                // first would hand them the last header removed from it.
+                (*prev).next = next;
+                if (*list).last == part {
+                    (*list).last = prev;
+                }
+            } else {
+                prev = part;
+            }
+            part = next;
         }
     }
     removed

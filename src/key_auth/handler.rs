@@ -93,38 +93,57 @@ pub unsafe extern "C" fn strip_handler(r: *mut ngx_http_request_t) -> ngx_int_t 
 /// and its own arguments, `$request_uri` and request line without the key
 /// argument. When the main request was identified by key_auth in a way
 /// this location accepts ([`Passage::step`]), the subrequest carries our
-/// identity headers for that consumer; otherwise none.
+/// identity headers for that consumer; otherwise none. When key_auth
+/// refused the main request, the subrequest is refused the same way.
 fn subrequest(r: &mut ngx_http_request_t, conf: &KeyAuthConf) -> ngx_int_t {
     let Some(main) = KeyAuthModule::main_conf(r) else {
         return NGX_ERROR as ngx_int_t;
     };
     let error = NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
-    let names = [
-        CONSUMER_HEADERS[0],
-        CONSUMER_HEADERS[1],
-        CONSUMER_HEADERS[2],
-        conf.header(),
-    ];
-    let hide = conf.hide_credentials();
-    if headers::own_list_without(r, &names[..if hide { 4 } else { 3 }]).is_err() {
-        return error;
-    }
-    if hide {
-        match args::remove_everywhere(r, conf.query()) {
-            Ok(true) => {
-                for &index in &main.target_variables {
-                    variables::flush(r, index);
-                }
-            }
-            Ok(false) => {}
-            Err(_) => return error,
-        }
-    }
     // SAFETY: a subrequest's main request lives until all its subrequests
     // are finalised.
     let main_request = unsafe { &*r.main };
-    let step = request::kept::<Passage>(main_request, KeyAuthModule::module())
-        .map(|passage| passage.step(conf.anonymous()));
+    let passage = request::kept::<Passage>(main_request, KeyAuthModule::module()).copied();
+    let step = passage.map(|p| p.step(conf.anonymous()));
+    // A request key_auth refused gets nothing from a key_auth location, not
+    // even through a subrequest (an `error_page` page that includes one).
+    if let Some(Step::Refuse(refusal)) = step {
+        return refuse(r, refusal);
+    }
+    // The names the key may have come under: this location's, and those
+    // of the location that checked the main request (see hide()).
+    let checked = passage
+        .filter(|p| p.checked_in != 0 && p.checked_in != conf_id(conf))
+        // SAFETY: as in hide(): a key_auth location configuration of this
+        // request's cycle.
+        .map(|p| unsafe { &*(p.checked_in as *const KeyAuthConf) });
+    let hide = conf.hide_credentials();
+    let mut names = [&b""[..]; 5];
+    names[..3].copy_from_slice(&CONSUMER_HEADERS);
+    let mut n = 3;
+    if hide {
+        for c in core::iter::once(conf).chain(checked) {
+            names[n] = c.header();
+            n += 1;
+        }
+    }
+    if headers::own_list_without(r, &names[..n]).is_err() {
+        return error;
+    }
+    if hide {
+        let mut flushed = false;
+        for c in core::iter::once(conf).chain(checked) {
+            match args::remove_everywhere(r, c.query()) {
+                Ok(removed) => flushed |= removed,
+                Err(_) => return error,
+            }
+        }
+        if flushed {
+            for &index in &main.target_variables {
+                variables::flush(r, index);
+            }
+        }
+    }
     if let Some(Step::Continue(identity)) = step {
         let consumer = main.registry.consumer(identity.consumer);
         let credential = identity
@@ -168,7 +187,7 @@ pub unsafe extern "C" fn hide_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         if passage.hidden_by == conf_id(conf) {
             return NGX_DECLINED as ngx_int_t;
         }
-        if hide(r, conf, main, &passage.verdict).is_err() {
+        if hide(r, conf, main, passage).is_err() {
             return fail(passage);
         }
         passage.hidden_by = conf_id(conf);
@@ -204,13 +223,16 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     };
 
     passage.verdict = match passage.step(conf.anonymous()) {
-        Step::Check => identify(r, conf, main),
+        Step::Check => {
+            passage.checked_in = conf_id(conf);
+            identify(r, conf, main)
+        }
         Step::Refuse(refusal) => Verdict::Refused(refusal),
         Step::Continue(identity) => Verdict::Allowed(identity),
     };
 
     if conf.hide_credentials() {
-        if hide(r, conf, main, &passage.verdict).is_err() {
+        if hide(r, conf, main, passage).is_err() {
             return fail(passage);
         }
         passage.hidden_by = conf_id(conf);
@@ -296,17 +318,33 @@ fn identify(r: &ngx_http_request_t, conf: &KeyAuthConf, main: &KeyAuthMainConf) 
 /// Step 3: removes the key's source: the header, or the argument from the
 /// request's arguments, `$request_uri` and the request line (see
 /// [`args::remove_everywhere`]); both without a valid key.
+///
+/// After an internal redirect the key was found under the names of the
+/// location that checked it ([`Passage::checked_in`]), which may not be
+/// this location's: both are removed.
 fn hide(
     r: &mut ngx_http_request_t,
     conf: &KeyAuthConf,
     main: &KeyAuthMainConf,
-    verdict: &Verdict,
+    passage: &Passage,
 ) -> Result<(), crate::nginx::NgxError> {
-    let (header, query) = hidden_sources(verdict);
-    if header {
-        headers_in::remove(r, conf.header());
+    let (header, query) = hidden_sources(&passage.verdict);
+    // SAFETY: a non-zero `checked_in` is the address of a key_auth location
+    // configuration of this request's cycle (set by check() from a live
+    // reference); configurations live until the cycle's pool is destroyed,
+    // which outlives every request of that cycle.
+    let checked = (passage.checked_in != 0 && passage.checked_in != conf_id(conf))
+        .then(|| unsafe { &*(passage.checked_in as *const KeyAuthConf) });
+    let mut flushed = false;
+    for c in core::iter::once(conf).chain(checked) {
+        if header {
+            headers_in::remove(r, c.header());
+        }
+        if query && args::remove_everywhere(r, c.query())? {
+            flushed = true;
+        }
     }
-    if query && args::remove_everywhere(r, conf.query())? {
+    if flushed {
         for &index in &main.target_variables {
             variables::flush(r, index);
         }

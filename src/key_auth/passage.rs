@@ -55,6 +55,11 @@ pub struct Passage {
     /// this request; 0: none yet. Tells the precontent-phase hide that the
     /// access handler already did it here.
     pub hidden_by: usize,
+    /// The location configuration (its address) where the key was looked
+    /// for; 0: not yet. A later location hides the key under that
+    /// location's `key_auth_header` / `key_auth_query` names too, which may
+    /// differ from its own.
+    pub checked_in: usize,
 }
 
 /// What a `key_auth` location does with a request, given its passage.
@@ -129,6 +134,7 @@ mod tests {
             verdict,
             counted: None,
             hidden_by: 0,
+            checked_in: 0,
         }
     }
 

@@ -76,7 +76,9 @@ pub unsafe extern "C" fn strip_handler(r: *mut ngx_http_request_t) -> ngx_int_t 
             return NGX_DECLINED as ngx_int_t;
         };
         if ptr::eq(r, r.main) {
-            headers_in::remove_any(r, &CONSUMER_HEADERS);
+            if headers_in::remove_any(r, &CONSUMER_HEADERS).is_err() {
+                return NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t;
+            }
             return NGX_DECLINED as ngx_int_t;
         }
         subrequest(r, conf)
@@ -338,7 +340,7 @@ fn hide(
     let mut flushed = false;
     for c in core::iter::once(conf).chain(checked) {
         if header {
-            headers_in::remove(r, c.header());
+            headers_in::remove(r, c.header())?;
         }
         if query && args::remove_everywhere(r, c.query())? {
             flushed = true;

@@ -158,6 +158,19 @@ bitfields! {
     }
 }
 
+extern "C" {
+    fn authgate_bf_request_count(p: *const nginx_sys::ngx_http_request_t) -> c_uint;
+}
+
+/// `r->count`: the references to a main request (its own, one per
+/// subrequest not yet finalised, a body being read, an internal redirect
+/// under way, …).
+#[inline]
+pub fn request_count(r: &nginx_sys::ngx_http_request_t) -> u32 {
+    // SAFETY: a plain read of a live request's bit-field.
+    unsafe { authgate_bf_request_count(r) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

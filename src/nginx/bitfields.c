@@ -36,6 +36,8 @@ AUTHGATE_BITFIELD(ngx_http_request_t, request, header_only)
 AUTHGATE_BITFIELD(ngx_http_request_t, request, subrequest_in_memory)
 AUTHGATE_BITFIELD(ngx_http_request_t, request, valid_unparsed_uri)
 AUTHGATE_BITFIELD(ngx_http_request_t, request, internal)
+/* the main request's reference count (count:16): read as a number */
+AUTHGATE_BITFIELD(ngx_http_request_t, request, count)
 
 AUTHGATE_BITFIELD(ngx_http_headers_in_t, headers_in, chunked)
 

@@ -27,7 +27,7 @@ use nginx_sys::{
 
 use ngx::http::{HttpModuleMainConf, NgxHttpCoreModule};
 
-use super::NgxError;
+use super::{bitfield, headers, NgxError};
 
 /// The value of the first header called `name` (ASCII-case-insensitive).
 pub fn find<'r>(r: &'r ngx_http_request_t, name: &[u8]) -> Option<&'r ngx_table_elt_t> {
@@ -137,6 +137,36 @@ pub fn clear_known(hin: &mut ngx_http_headers_in_t, names: &[&[u8]]) {
             }
         }
     }
+    // nginx < 1.23 collects Cookie and X-Forwarded-For in arrays instead.
+    #[cfg(not(nginx1_23_0))]
+    {
+        let arrays: [(&[u8], usize); 2] = [
+            (
+                b"Cookie",
+                core::mem::offset_of!(ngx_http_headers_in_t, cookies),
+            ),
+            #[cfg(ngx_feature = "http_x_forwarded_for")]
+            (
+                b"X-Forwarded-For",
+                core::mem::offset_of!(ngx_http_headers_in_t, x_forwarded_for),
+            ),
+            #[cfg(not(ngx_feature = "http_x_forwarded_for"))]
+            (b"", 0),
+        ];
+        for (name, offset) in arrays {
+            if !name.is_empty() && names.iter().any(|n| same_name(name, n)) {
+                // SAFETY: `offset` is that of an ngx_array_t field of the
+                // live headers_in; an empty array is a valid one.
+                unsafe {
+                    (*hin
+                        .cast::<u8>()
+                        .add(offset)
+                        .cast::<nginx_sys::ngx_array_t>())
+                    .nelts = 0;
+                }
+            }
+        }
+    }
 }
 
 /// Whether two header names are the same for an application: ASCII case
@@ -160,7 +190,7 @@ pub fn same_name(a: &[u8], b: &[u8]) -> bool {
 /// Removes every header called `name` from the request, in every spelling
 /// an application would take for it (see [`same_name`]). Returns how many
 /// were removed.
-pub fn remove(r: &mut ngx_http_request_t, name: &[u8]) -> usize {
+pub fn remove(r: &mut ngx_http_request_t, name: &[u8]) -> Result<usize, NgxError> {
     remove_any(r, &[name])
 }
 
@@ -168,7 +198,50 @@ pub fn remove(r: &mut ngx_http_request_t, name: &[u8]) -> usize {
 /// application would take for it (ASCII case folded, `_` equal to `-`, see
 /// [`same_name`]), in one pass over the list. Returns how many were
 /// removed.
-pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
+///
+/// A main request whose subrequests may still be running (its reference
+/// count says something else holds it) shares its list's parts and
+/// elements with them (nginx starts a subrequest with a struct copy of
+/// `headers_in`): editing them in place would shift headers under a
+/// running subrequest and leave its cached pointers on moved elements. Such
+/// a request gets a list of its own instead ([`headers::own_list_without`]);
+/// the old one stays as it was for the subrequests.
+pub fn remove_any(r: &mut ngx_http_request_t, names: &[&[u8]]) -> Result<usize, NgxError> {
+    if ptr::eq(r, r.main) && bitfield::request_count(r) > 1 {
+        let matching = count_matching(r, names);
+        if matching > 0 {
+            headers::own_list_without(r, names)?;
+        }
+        return Ok(matching);
+    }
+    Ok(remove_in_place(r, names))
+}
+
+/// How many headers of `r` are called one of `names`, in any spelling.
+fn count_matching(r: &ngx_http_request_t, names: &[&[u8]]) -> usize {
+    let mut n = 0;
+    let mut part: *const ngx_list_part_t = &r.headers_in.headers.part;
+    while !part.is_null() {
+        // SAFETY: each part of a live request's header list holds `nelts`
+        // initialised elements in the request pool.
+        let (elts, next) = unsafe {
+            let p = &*part;
+            (
+                core::slice::from_raw_parts(p.elts.cast::<ngx_table_elt_t>(), p.nelts),
+                p.next,
+            )
+        };
+        n += elts
+            .iter()
+            .filter(|h| names.iter().any(|name| same_name(h.key.as_bytes(), name)))
+            .count();
+        part = next;
+    }
+    n
+}
+
+/// [`remove_any`] for a list nobody else uses.
+fn remove_in_place(r: &mut ngx_http_request_t, names: &[&[u8]]) -> usize {
     let hin: *mut ngx_http_headers_in_t = &mut r.headers_in;
     let mut removed = 0;
     // SAFETY: `hin` is the live request's headers_in; the list parts and

@@ -9,7 +9,7 @@
 #   5. cargo test
 #   6. cargo build                     module + vendored nginx (debug)
 #   6b. cargo fuzz                     ci/fuzz.sh: every fuzz target for FUZZ_SECONDS
-#                                      (default 20) on the committed seeds; skipped
+#                                      (default 10) on the committed seeds; skipped
 #                                      without a nightly toolchain
 #   7. C reference nginx               same nginx-src, + --with-http_auth_request_module,
 #                                      in target/cref so the two builds never reconfigure each other
@@ -31,8 +31,11 @@
 #                                      against that nginx; skipped with a message when
 #                                      there is none
 #
-# Env: PROVE_JOBS (default 1) runs that many test files in parallel, for local
-# use once the tests are known not to share ports.
+# Env: PROVE_JOBS (default 2: the tests take free ports of their own and
+# mostly wait on the network, so two files at a time halve the wall time on
+# 2 cores) runs that many test files in parallel; the packaging tests always
+# run one at a time (each builds nginx and the module).
+# FUZZ_SECONDS (default 10): how long each fuzz target runs.
 # NGINX_SOURCE_DIR=/path/to/nginx-source also runs the whole suite against
 # that nginx (the main build stays the vendored one).
 set -euo pipefail
@@ -126,9 +129,11 @@ build_cref() {
     echo "C reference: $nginx"
 }
 
+export PROVE_JOBS=${PROVE_JOBS:-2}
 prove_args=(-r)
 [[ -d t/lib ]] && prove_args+=(-I t/lib)
-[[ "${PROVE_JOBS:-1}" -gt 1 ]] && prove_args+=(-j "$PROVE_JOBS")
+serial_prove_args=("${prove_args[@]}")
+[[ "$PROVE_JOBS" -gt 1 ]] && prove_args+=(-j "$PROVE_JOBS")
 
 prove_ours() {
     local tests=()
@@ -216,7 +221,7 @@ prove_packaging() {
         echo "SKIPPED: no t/packaging_*.t files"
         return 0
     fi
-    TEST_PACKAGING=1 TEST_NGINX_MODULE=$(module_path debug) prove "${prove_args[@]}" "${tests[@]}" 2>&1 |
+    TEST_PACKAGING=1 TEST_NGINX_MODULE=$(module_path debug) prove "${serial_prove_args[@]}" "${tests[@]}" 2>&1 |
         count_tests prove
 }
 
@@ -228,7 +233,7 @@ cargo_test() { cargo test "${cargo_locked[@]}" 2>&1 | count_tests cargo; }
 step "cargo test" cargo_test
 step "cargo build (module + vendored nginx)" cargo build "${cargo_locked[@]}"
 step "bit-fields only through src/nginx/bitfield.rs" lint_bitfields
-step "cargo fuzz targets, ${FUZZ_SECONDS:=20}s each (ci/fuzz.sh)" env FUZZ_SECONDS="$FUZZ_SECONDS" bash ci/fuzz.sh
+step "cargo fuzz targets, ${FUZZ_SECONDS:=10}s each (ci/fuzz.sh)" env FUZZ_SECONDS="$FUZZ_SECONDS" bash ci/fuzz.sh
 step "C reference nginx (target/cref, +auth_request)" build_cref
 step "prove -r t (our module, vendored nginx)" prove_ours
 step "prove t/auth_request_*.t (C reference, no module)" prove_cref

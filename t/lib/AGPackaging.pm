@@ -91,7 +91,10 @@ sub build_against {
 sub prove_with {
     my ($env, @files) = @_;
     local @ENV{ keys %$env } = values %$env;
-    my ($rc, $out, $err) = run_cmd('prove', '-I', 't/lib', @files);
+    # PROVE_JOBS (ci/test.sh exports 2): that many files at a time, as the
+    # main runs do
+    my @jobs = ($ENV{PROVE_JOBS} // 1) > 1 ? ('-j', $ENV{PROVE_JOBS}) : ();
+    my ($rc, $out, $err) = run_cmd('prove', @jobs, '-I', 't/lib', @files);
     return ($rc, $out . $err);
 }
 

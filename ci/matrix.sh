@@ -14,7 +14,8 @@
 #      build (ci/test.sh's main build);
 #   3. prove -r t with our module in that nginx (the packaging tests skip
 #      themselves: they build their own nginx);
-#   4. prove t/auth_request_*.t against the C reference (TEST_NGINX_MODULE=none).
+#   4. prove t/auth_request_*.t against the C reference (TEST_NGINX_MODULE=none);
+#   before 3, cargo test against that nginx's headers (bit-field layout).
 #
 # Tarballs are unpacked once into target/nginx-src/. ci/test.sh runs this for
 # every tarball in ../shared/nginx-src/ and for $NGINX_SOURCE_DIR when set.
@@ -61,6 +62,16 @@ nginx=$(
     source "$(dirname "$module")/build.env"
     printf '%s\n' "${NGINX:?build.env names no nginx}"
 )
+
+# The unit tests against this nginx's headers: among them, every bit-field
+# accessor checked against the C compiler's layout of this release.
+work=$(dirname "$module")
+printf '\n---- nginx %s: cargo test (bindings and bit-fields of this nginx) ----\n' "$version"
+if ! out=$(NGINX_SOURCE_DIR=$work/nginx CARGO_TARGET_DIR=$work/cargo cargo test "${cargo_locked[@]}" 2>&1); then
+    printf '%s\n' "$out" | tail -60
+    die "cargo test failed against nginx $version"
+fi
+printf '%s\n' "$out" | grep -E '^test result' || true
 
 prove_args=(-I t/lib)
 [[ "${PROVE_JOBS:-1}" -gt 1 ]] && prove_args+=(-j "$PROVE_JOBS")

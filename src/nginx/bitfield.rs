@@ -20,10 +20,20 @@
 //! `variables::set_found` relies on that layout for its fast path.
 //!
 //! The accessors are plain memory accesses; the references make them safe.
+//! build.rs also runs `bitfields.c` as a probe (when the build machine can
+//! run what it builds) that prints each one-bit field's byte and mask as the
+//! C compiler laid it out; the accessors then read and write that byte
+//! inline, at no call cost. Cross-compiled, and for wider fields, they call
+//! the C functions. A unit test checks every inline accessor against C.
 
 #![allow(clippy::missing_safety_doc)]
 
 use core::ffi::c_uint;
+
+/// Where the C compiler put each one-bit field, from build.rs's probe.
+mod positions {
+    include!(concat!(env!("OUT_DIR"), "/bitfield_positions.rs"));
+}
 
 macro_rules! bitfields {
     ($(
@@ -48,18 +58,54 @@ macro_rules! bitfields {
             $(
                 #[inline]
                 pub fn $field(p: &$ty) -> bool {
-                    // SAFETY: a plain read of a live structure's bit-field,
-                    // laid out by the C compiler that compiled nginx's headers.
-                    unsafe { $c_get(p) != 0 }
+                    match super::positions::$c_get {
+                        // SAFETY: `byte` is inside `*p`: the probe found the
+                        // field's bit there in a value of this very type.
+                        Some((byte, mask)) => unsafe {
+                            *(p as *const $ty).cast::<u8>().add(byte) & mask != 0
+                        },
+                        // SAFETY: a plain read of a live structure's
+                        // bit-field, laid out by the C compiler that
+                        // compiled nginx's headers.
+                        None => unsafe { $c_get(p) != 0 },
+                    }
                 }
 
                 #[inline]
                 pub fn $set(p: &mut $ty, on: bool) {
-                    // SAFETY: a plain write of a bit-field of a structure we
-                    // hold exclusively.
-                    unsafe { $c_set(p, c_uint::from(on)) }
+                    match super::positions::$c_get {
+                        // SAFETY: as in the getter; `p` is held exclusively,
+                        // and only the field's own bit of that byte changes.
+                        Some((byte, mask)) => unsafe {
+                            let b = (p as *mut $ty).cast::<u8>().add(byte);
+                            *b = if on { *b | mask } else { *b & !mask };
+                        },
+                        // SAFETY: a plain write of a bit-field of a structure
+                        // we hold exclusively.
+                        None => unsafe { $c_set(p, c_uint::from(on)) },
+                    }
                 }
             )+
+
+            /// Every field's inline path agrees with the C accessor.
+            #[cfg(test)]
+            #[allow(dead_code)]
+            pub fn check_against_c() {
+                $(
+                    // SAFETY: all-zero bytes are a valid value of these
+                    // plain C structures.
+                    let mut v: $ty = unsafe { core::mem::zeroed() };
+                    $set(&mut v, true);
+                    // SAFETY: reading the field just written.
+                    assert_eq!(unsafe { $c_get(&v) }, 1, concat!(stringify!($field), ": set inline, read by C"));
+                    $set(&mut v, false);
+                    // SAFETY: as above.
+                    assert_eq!(unsafe { $c_get(&v) }, 0, concat!(stringify!($field), ": cleared inline"));
+                    // SAFETY: writing a field of a value we own.
+                    unsafe { $c_set(&mut v, 1) };
+                    assert!($field(&v), concat!(stringify!($field), ": set by C, read inline"));
+                )+
+            }
         }
     )+};
 }
@@ -185,6 +231,31 @@ mod tests {
     fn bytes<T>(v: &T) -> &[u8] {
         // SAFETY: reading the bytes of a live, fully initialised value.
         unsafe { core::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
+    }
+
+    /// The inline accessors (probe positions) agree with the C compiler.
+    #[test]
+    fn inline_accessors_agree_with_c() {
+        request::check_against_c();
+        headers_in::check_against_c();
+        upstream::check_against_c();
+        pipe::check_against_c();
+        event::check_against_c();
+        connection::check_against_c();
+        peer::check_against_c();
+        buf::check_against_c();
+        slab_pool::check_against_c();
+        variable_value::check_against_c();
+        #[cfg(ngx_feature = "ssl")]
+        ssl::check_against_c();
+    }
+
+    /// The probe found every one-bit field this build is native for.
+    #[test]
+    fn probe_found_the_one_bit_fields() {
+        assert!(positions::authgate_bf_request_header_only.is_some());
+        assert!(positions::authgate_bf_buf_last_buf.is_some());
+        assert!(positions::authgate_bf_request_count.is_none(), "count is 16 bits wide");
     }
 
     /// The C accessors set exactly one bit and read back what they set.

@@ -22,7 +22,48 @@
 #include <ngx_event_pipe.h>
 #include <ngx_http.h>
 
-#define AUTHGATE_BITFIELD(type, name, field)                                  \
+/* Every bit-field the module touches: X(type, name, field). */
+#define AUTHGATE_BITFIELDS(X)                                                 \
+    X(ngx_http_request_t, request, header_only)                             \
+    X(ngx_http_request_t, request, subrequest_in_memory)                    \
+    X(ngx_http_request_t, request, valid_unparsed_uri)                      \
+    X(ngx_http_request_t, request, internal)                                \
+    X(ngx_http_request_t, request, count)                                   \
+    X(ngx_http_headers_in_t, headers_in, chunked)                           \
+    X(ngx_http_upstream_t, upstream, header_sent)                           \
+    X(ngx_http_upstream_t, upstream, buffering)                             \
+    X(ngx_http_upstream_t, upstream, keepalive)                             \
+    X(ngx_http_upstream_t, upstream, request_body_sent)                     \
+    X(ngx_event_pipe_t, pipe, upstream_error)                               \
+    X(ngx_event_pipe_t, pipe, upstream_eof)                                 \
+    X(ngx_event_pipe_t, pipe, upstream_done)                                \
+    X(ngx_event_t, event, eof)                                              \
+    X(ngx_event_t, event, error)                                            \
+    X(ngx_event_t, event, timedout)                                         \
+    X(ngx_event_t, event, timer_set)                                        \
+    X(ngx_event_t, event, ready)                                            \
+    X(ngx_event_t, event, delayed)                                          \
+    X(ngx_connection_t, connection, idle)                                   \
+    X(ngx_connection_t, connection, close)                                  \
+    X(ngx_peer_connection_t, peer, cached)                                  \
+    X(ngx_buf_t, buf, temporary)                                            \
+    X(ngx_buf_t, buf, memory)                                               \
+    X(ngx_buf_t, buf, mmap)                                                 \
+    X(ngx_buf_t, buf, last_buf)                                             \
+    X(ngx_buf_t, buf, last_in_chain)                                        \
+    X(ngx_slab_pool_t, slab_pool, log_nomem)                                \
+    X(ngx_variable_value_t, vv, no_cacheable)                               \
+    X(ngx_variable_value_t, vv, escape)
+
+#if (NGX_SSL)
+#define AUTHGATE_SSL_BITFIELDS(X)                                             \
+    X(ngx_ssl_connection_t, ssl, no_wait_shutdown)                          \
+    X(ngx_ssl_connection_t, ssl, no_send_shutdown)
+#else
+#define AUTHGATE_SSL_BITFIELDS(X)
+#endif
+
+#define AUTHGATE_ACCESSORS(type, name, field)                                 \
     unsigned authgate_bf_##name##_##field(const type *p)                      \
     {                                                                         \
         return p->field;                                                      \
@@ -32,48 +73,47 @@
         p->field = v;                                                         \
     }
 
-AUTHGATE_BITFIELD(ngx_http_request_t, request, header_only)
-AUTHGATE_BITFIELD(ngx_http_request_t, request, subrequest_in_memory)
-AUTHGATE_BITFIELD(ngx_http_request_t, request, valid_unparsed_uri)
-AUTHGATE_BITFIELD(ngx_http_request_t, request, internal)
-/* the main request's reference count (count:16): read as a number */
-AUTHGATE_BITFIELD(ngx_http_request_t, request, count)
+AUTHGATE_BITFIELDS(AUTHGATE_ACCESSORS)
+AUTHGATE_SSL_BITFIELDS(AUTHGATE_ACCESSORS)
 
-AUTHGATE_BITFIELD(ngx_http_headers_in_t, headers_in, chunked)
+#ifdef AUTHGATE_BITFIELD_PROBE
 
-AUTHGATE_BITFIELD(ngx_http_upstream_t, upstream, header_sent)
-AUTHGATE_BITFIELD(ngx_http_upstream_t, upstream, buffering)
-AUTHGATE_BITFIELD(ngx_http_upstream_t, upstream, keepalive)
-AUTHGATE_BITFIELD(ngx_http_upstream_t, upstream, request_body_sent)
+/*
+ * Built and run by build.rs (when the build machine runs what it builds):
+ * prints, for each one-bit field, the byte offset and mask the C compiler
+ * gave it, so that the Rust side can read and write it inline instead of
+ * calling the accessors above. Wider fields print nothing (the Rust side
+ * then calls the accessor).
+ */
+#include <stdio.h>
 
-AUTHGATE_BITFIELD(ngx_event_pipe_t, pipe, upstream_error)
-AUTHGATE_BITFIELD(ngx_event_pipe_t, pipe, upstream_eof)
-AUTHGATE_BITFIELD(ngx_event_pipe_t, pipe, upstream_done)
+#define AUTHGATE_PROBE(type, name, field)                                     \
+    {                                                                         \
+        type            v;                                                    \
+        unsigned char  *b = (unsigned char *) &v;                             \
+        size_t          i, at = 0, set = 0;                                   \
+        unsigned        bits = 0;                                             \
+                                                                              \
+        memset(&v, 0, sizeof(v));                                             \
+        v.field = ~0u;                                                        \
+        for (i = 0; i < sizeof(v); i++) {                                     \
+            if (b[i]) {                                                       \
+                at = i;                                                       \
+                set++;                                                        \
+                bits = b[i];                                                  \
+            }                                                                 \
+        }                                                                     \
+        if (set == 1 && (bits & (bits - 1)) == 0) {                           \
+            printf("authgate_bf_%s_%s %zu %u\n", #name, #field, at, bits);    \
+        }                                                                     \
+    }
 
-AUTHGATE_BITFIELD(ngx_event_t, event, eof)
-AUTHGATE_BITFIELD(ngx_event_t, event, error)
-AUTHGATE_BITFIELD(ngx_event_t, event, timedout)
-AUTHGATE_BITFIELD(ngx_event_t, event, timer_set)
-AUTHGATE_BITFIELD(ngx_event_t, event, ready)
-AUTHGATE_BITFIELD(ngx_event_t, event, delayed)
+int
+main(void)
+{
+    AUTHGATE_BITFIELDS(AUTHGATE_PROBE)
+    AUTHGATE_SSL_BITFIELDS(AUTHGATE_PROBE)
+    return 0;
+}
 
-AUTHGATE_BITFIELD(ngx_connection_t, connection, idle)
-AUTHGATE_BITFIELD(ngx_connection_t, connection, close)
-
-AUTHGATE_BITFIELD(ngx_peer_connection_t, peer, cached)
-
-AUTHGATE_BITFIELD(ngx_buf_t, buf, temporary)
-AUTHGATE_BITFIELD(ngx_buf_t, buf, memory)
-AUTHGATE_BITFIELD(ngx_buf_t, buf, mmap)
-AUTHGATE_BITFIELD(ngx_buf_t, buf, last_buf)
-AUTHGATE_BITFIELD(ngx_buf_t, buf, last_in_chain)
-
-AUTHGATE_BITFIELD(ngx_slab_pool_t, slab_pool, log_nomem)
-
-AUTHGATE_BITFIELD(ngx_variable_value_t, vv, no_cacheable)
-AUTHGATE_BITFIELD(ngx_variable_value_t, vv, escape)
-
-#if (NGX_SSL)
-AUTHGATE_BITFIELD(ngx_ssl_connection_t, ssl, no_wait_shutdown)
-AUTHGATE_BITFIELD(ngx_ssl_connection_t, ssl, no_send_shutdown)
 #endif

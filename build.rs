@@ -134,7 +134,10 @@ fn probe_positions(
     }
     let exe = out_dir.join("bitfield_probe");
     let mut cmd = build.get_compiler().to_command();
-    cmd.arg("-DAUTHGATE_BITFIELD_PROBE").arg(source).arg("-o").arg(&exe);
+    cmd.arg("-DAUTHGATE_BITFIELD_PROBE")
+        .arg(source)
+        .arg("-o")
+        .arg(&exe);
     if !cmd.status().ok()?.success() {
         println!("cargo::warning=bit-field probe did not build: accessors call C");
         return None;

@@ -255,7 +255,10 @@ mod tests {
     fn probe_found_the_one_bit_fields() {
         assert!(positions::authgate_bf_request_header_only.is_some());
         assert!(positions::authgate_bf_buf_last_buf.is_some());
-        assert!(positions::authgate_bf_request_count.is_none(), "count is 16 bits wide");
+        assert!(
+            positions::authgate_bf_request_count.is_none(),
+            "count is 16 bits wide"
+        );
     }
 
     /// The C accessors set exactly one bit and read back what they set.

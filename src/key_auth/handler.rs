@@ -112,19 +112,12 @@ fn subrequest(r: &mut ngx_http_request_t, conf: &KeyAuthConf) -> ngx_int_t {
     if let Some(Step::Refuse(refusal)) = step {
         return refuse(r, refusal);
     }
-    // The names the key may have come under: this location's, and those
-    // of the location that checked the main request (see hide()).
-    let checked = passage
-        .filter(|p| p.checked_in != 0 && p.checked_in != conf_id(conf))
-        // SAFETY: as in hide(): a key_auth location configuration of this
-        // request's cycle.
-        .map(|p| unsafe { &*(p.checked_in as *const KeyAuthConf) });
     let hide = conf.hide_credentials();
     let mut names = [&b""[..]; 5];
     names[..3].copy_from_slice(&CONSUMER_HEADERS);
     let mut n = 3;
     if hide {
-        for c in core::iter::once(conf).chain(checked) {
+        for c in key_names(conf, passage.as_ref()) {
             names[n] = c.header();
             n += 1;
         }
@@ -132,19 +125,8 @@ fn subrequest(r: &mut ngx_http_request_t, conf: &KeyAuthConf) -> ngx_int_t {
     if headers::own_list_without(r, &names[..n]).is_err() {
         return error;
     }
-    if hide {
-        let mut flushed = false;
-        for c in core::iter::once(conf).chain(checked) {
-            match args::remove_everywhere(r, c.query()) {
-                Ok(removed) => flushed |= removed,
-                Err(_) => return error,
-            }
-        }
-        if flushed {
-            for &index in &main.target_variables {
-                variables::flush(r, index);
-            }
-        }
+    if hide && remove_key_arguments(r, main, conf, passage.as_ref()).is_err() {
+        return error;
     }
     if let Some(Step::Continue(identity)) = step {
         let consumer = main.registry.consumer(identity.consumer);
@@ -331,22 +313,49 @@ fn hide(
     passage: &Passage,
 ) -> Result<(), crate::nginx::NgxError> {
     let (header, query) = hidden_sources(&passage.verdict);
-    // SAFETY: a non-zero `checked_in` is the address of a key_auth location
-    // configuration of this request's cycle (set by check() from a live
-    // reference); configurations live until the cycle's pool is destroyed,
-    // which outlives every request of that cycle.
-    let checked = (passage.checked_in != 0 && passage.checked_in != conf_id(conf))
-        .then(|| unsafe { &*(passage.checked_in as *const KeyAuthConf) });
-    let mut flushed = false;
-    for c in core::iter::once(conf).chain(checked) {
-        if header {
+    if header {
+        for c in key_names(conf, Some(passage)) {
             headers_in::remove(r, c.header())?;
         }
-        if query && args::remove_everywhere(r, c.query())? {
-            flushed = true;
-        }
     }
-    if flushed {
+    if query {
+        remove_key_arguments(r, main, conf, Some(passage))?;
+    }
+    Ok(())
+}
+
+/// The locations whose `key_auth_header` / `key_auth_query` names the key
+/// may have come under: `conf`, and the one that checked the request
+/// ([`Passage::checked_in`]) when that is another.
+fn key_names<'a>(
+    conf: &'a KeyAuthConf,
+    passage: Option<&Passage>,
+) -> impl Iterator<Item = &'a KeyAuthConf> {
+    let checked = passage
+        .map(|p| p.checked_in)
+        .filter(|&id| id != 0 && id != conf_id(conf))
+        // SAFETY: a non-zero `checked_in` is the address of a key_auth
+        // location configuration of this request's cycle (set by check()
+        // from a live reference); configurations live until the cycle's
+        // pool is destroyed, which outlives every request of that cycle.
+        .map(|id| unsafe { &*(id as *const KeyAuthConf) });
+    core::iter::once(conf).chain(checked)
+}
+
+/// Removes the key argument under every name of [`key_names`] from the
+/// request's arguments, `$request_uri` and request line, and forgets the
+/// cached values of the variables that show them.
+fn remove_key_arguments(
+    r: &mut ngx_http_request_t,
+    main: &KeyAuthMainConf,
+    conf: &KeyAuthConf,
+    passage: Option<&Passage>,
+) -> Result<(), crate::nginx::NgxError> {
+    let mut removed = false;
+    for c in key_names(conf, passage) {
+        removed |= args::remove_everywhere(r, c.query())?;
+    }
+    if removed {
         for &index in &main.target_variables {
             variables::flush(r, index);
         }

@@ -7,6 +7,7 @@
 pub mod auth_http;
 pub mod auth_request;
 pub mod key_auth;
+pub mod keyed_hash;
 pub mod nginx;
 pub mod ntlm;
 

@@ -48,7 +48,10 @@ version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -1)
 name=nginx-authgate-$version
 cache=$(target_dir)/dist
 
-# 1. The crates, once per Cargo.lock.
+# 1. The crates, once per Cargo.lock (one ci/dist.sh at a time fills the cache).
+mkdir -p "$cache"
+exec 9>"$cache/.lock"
+flock 9
 lock_hash=$(md5sum Cargo.lock | cut -c1-12)
 vendor=$cache/vendor-$lock_hash
 if [[ ! -f $vendor/config.toml ]]; then
@@ -74,8 +77,8 @@ if [[ ! -f $vendor/config.toml ]]; then
 fi
 
 # 2. The tree: git's files as they are now, the vendored crates, the config.
-stage=$cache/stage
-rm -rf "$stage"
+stage=$(mktemp -d "$out/.stage.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage/$name/.cargo"
 # (files git knows but that were deleted in the working tree are left out)
 git ls-files -z --cached --others --exclude-standard |
@@ -92,8 +95,7 @@ log "dist: $tarball"
 # Reproducible: fixed owner and mtime (the last commit's), sorted entries.
 mtime=$(git log -1 --format=%ct 2>/dev/null || echo 0)
 tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$mtime" \
-    -C "$stage" -cf - "$name" | gzip -n -6 >"$tarball.tmp"
-mv "$tarball.tmp" "$tarball"
-rm -rf "$stage"
+    -C "$stage" -cf - "$name" | gzip -n -6 >"$stage.tar.gz"
+mv "$stage.tar.gz" "$tarball"
 log "dist: $(du -h "$tarball" | cut -f1) ($(find "$vendor/vendor" -mindepth 1 -maxdepth 1 | wc -l) crates)"
 printf '%s\n' "$tarball"

@@ -29,12 +29,15 @@ source "$(dirname "$0")/lib.sh"
 #                                    nginx 1.22 binary and its configured headers
 #                                    (/usr/share/nginx/src); never started as a service
 #   rpm rpm2cpio cpio                the packaging tests: rpmbuild, inspecting the RPM
+#   dpkg-dev debhelper fakeroot      the Debian package (ci/deb/build.sh: dpkg-buildpackage,
+#                                    dh with nginx-dev's dh-sequence-nginx)
 packages=(
     libclang-dev gcc libc6-dev make libpcre2-dev libssl-dev zlib1g-dev
     perl libio-socket-ssl-perl
     curl openssl wrk procps util-linux iproute2 valgrind shellcheck
     git ca-certificates
     nginx nginx-dev rpm rpm2cpio cpio
+    dpkg-dev debhelper fakeroot
 )
 
 missing=()

@@ -84,6 +84,11 @@ trap cleanup EXIT
 
 log "deb: dpkg-buildpackage -us -uc -d (nginx $(/usr/sbin/nginx -v 2>&1 | sed 's|.*/||'), module $version)"
 export CARGO_TARGET_DIR=${cargo_target:-$build/cargo}
+# debhelper (compat 13) gives the build its own HOME: a rustup toolchain is
+# then found only through RUSTUP_HOME.
+if [[ -z ${RUSTUP_HOME:-} && -d $HOME/.rustup ]]; then
+    export RUSTUP_HOME=$HOME/.rustup
+fi
 if ! (cd "$src" && dpkg-buildpackage -us -uc -d) >"$build/dpkg-buildpackage.log" 2>&1; then
     tail -40 "$build/dpkg-buildpackage.log" >&2
     die "dpkg-buildpackage failed (full log: $build/dpkg-buildpackage.log)"

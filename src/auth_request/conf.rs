@@ -12,6 +12,8 @@ use ngx::core::Pool;
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
 use super::AuthRequestModule;
+use crate::decision_cache::conf::{self as cache, CacheConf};
+use crate::decision_cache::valid;
 use crate::nginx::conf::{
     args, conf_message, directive, emerg, find_module, merge, CONF_ERROR, CONF_OK,
 };
@@ -45,6 +47,9 @@ pub struct AuthRequestConf {
     /// list lives in the configuration pool and is shared with the levels
     /// that inherit it.
     variables: Option<NonNull<VariableList>>,
+    /// `auth_request_cache`, `auth_request_cache_key`,
+    /// `auth_request_cache_valid`.
+    pub cache: CacheConf,
 }
 
 impl AuthRequestConf {
@@ -74,6 +79,7 @@ impl AuthRequestConf {
         if self.variables.is_none() {
             self.variables = parent.variables;
         }
+        self.cache.merge_from(&parent.cache);
     }
 }
 
@@ -90,7 +96,7 @@ pub struct AuthRequestMainConf {
 }
 
 /// The directive table.
-pub static mut COMMANDS: [ngx_command_t; 3] = [
+pub static mut COMMANDS: [ngx_command_t; 6] = [
     ngx_command_t {
         name: ngx::ngx_string!("auth_request"),
         type_: (nginx_sys::NGX_HTTP_MAIN_CONF
@@ -113,8 +119,95 @@ pub static mut COMMANDS: [ngx_command_t; 3] = [
         offset: 0,
         post: core::ptr::null_mut(),
     },
+    ngx_command_t {
+        name: ngx::ngx_string!("auth_request_cache"),
+        type_: (nginx_sys::NGX_HTTP_MAIN_CONF
+            | nginx_sys::NGX_HTTP_SRV_CONF
+            | nginx_sys::NGX_HTTP_LOC_CONF
+            | nginx_sys::NGX_CONF_TAKE1) as _,
+        set: Some(set_cache),
+        conf: nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("auth_request_cache_key"),
+        type_: (nginx_sys::NGX_HTTP_MAIN_CONF
+            | nginx_sys::NGX_HTTP_SRV_CONF
+            | nginx_sys::NGX_HTTP_LOC_CONF
+            | nginx_sys::NGX_CONF_TAKE1) as _,
+        set: Some(set_cache_key),
+        conf: nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("auth_request_cache_valid"),
+        type_: (nginx_sys::NGX_HTTP_MAIN_CONF
+            | nginx_sys::NGX_HTTP_SRV_CONF
+            | nginx_sys::NGX_HTTP_LOC_CONF
+            | nginx_sys::NGX_CONF_1MORE) as _,
+        set: Some(set_cache_valid),
+        conf: nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    },
     ngx_command_t::empty(),
 ];
+
+/// `auth_request_cache zone | off;`
+unsafe extern "C" fn set_cache(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_auth_request().
+    unsafe {
+        directive(cf, conf, |cf, c: &mut AuthRequestConf| {
+            cache::set_zone(cf, &mut c.cache)
+        })
+    }
+}
+
+/// `auth_request_cache_key string;`
+unsafe extern "C" fn set_cache_key(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_auth_request().
+    unsafe {
+        directive(cf, conf, |cf, c: &mut AuthRequestConf| {
+            cache::set_key(cf, &mut c.cache)
+        })
+    }
+}
+
+/// `auth_request_cache_valid [code ...] time;`: codes are 2xx statuses,
+/// `401`, `403` or `any` (all three kinds); without codes, every 2xx.
+unsafe extern "C" fn set_cache_valid(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_auth_request().
+    unsafe {
+        directive(cf, conf, |cf, c: &mut AuthRequestConf| {
+            cache::set_valid(cf, &mut c.cache, Some(valid::ANY_2XX), |word| {
+                if word == b"any" {
+                    return Ok(valid::ANY);
+                }
+                match core::str::from_utf8(word)
+                    .ok()
+                    .and_then(|w| w.parse::<u16>().ok())
+                {
+                    Some(code @ (200..=299 | 401 | 403)) => Ok(code),
+                    _ => Err("cannot be cached: only 2xx, 401 and 403 answers are decisions"),
+                }
+            })
+        })
+    }
+}
 
 /// `auth_request uri | off;`
 unsafe extern "C" fn set_auth_request(
@@ -242,6 +335,9 @@ fn merge_levels(
     child: &mut AuthRequestConf,
 ) -> *mut c_char {
     child.merge_from(parent);
+    if finish_cache(cf, child).is_err() {
+        return CONF_ERROR;
+    }
     let Some(location) = c_module_in_use(cf) else {
         return CONF_OK;
     };
@@ -255,6 +351,23 @@ fn merge_levels(
          auth_request"
     );
     CONF_ERROR
+}
+
+/// The cache checks, and the cached question's scope: the service URI and
+/// every `auth_request_set` (variable and value text), so that a location
+/// asking another question, or a reload that changes them, never reuses
+/// an entry.
+fn finish_cache(cf: &mut ngx_conf_t, conf: &mut AuthRequestConf) -> Result<(), cache::Refused> {
+    let uri = conf.uri().map_or(&[][..], |u| u.as_bytes());
+    let mut scope: std::vec::Vec<std::vec::Vec<u8>> = vec![b"auth_request".to_vec(), uri.to_vec()];
+    for a in conf.variables() {
+        scope.push(a.variable.index.to_le_bytes().to_vec());
+        scope.push(a.value.value.as_bytes().to_vec());
+    }
+    let parts: std::vec::Vec<&[u8]> = scope.iter().map(|p| p.as_slice()).collect();
+    let protected = conf.uri().is_some();
+    conf.cache
+        .finish(cf, "auth_request_cache", protected, &parts)
 }
 
 /// When the C module is present and the block being merged uses it, names

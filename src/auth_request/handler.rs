@@ -5,24 +5,32 @@
 //! The phase engine calls again after the subrequest finished: evaluate
 //! `auth_request_set` in the subrequest's context, then decide from its
 //! status (see [`super::verdict`]).
+//!
+//! With `auth_request_cache`, the decision cache is asked first: a hit
+//! answers without a subrequest, a concurrent miss waits for the request
+//! already asking; after the verdict, the answer is stored (see
+//! [`super::cache`]).
 
 use nginx_sys::{
-    ngx_http_request_t, ngx_int_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_UNAUTHORIZED, NGX_LOG_ERR, NGX_OK,
+    ngx_http_request_t, ngx_int_t, ngx_str_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR,
+    NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_UNAUTHORIZED, NGX_LOG_ERR, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf};
 
+use super::cache;
 use super::conf::AuthRequestConf;
 use super::verdict::{verdict, Verdict};
 use super::AuthRequestModule;
+use crate::decision_cache::lookup::{self, Flight, Look};
 use crate::nginx::ffi::guard_status;
 use crate::nginx::subrequest::{self, SubrequestResult};
-use crate::nginx::{headers, request, variables};
+use crate::nginx::{delay, headers, request, variables};
 
 /// Per-request state, reset by nginx on internal redirects.
 #[derive(Clone, Copy, Default)]
 struct AuthRequestCtx {
     subrequest: SubrequestResult,
+    cache: Flight,
 }
 
 /// The access-phase entry point.
@@ -45,20 +53,47 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
 
     let module = AuthRequestModule::module();
     if let Some(ctx) = request::ctx::<AuthRequestCtx>(r, module) {
+        if ctx.cache.waiting() {
+            if delay::is_paused(r) {
+                return NGX_AGAIN as ngx_int_t;
+            }
+            return look_or_ask(r, conf, uri, ctx);
+        }
         if !ctx.subrequest.done {
             return NGX_AGAIN as ngx_int_t;
         }
         let outcome = ctx.subrequest;
-        return decide(r, conf, &outcome);
+        let rc = decide(r, conf, &outcome);
+        cache::remember(r, conf, &mut ctx.cache, &outcome);
+        return rc;
     }
 
     let Some(ctx) = request::new_ctx::<AuthRequestCtx>(r, module) else {
         return NGX_ERROR as ngx_int_t;
     };
-    // SAFETY: the result slot lives in the request-pool context just set.
+    look_or_ask(r, conf, uri, ctx)
+}
+
+/// Answers from the decision cache, waits for another request's answer,
+/// or starts the subrequest.
+fn look_or_ask(
+    r: &mut ngx_http_request_t,
+    conf: &AuthRequestConf,
+    uri: &ngx_str_t,
+    ctx: &mut AuthRequestCtx,
+) -> ngx_int_t {
+    match lookup::look(r, &conf.cache, &mut ctx.cache, conf.variables().len()) {
+        Look::Hit(entry) => return cache::answer(r, conf, &entry),
+        Look::Wait => return NGX_AGAIN as ngx_int_t,
+        Look::Ask => {}
+    }
+    // SAFETY: the result slot lives in the request-pool context.
     match unsafe { subrequest::start(r, uri, None, &mut ctx.subrequest) } {
         Ok(_) => NGX_AGAIN as ngx_int_t,
-        Err(_) => NGX_ERROR as ngx_int_t,
+        Err(_) => {
+            lookup::release(&conf.cache, &mut ctx.cache);
+            NGX_ERROR as ngx_int_t
+        }
     }
 }
 

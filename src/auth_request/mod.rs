@@ -7,8 +7,10 @@
 //!
 //! * [`conf`] — directives, configuration merge, C-module detection;
 //! * [`handler`] — the access-phase handler;
+//! * [`cache`] — what a cache hit replays and a miss stores;
 //! * [`verdict`] — status → decision, pure.
 
+pub mod cache;
 pub mod conf;
 pub mod handler;
 pub mod verdict;

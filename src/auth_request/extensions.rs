@@ -100,7 +100,7 @@ fn list(names: Option<NonNull<NameList>>) -> &'static [ngx_str_t] {
 }
 
 /// `auth_request_pass_status code ...;`
-pub unsafe extern "C" fn set_pass_status(
+pub(super) unsafe extern "C" fn set_pass_status(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
@@ -115,7 +115,7 @@ pub unsafe extern "C" fn set_pass_status(
 }
 
 /// `auth_request_allow_status code ...;`
-pub unsafe extern "C" fn set_allow_status(
+pub(super) unsafe extern "C" fn set_allow_status(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
@@ -171,7 +171,7 @@ const FRAMING: [&[u8]; 9] = [
 ];
 
 /// `auth_request_client_header name;`
-pub unsafe extern "C" fn set_client_header(
+pub(super) unsafe extern "C" fn set_client_header(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
@@ -185,7 +185,7 @@ pub unsafe extern "C" fn set_client_header(
 }
 
 /// `auth_request_upstream_header name;`
-pub unsafe extern "C" fn set_upstream_header(
+pub(super) unsafe extern "C" fn set_upstream_header(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,
@@ -259,7 +259,7 @@ fn add_name(cf: &mut ngx_conf_t, slot: &mut Option<NonNull<NameList>>) -> *mut c
 }
 
 /// `auth_request_body on [max=size] | off;`
-pub unsafe extern "C" fn set_body(
+pub(super) unsafe extern "C" fn set_body(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
     conf: *mut c_void,

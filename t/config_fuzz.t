@@ -123,6 +123,8 @@ my @junk = (
 my %near = (
     auth_request => ['off', '@named', '/a /b', 'relative', '/_auth?x=1', '""'],
     auth_request_set => ['$v', 'v $x', '$v $undefined_variable_x', '$v "${"', '$uri $x', '$v'],
+    auth_http_auth => ['off', 'off x', '/auth method=get', '/auth params=p=%P,q=%z', '@auth', 'auth'],
+    auth_http_realm => ['""', '"a\\"b"', 'a b', "caf\xc3\xa9", "\x01"],
     auth_http_superuser => ['off', 'off x', '/su method=get method=post', '/su params=a=%z', '@su', 'su'],
     auth_http_acl => ['/acl params="a=1,,b=2"', '/acl params=%u', '/acl params==x', '/acl method=put params=',
         '/acl params="a=%"', '/acl params=a=$', '/acl params="a=${x"', 'off'],

@@ -15,7 +15,10 @@
 #     protected location refuses again and never reaches its upstream;
 #   * ntlm_timeout: a connection bound through a moved request (try_files
 #     into a named location) is closed after ntlm_timeout like any other,
-#     and never reaches another client before or after.
+#     and never reaches another client before or after;
+#   * ntlm_max_requests / ntlm_max_time: a connection bound through a moved
+#     request is closed after its last allowed request, and the client's next
+#     request (moved again) authenticates again.
 
 use strict;
 use warnings;
@@ -37,6 +40,12 @@ http {
         server 127.0.0.1:%%PORT_8083%%;
         ntlm;
         ntlm_timeout 1s;
+    }
+    upstream ntmax {
+        server 127.0.0.1:%%PORT_8083%%;
+        ntlm;
+        ntlm_max_requests 2;
+        ntlm_max_time 1h;
     }
     server {
         listen 127.0.0.1:%%PORT_8080%%;
@@ -106,6 +115,14 @@ http {
         # ntlm_timeout through a moved request
         location /nt/ {
             try_files /nope @nt;
+        }
+        location /ntmax/ {
+            try_files /nope @ntmax;
+        }
+        location @ntmax {
+            proxy_pass http://ntmax;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
         }
         location @nt {
             proxy_pass http://nt;
@@ -195,6 +212,19 @@ ok(NtlmBackend::wait_close($events, $conn, 5), 'ntlm: the idle bound connection 
 my $after = req($a, '/nt/w');
 isnt(hdr($after, 'X-Conn-Id'), $conn, 'ntlm: after the timeout the client gets a fresh connection');
 is(hdr($after, 'X-Conn-Token'), '-', 'ntlm: not authenticated there');
+close $a;
+
+# ntlm_max_requests through try_files -> @ntmax
+$a = NtlmBackend::client($port);
+$first = req($a, '/ntmax/x', auth => 'NTLM tokM');
+$conn = hdr($first, 'X-Conn-Id');
+my $second = req($a, '/ntmax/y');
+is(hdr($second, 'X-Conn-Id'), $conn, 'ntlm_max_requests: the 2nd request of the client on its bound connection');
+is(hdr($second, 'X-Conn-Token'), 'tokM', 'ntlm_max_requests: authenticated');
+ok(NtlmBackend::wait_close($events, $conn, 2), 'ntlm_max_requests 2: the bound connection is closed after it');
+$after = req($a, '/ntmax/z');
+isnt(hdr($after, 'X-Conn-Id'), $conn, 'ntlm_max_requests: the next request gets a fresh connection');
+is(hdr($after, 'X-Conn-Token'), '-', 'ntlm_max_requests: not authenticated there');
 close $a;
 
 $t->done;

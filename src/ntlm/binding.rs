@@ -122,7 +122,9 @@ pub fn not_bound_reason(f: FreeFacts) -> Option<&'static str> {
         return None;
     }
     Some(if f.multiplexed {
-        "the client uses HTTP/2 or HTTP/3, whose requests are never bound"
+        "the client uses HTTP/2 or HTTP/3, whose requests are never bound (an NTLM handshake \
+         cannot complete: serve this site on a listen without http2, where browsers use \
+         HTTP/1.1)"
     } else if f.spent && f.reusable {
         "the upstream connection has served ntlm_max_requests requests or ntlm_max_time \
          (by default the upstream's keepalive_requests, keepalive_time)"

@@ -12,6 +12,7 @@ use ngx::core::Pool;
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
 use super::AuthRequestModule;
+use crate::counters;
 use crate::nginx::conf::{
     args, conf_message, directive, emerg, find_module, merge, CONF_ERROR, CONF_OK,
 };
@@ -45,6 +46,8 @@ pub struct AuthRequestConf {
     /// list lives in the configuration pool and is shared with the levels
     /// that inherit it.
     variables: Option<NonNull<VariableList>>,
+    /// The status zone's series for this auth URI (inherited with it).
+    pub counter: crate::counters::Counter,
 }
 
 impl AuthRequestConf {
@@ -70,6 +73,7 @@ impl AuthRequestConf {
     fn merge_from(&mut self, parent: &AuthRequestConf) {
         if self.target.is_none() {
             self.target = parent.target;
+            self.counter = parent.counter;
         }
         if self.variables.is_none() {
             self.variables = parent.variables;
@@ -138,6 +142,7 @@ fn auth_request(cf: &mut ngx_conf_t, conf: &mut AuthRequestConf) -> *mut c_char 
         if let Some(main) = AuthRequestModule::main_conf_mut(cf) {
             main.used = true;
         }
+        conf.counter = counters::register(cf, counters::Kind::AuthRequest, value.as_bytes());
         AuthTarget::Uri(value)
     });
     CONF_OK

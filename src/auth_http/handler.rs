@@ -1,10 +1,10 @@
-//! The access-phase handler: superuser question, ACL question, retries,
-//! decision. The decisions themselves are in [`super::decision`].
+//! The access-phase handler: authentication question, superuser question,
+//! ACL question, retries, decision. The decisions themselves are in [`super::decision`].
 
 use nginx_sys::{
     ngx_current_msec, ngx_http_auth_basic_user, ngx_http_request_t, ngx_inet_get_port, ngx_int_t,
     ngx_str_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN,
-    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
+    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_UNAUTHORIZED, NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::collections::Vec;
 use ngx::core::Pool;
@@ -20,7 +20,7 @@ use crate::nginx::ffi::guard_status;
 use crate::nginx::subrequest::{
     self, Body, ClientHeaders, Method, SubrequestResult, SubrequestSpec,
 };
-use crate::nginx::{delay, request, variables};
+use crate::nginx::{delay, headers, request, variables};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -51,7 +51,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     let Some(conf) = AuthHttpModule::location_conf(r) else {
         return NGX_ERROR as ngx_int_t;
     };
-    if conf.superuser().is_none() && conf.acl().is_none() {
+    if conf.auth().is_none() && conf.superuser().is_none() && conf.acl().is_none() {
         return NGX_DECLINED as ngx_int_t;
     }
 
@@ -62,7 +62,9 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
             let Some(ctx) = request::new_ctx::<AuthHttpCtx>(r, module) else {
                 return NGX_ERROR as ngx_int_t;
             };
-            ctx.stage = if conf.superuser().is_some() {
+            ctx.stage = if conf.auth().is_some() {
+                Stage::Auth
+            } else if conf.superuser().is_some() {
                 Stage::Superuser
             } else {
                 Stage::Acl
@@ -83,6 +85,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     }
 
     let policy = Policy {
+        superuser_configured: conf.superuser().is_some(),
         acl_configured: conf.acl().is_some(),
         nomatch: conf.nomatch(),
         retry: conf.retry(),
@@ -117,6 +120,27 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     match next_step(ctx.stage, ctx.attempt, status, body, &policy) {
         Step::Allow(outcome) => finish(r, counter, outcome, NGX_OK as ngx_int_t),
         Step::Deny(outcome) => finish(r, counter, outcome, NGX_HTTP_FORBIDDEN as ngx_int_t),
+        Step::Unauthenticated => {
+            // A request refused again after an internal redirect keeps the
+            // response headers of the first refusal: one challenge.
+            let challenge = conf.challenge();
+            if !headers::has_www_authenticate(r, challenge)
+                && headers::push_www_authenticate(r, challenge).is_err()
+            {
+                return NGX_ERROR as ngx_int_t;
+            }
+            finish(
+                r,
+                counter,
+                Outcome::Unauthenticated,
+                NGX_HTTP_UNAUTHORIZED as ngx_int_t,
+            )
+        }
+        Step::AskSuperuser => {
+            ctx.stage = Stage::Superuser;
+            ctx.attempt = 0;
+            ask(r, conf, ctx)
+        }
         Step::AskAcl => {
             ctx.stage = Stage::Acl;
             ctx.attempt = 0;
@@ -161,6 +185,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
 
 fn stage_name(stage: Stage) -> &'static str {
     match stage {
+        Stage::Auth => "authentication",
         Stage::Superuser => "superuser",
         Stage::Acl => "ACL",
     }
@@ -168,6 +193,7 @@ fn stage_name(stage: Stage) -> &'static str {
 
 fn service(conf: &AuthHttpConf, stage: Stage) -> Option<&'static Service> {
     match stage {
+        Stage::Auth => conf.auth(),
         Stage::Superuser => conf.superuser(),
         Stage::Acl => conf.acl(),
     }
@@ -198,6 +224,8 @@ fn finish(
     rc: ngx_int_t,
 ) -> ngx_int_t {
     let slot = match outcome {
+        Outcome::Authenticated => slots::AUTHENTICATED,
+        Outcome::Unauthenticated => slots::UNAUTHENTICATED,
         Outcome::Superuser => slots::SUPERUSER,
         Outcome::Allow => slots::ALLOW,
         Outcome::Deny => slots::DENY,
@@ -277,8 +305,8 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
         args: (!args.is_empty()).then_some(&args),
         method: service.method,
         body,
-        // Only the ACL answer's body matters (`ignore`), but the superuser
-        // answer is read to its end as well: a header-only subrequest makes
+        // Only the ACL answer's body matters (`ignore`), but the
+        // authentication and superuser answers are read to its end as well: a header-only subrequest makes
         // nginx close the upstream connection whenever the answer has a body
         // (a "403 not a superuser" page), so every ordinary client would
         // cost a new (TLS) connection to the service.

@@ -86,6 +86,9 @@ pub mod auth_http {
     pub const TRUNCATED: usize = 7;
     pub const ENCODED: usize = 8;
     pub const LATENCY: usize = 9;
+    /// After the latency histogram's slots.
+    pub const AUTHENTICATED: usize = 23;
+    pub const UNAUTHENTICATED: usize = 24;
 }
 
 /// key_auth, one series for the whole `http` block.
@@ -119,6 +122,8 @@ pub mod ntlm {
     pub const CLOSE_EVICTED: usize = 7;
     pub const CLOSE_ERROR: usize = 8;
     pub const HTTP2_REFUSED: usize = 9;
+    /// Closed after ntlm_max_requests / ntlm_max_time.
+    pub const CLOSE_LIMIT: usize = 10;
 }
 
 /// Prometheus metric types.
@@ -234,6 +239,8 @@ pub static AUTH_HTTP: KindSchema = KindSchema {
             samples: Samples::Labeled {
                 label: "result",
                 values: &[
+                    ("authenticated", auth_http::AUTHENTICATED),
+                    ("unauthenticated", auth_http::UNAUTHENTICATED),
                     ("superuser", auth_http::SUPERUSER),
                     ("allow", auth_http::ALLOW),
                     ("deny", auth_http::DENY),
@@ -367,6 +374,7 @@ pub static NTLM: KindSchema = KindSchema {
                     ("upstream_closed", ntlm::CLOSE_UPSTREAM),
                     ("timeout", ntlm::CLOSE_TIMEOUT),
                     ("evicted", ntlm::CLOSE_EVICTED),
+                    ("limit", ntlm::CLOSE_LIMIT),
                     ("error", ntlm::CLOSE_ERROR),
                 ],
             },

@@ -20,7 +20,7 @@ use core::ffi::c_void;
 use core::ptr;
 
 use nginx_sys::{
-    ngx_atomic_uint_t, ngx_chain_t, ngx_connection_t, ngx_http_request_t,
+    ngx_atomic_uint_t, ngx_chain_t, ngx_connection_t, ngx_current_msec, ngx_http_request_t,
     ngx_http_upstream_srv_conf_t, ngx_http_upstream_t, ngx_int_t, ngx_log_t, ngx_pcalloc,
     ngx_peer_connection_t, ngx_pnalloc, ngx_sockaddr_t, ngx_str_t, ngx_uint_t, socklen_t, NGX_DONE,
     NGX_ERROR, NGX_HTTP_VERSION_20, NGX_LOG_INFO, NGX_OK, NGX_PEER_FAILED, NGX_PEER_NEXT,
@@ -330,10 +330,32 @@ unsafe extern "C" fn free_peer(
             binding: unsafe { peer.binding.as_ref() }.map(|b| b.state),
             // SAFETY: the attempt's connection, live or null.
             reusable: connection_reusable(unsafe { c.as_ref() }, u, state),
+            // SAFETY: as above.
+            spent: unsafe { c.as_ref() }.is_some_and(|c| {
+                // SAFETY: nginx's cached clock, updated by the worker's
+                // event loop on this thread.
+                let now = unsafe { ngx_current_msec };
+                // SAFETY: the upstream state is per worker, never freed.
+                let limits = unsafe { (*peer.upstream).limits };
+                // nginx counts the connection's requests (c->requests) and
+                // stamps its opening (c->start_time) for its own keepalive.
+                limits.spent(c.requests as u64, now.wrapping_sub(c.start_time) as u64)
+            }),
         };
         if peer.multiplexed && peer.credentials {
             // SAFETY: the upstream state is per worker, never freed.
             unsafe { (*peer.upstream).counter.inc(slots::HTTP2_REFUSED) };
+        }
+        if attempt == Attempt::Bound && facts.spent && facts.reusable {
+            ngx::ngx_log_error!(
+                NGX_LOG_INFO,
+                pc.log,
+                "ntlm: closing the bound upstream connection after {} requests: it reached \
+                 ntlm_max_requests or ntlm_max_time; the client's next request authenticates \
+                 again",
+                // SAFETY: `spent` implies a live connection.
+                unsafe { (*c).requests }
+            );
         }
         if let Some(reason) = not_bound_reason(facts) {
             ngx::ngx_log_error!(
@@ -373,6 +395,8 @@ unsafe extern "C" fn free_peer(
                     counter.dec(slots::BOUND);
                     counter.inc(if failed {
                         slots::CLOSE_ERROR
+                    } else if facts.spent && facts.reusable {
+                        slots::CLOSE_LIMIT
                     } else {
                         slots::CLOSE_UPSTREAM
                     });

@@ -104,9 +104,9 @@ is($s->{process}{dropped}, 0, 'nothing dropped');
 ok($s->{process}{capacity} > 100, 'capacity');
 
 my %ar = map { $_->{uri} => $_ } @{ $s->{auth_request} || [] };
-is_deeply($ar{'/auth/p'}{decisions}, { allow => 3, unauthorized => 2, forbidden => 1, error => 2 },
+is_deeply($ar{'/auth/p'}{decisions}, { allow => 3, unauthorized => 2, forbidden => 1, passed => 0, error => 2 },
     'auth_request decisions for /auth/p');
-is_deeply($ar{'/auth/q?x="y"'}{decisions}, { allow => 1, unauthorized => 0, forbidden => 0, error => 0 },
+is_deeply($ar{'/auth/q?x="y"'}{decisions}, { allow => 1, unauthorized => 0, forbidden => 0, passed => 0, error => 0 },
     'auth_request decisions for the second URI');
 is_deeply($ar{'/auth/p'}{cache}, { hit => 0, miss => 0, store => 0, eviction => 0 }, 'cache slot reserved');
 my $h = $ar{'/auth/p'}{duration_ms} || {};

@@ -13,7 +13,8 @@ use nginx_sys::{
 use ngx::http::{HttpModule, HttpModuleLocationConf};
 
 use super::conf::AuthRequestConf;
-use super::verdict::{verdict, Verdict};
+use super::respond;
+use super::verdict::{verdict_with, Verdict};
 use super::AuthRequestModule;
 use crate::counters::{self, schema::auth_request as slots};
 use crate::nginx::ffi::guard_status;
@@ -101,12 +102,24 @@ fn decide(
         variables::store(r, &assignment.variable, value);
     }
 
-    let verdict = verdict(outcome.status);
+    let verdict = verdict_with(
+        outcome.status,
+        conf.ext.allow_status.as_ref(),
+        conf.ext.pass_status.as_ref(),
+    );
+    // Opt-in (super::extensions): auth response headers to the client and
+    // to the upstream request; nothing without those directives.
+    // SAFETY: the finished subrequest lives in the shared request pool
+    // until the main request ends.
+    if respond::pass_on(r, unsafe { &*outcome.request }, &conf.ext, verdict).is_err() {
+        return NGX_ERROR as ngx_int_t;
+    }
     let slot = match verdict {
         Verdict::Allow => slots::ALLOW,
         Verdict::Unauthorized => slots::UNAUTHORIZED,
         Verdict::Forbidden => slots::FORBIDDEN,
-        Verdict::Unexpected(_) => slots::ERROR,
+        Verdict::Pass(_) => slots::PASSED,
+        Verdict::Unexpected(_) | Verdict::NotAllowed(_) => slots::ERROR,
     };
     count(r, conf, slot, Some(latency_ms));
 
@@ -128,6 +141,17 @@ fn decide(
                 NGX_LOG_ERR,
                 request::log(r),
                 "auth request unexpected status: {status}"
+            );
+            NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
+        }
+        // auth_request_pass_status: the client gets it, with the headers
+        // respond::pass_on() copied.
+        Verdict::Pass(status) => status as ngx_int_t,
+        Verdict::NotAllowed(status) => {
+            ngx::ngx_log_error!(
+                NGX_LOG_ERR,
+                request::log(r),
+                "auth request status {status} is not in auth_request_allow_status"
             );
             NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
         }

@@ -369,7 +369,7 @@ mod tests {
     #[test]
     fn json_shape() {
         let text = render(&sample(), Format::Json);
-        assert!(text.starts_with("{\"version\":1,\"zone\":\"st\",\"process\":{\"workers\":2,\"reloads\":1,\"series\":2,\"capacity\":100,\"dropped\":0},\"auth_request\":[{\"uri\":\"/a\\\"b\\\\c\\nd\",\"decisions\":{\"allow\":3,\"unauthorized\":0,\"forbidden\":0,\"error\":1}"), "{text}");
+        assert!(text.starts_with("{\"version\":1,\"zone\":\"st\",\"process\":{\"workers\":2,\"reloads\":1,\"series\":2,\"capacity\":100,\"dropped\":0},\"auth_request\":[{\"uri\":\"/a\\\"b\\\\c\\nd\",\"decisions\":{\"allow\":3,\"unauthorized\":0,\"forbidden\":0,\"passed\":0,\"error\":1}"), "{text}");
         assert!(text.contains("\"duration_ms\":{\"le\":{\"1\":2,\"5\":2,\"10\":2,\"25\":3,"));
         assert!(text.contains("\"+Inf\":4},\"sum\":12020,\"count\":4}"));
         assert!(text.contains("\"key_auth\":[{\"requests\":{\"allowed\":0,\"missing\":7,"));

@@ -72,6 +72,8 @@ pub mod auth_request {
     pub const CACHE_EVICTION: usize = 7;
     /// The subrequest latency histogram (see [`super::HISTOGRAM_SLOTS`]).
     pub const LATENCY: usize = 8;
+    /// `auth_request_pass_status` passed the service's status on.
+    pub const PASSED: usize = 22;
 }
 
 /// auth_http, per service URI.
@@ -198,6 +200,7 @@ pub static AUTH_REQUEST: KindSchema = KindSchema {
                     ("allow", auth_request::ALLOW),
                     ("unauthorized", auth_request::UNAUTHORIZED),
                     ("forbidden", auth_request::FORBIDDEN),
+                    ("passed", auth_request::PASSED),
                     ("error", auth_request::ERROR),
                 ],
             },

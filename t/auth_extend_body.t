@@ -114,12 +114,23 @@ is(AGTest::req_header(last_auth(), 'Content-Length'), '0', 'empty POST: Content-
 # over max: 413, nobody asked
 for my $case (['Content-Length', sub { http_post('/small/x', body_of(101)) }],
               ['chunked', sub { http_post('/small/x', body_of(101), chunked => 1, chunk_size => 40) }],
+              ['HTTP/2 without Content-Length',
+               sub { http2_request('/small/x', method => 'POST', body => body_of(101), headers => ['Content-Length:']) }],
               ['HTTP/2', sub { http2_request('/small/x', method => 'POST', body => body_of(101)) }],
               ['default max=16k', sub { http_post('/b/x', body_of(16385)) }]) {
     my ($name, $send) = @$case;
     my ($auth, $echo) = (count('auth'), count('echo'));
     $r = $send->();
-    is(http_status($r), 413, "$name over max: 413");
+    if ($name eq 'HTTP/2' && $r =~ /^curl: \(92\)/) {
+        # Refused before the body is read (as nginx's own client_max_body_size
+        # does): the 413 and the stream's RST_STREAM(NO_ERROR) may reach curl
+        # while it still uploads, and Debian 12's curl then reports a stream
+        # error instead of the response. Without Content-Length (above) the
+        # body is read first and the 413 always arrives.
+        pass("$name over max: refused while uploading (curl: $r)");
+    } else {
+        is(http_status($r), 413, "$name over max: 413") or diag("response: $r");
+    }
     is(count('auth'), $auth, "$name over max: the auth service is not asked");
     is(count('echo'), $echo, "$name over max: the upstream is not asked");
 }

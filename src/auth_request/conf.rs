@@ -13,6 +13,7 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
 use super::extensions::{self, Extensions};
 use super::AuthRequestModule;
+use crate::counters;
 use crate::nginx::conf::{
     args, conf_message, directive, emerg, find_module, merge, CONF_ERROR, CONF_OK,
 };
@@ -49,6 +50,8 @@ pub struct AuthRequestConf {
     /// The opt-in directives beyond the C module (`auth_request_pass_status`,
     /// `auth_request_client_header`, …), see [`super::extensions`].
     pub ext: Extensions,
+    /// The status zone's series for this auth URI (inherited with it).
+    pub counter: crate::counters::Counter,
 }
 
 impl AuthRequestConf {
@@ -74,6 +77,7 @@ impl AuthRequestConf {
     fn merge_from(&mut self, parent: &AuthRequestConf) {
         if self.target.is_none() {
             self.target = parent.target;
+            self.counter = parent.counter;
         }
         if self.variables.is_none() {
             self.variables = parent.variables;
@@ -202,6 +206,7 @@ fn auth_request(cf: &mut ngx_conf_t, conf: &mut AuthRequestConf) -> *mut c_char 
         if let Some(main) = AuthRequestModule::main_conf_mut(cf) {
             main.used = true;
         }
+        conf.counter = counters::register(cf, counters::Kind::AuthRequest, value.as_bytes());
         AuthTarget::Uri(value)
     });
     CONF_OK

@@ -29,12 +29,15 @@ source "$(dirname "$0")/lib.sh"
 #                                    nginx 1.22 binary and its configured headers
 #                                    (/usr/share/nginx/src); never started as a service
 #   rpm rpm2cpio cpio                the packaging tests: rpmbuild, inspecting the RPM
+#   redis-server                     the key_auth_quota_store tests (t/*redis*.t) start a real
+#                                    Redis on a free port; never started as a service
 packages=(
     libclang-dev gcc libc6-dev make libpcre2-dev libssl-dev zlib1g-dev
     perl libio-socket-ssl-perl
     curl openssl wrk procps util-linux iproute2 valgrind shellcheck
     git ca-certificates
     nginx nginx-dev rpm rpm2cpio cpio
+    redis-server
 )
 
 missing=()
@@ -54,12 +57,12 @@ if ((${#missing[@]})); then
     fi
     aptlog=$(mktemp)
     # Debian's nginx package starts an nginx on port 80 when installed. The
-    # tests run it with their own prefix and ports only, so keep the service
+    # tests run it (and redis-server) with their own prefix and ports only, so keep the service
     # from starting: invoke-rc.d and deb-systemd-invoke obey policy-rc.d's
     # 101 ("action forbidden"). Containers usually have one already; if not,
     # one is in place for this install only.
     policy=/usr/sbin/policy-rc.d policy_added=0
-    if [[ ! -e $policy ]] && printf '%s\n' "${missing[@]}" | grep -qx nginx; then
+    if [[ ! -e $policy ]] && printf '%s\n' "${missing[@]}" | grep -qxE 'nginx|redis-server'; then
         printf '#!/bin/sh\n# ci/setup.sh: no service starts while it installs packages\nexit 101\n' |
             "${sudo[@]}" tee "$policy" >/dev/null
         "${sudo[@]}" chmod 755 "$policy"

@@ -42,6 +42,9 @@ pub struct KeyAuthMainConf {
     pub underscore_warned: Vec<(usize, usize)>,
     /// `key_auth_quota_store`: quotas counted in Redis instead of the zone.
     pub store: Option<Box<crate::redis::client::Store>>,
+    /// Where `key_auth_quota_store` was (file, line), for errors found once
+    /// the whole `http` block is read.
+    pub store_at: Option<(ngx_str_t, usize)>,
 }
 
 impl Default for KeyAuthMainConf {
@@ -56,6 +59,7 @@ impl Default for KeyAuthMainConf {
             target_variables: Vec::new(),
             underscore_warned: Vec::new(),
             store: None,
+            store_at: None,
         }
     }
 }
@@ -480,6 +484,7 @@ unsafe extern "C" fn set_quota_store(
             Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
         };
         main.store = Some(crate::redis::client::Store::new(spec, sockaddr));
+        main.store_at = Some(conf_position(cf));
         CONF_OK
     })
 }
@@ -712,12 +717,14 @@ pub fn check_main(cf: &mut ngx_conf_t) -> bool {
         .store
         .as_ref()
         .is_some_and(|s| s.spec.on_error == crate::redis::spec::OnError::Local);
-    if main.zone.is_null() && local {
-        ngx::ngx_conf_log_error!(
+    if let (true, true, Some((file, line))) = (main.zone.is_null(), local, main.store_at) {
+        ngx::ngx_log_error!(
             NGX_LOG_EMERG,
-            cf,
+            cf.log,
             "\"key_auth_quota_store\" has \"on_error=local\" but no \"key_auth_zone\" is \
-             configured to count in"
+             configured to count in, in {}:{}",
+            file,
+            line
         );
         return false;
     }

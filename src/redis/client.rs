@@ -276,7 +276,7 @@ impl Store {
         r.write_event_handler = Some(ngx_http_request_empty_handler);
         // A failure here sets the outcome and resumes the request from the
         // event loop, after this handler returned.
-        self.flush();
+        self.send_buffered();
         Some(ticket)
     }
 
@@ -350,7 +350,7 @@ impl Store {
 
     /// Writes what is buffered. `false`: the connection failed (and was
     /// closed, its commands failed).
-    fn flush(&self) -> bool {
+    fn send_buffered(&self) -> bool {
         // SAFETY: see state().
         let st = unsafe { self.state() };
         if st.conn.is_null() || st.connecting {
@@ -557,8 +557,8 @@ impl Store {
             }
         }
         st.input.drain(..used);
-        if failure.is_none() && !st.out.is_empty() && !self.flush() {
-            // flush() closed the connection and failed the rest.
+        if failure.is_none() && !st.out.is_empty() && !self.send_buffered() {
+            // send_buffered() closed the connection and failed the rest.
             return None;
         }
         failure
@@ -772,7 +772,7 @@ unsafe extern "C" fn on_write(ev: *mut ngx_event_t) {
         // SAFETY: see state().
         let st = unsafe { store.state() };
         st.connecting = false;
-        store.flush();
+        store.send_buffered();
     })
 }
 

@@ -13,6 +13,7 @@ use ngx::http::{HttpModule, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCor
 use super::consumers::{parse_line, Registry};
 use super::quota::{Slot, Table};
 use super::KeyAuthModule;
+use crate::counters::{self, Counter};
 use crate::nginx::bitfield;
 use crate::nginx::conf::{
     args, conf_message, directive, emerg, merge, refuse_duplicate_options, set_once, CONF_ERROR,
@@ -45,6 +46,10 @@ pub struct KeyAuthMainConf {
     /// Where `key_auth_quota_store` was (file, line), for errors found once
     /// the whole `http` block is read.
     pub store_at: Option<(ngx_str_t, usize)>,
+    /// The status zone's key_auth series, and one per consumer (indexed
+    /// like the registry) with `authgate_status_zone … consumers=on`.
+    pub counter: Counter,
+    pub consumer_counters: Vec<Counter>,
 }
 
 impl Default for KeyAuthMainConf {
@@ -60,6 +65,8 @@ impl Default for KeyAuthMainConf {
             underscore_warned: Vec::new(),
             store: None,
             store_at: None,
+            counter: Counter::default(),
+            consumer_counters: Vec::new(),
         }
     }
 }
@@ -706,6 +713,29 @@ pub unsafe extern "C" fn preconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         main.var_custom_id = i;
         nginx_sys::NGX_OK as ngx_int_t
     })
+}
+
+/// Registers the status zone's series: key_auth's, and the consumers'
+/// when asked for.
+pub fn register_counters(cf: &mut ngx_conf_t) {
+    let per_consumer = counters::per_consumer(cf);
+    let counter = counters::register(cf, counters::Kind::KeyAuth, b"");
+    let mut consumer_counters = Vec::new();
+    if per_consumer {
+        if let Some(main) = KeyAuthModule::main_conf(cf) {
+            let names: Vec<Vec<u8>> = (0..main.registry.len())
+                .map(|i| main.registry.consumer(i).name.as_bytes().to_vec())
+                .collect();
+            consumer_counters = names
+                .iter()
+                .map(|n| counters::register(cf, counters::Kind::KeyAuthConsumer, n))
+                .collect();
+        }
+    }
+    if let Some(main) = KeyAuthModule::main_conf_mut(cf) {
+        main.counter = counter;
+        main.consumer_counters = consumer_counters;
+    }
 }
 
 /// Checks made once every consumer is known: a quota needs the zone.

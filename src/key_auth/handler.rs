@@ -44,6 +44,8 @@ use super::passage::{hidden_sources, Identity, Passage, Refusal, Source, Step, V
 use super::quota::Decision;
 use super::respond::Denial;
 use super::KeyAuthModule;
+use crate::counters;
+use crate::counters::schema::{key_auth as slots, key_auth_consumer as consumer_slots};
 use crate::nginx::decimal::decimal;
 use crate::nginx::ffi::guard_status;
 use crate::nginx::headers_in::PreparedName;
@@ -194,7 +196,17 @@ fn conf_id(conf: &KeyAuthConf) -> usize {
 pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
     // SAFETY: the phase engine passes the live main request.
     let r = unsafe { &mut *r };
-    guard_status(request::log(r), || check(r))
+    guard_status(request::log(r), || {
+        let rc = check(r);
+        if rc == NGX_ERROR as ngx_int_t || rc == NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t {
+            // An internal failure (fail()): counted unless this request's
+            // decision was counted already (an over-quota 500).
+            if let Some(main) = KeyAuthModule::main_conf(r) {
+                count_outcome(r, main, slots::ERROR, None);
+            }
+        }
+        rc
+    })
 }
 
 fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
@@ -231,7 +243,10 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
 
     let identity = match passage.verdict {
         Verdict::Allowed(identity) => identity,
-        Verdict::Refused(refusal) => return refuse(r, refusal),
+        Verdict::Refused(refusal) => {
+            count_outcome(r, main, refused_slot(refusal), None);
+            return refuse(r, refusal);
+        }
         Verdict::Unchecked => return fail(passage),
     };
     let consumer = main.registry.consumer(identity.consumer);
@@ -252,14 +267,21 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
                      request refused (make key_auth_zone larger)",
                     consumer.name
                 );
+                count_outcome(r, main, slots::ZONE_FULL, Some((identity.consumer, false)));
                 Some(Refusal::Status(NGX_HTTP_SERVICE_UNAVAILABLE as u16))
             }
             // The store logged the failure (once per episode).
-            Count::StoreFailed => Some(Refusal::Status(NGX_HTTP_SERVICE_UNAVAILABLE as u16)),
+            Count::StoreFailed => {
+                count_outcome(r, main, slots::ERROR, Some((identity.consumer, false)));
+                Some(Refusal::Status(NGX_HTTP_SERVICE_UNAVAILABLE as u16))
+            }
             Count::Uncounted => None,
             Count::Decided(decision) => {
                 if rate_limit_headers(r, &decision).is_err() {
                     return fail(passage);
+                }
+                if !decision.allowed {
+                    count_outcome(r, main, slots::OVER_QUOTA, Some((identity.consumer, true)));
                 }
                 (!decision.allowed).then(|| Refusal::Status(consumer.over_limit_status()))
             }
@@ -274,7 +296,45 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     if upstream_headers(r, consumer, credential).is_err() {
         return fail(passage);
     }
+    let slot = if identity.credential.is_some() {
+        slots::ALLOWED
+    } else {
+        slots::ANONYMOUS
+    };
+    count_outcome(r, main, slot, Some((identity.consumer, false)));
     NGX_OK as ngx_int_t
+}
+
+/// The status zone's outcome for a refusal kept in the passage (a 401, or
+/// an internal failure kept from an earlier location).
+fn refused_slot(refusal: Refusal) -> usize {
+    match refusal {
+        Refusal::Unauthorized(Denial::Missing) => slots::MISSING,
+        Refusal::Unauthorized(Denial::Invalid) => slots::INVALID,
+        Refusal::Unauthorized(Denial::None) | Refusal::Status(_) => slots::ERROR,
+    }
+}
+
+/// Counts the decision in the status zone, once per request: the outcome,
+/// and with per-consumer series, the consumer's request (and its quota
+/// refusal when `over_quota`).
+fn count_outcome(
+    r: &mut ngx_http_request_t,
+    main: &KeyAuthMainConf,
+    slot: usize,
+    consumer: Option<(usize, bool)>,
+) {
+    if !counters::count_decision(r, main.counter, slot, None) {
+        return;
+    }
+    if let Some((index, over_quota)) = consumer {
+        if let Some(&c) = main.consumer_counters.get(index) {
+            c.inc(consumer_slots::REQUESTS);
+            if over_quota {
+                c.inc(consumer_slots::OVER_QUOTA);
+            }
+        }
+    }
 }
 
 /// Steps 2: the key (header when present, even empty or wrong; otherwise

@@ -11,6 +11,7 @@ pub mod key_auth;
 pub mod keyed_hash;
 pub mod nginx;
 pub mod ntlm;
+pub mod redis;
 
 /// Exports the tables nginx reads from a module library at `load_module`:
 /// `ngx_modules`, `ngx_module_names` and `ngx_module_order`.

@@ -162,6 +162,7 @@ bitfields! {
         timer_set / set_timer_set => authgate_bf_event_timer_set / authgate_bf_event_set_timer_set;
         ready / set_ready => authgate_bf_event_ready / authgate_bf_event_set_ready;
         delayed / set_delayed => authgate_bf_event_delayed / authgate_bf_event_set_delayed;
+        posted / set_posted => authgate_bf_event_posted / authgate_bf_event_set_posted;
     }
 
     /// `ngx_connection_t`.

@@ -45,6 +45,7 @@
     X(ngx_event_t, event, timer_set)                                        \
     X(ngx_event_t, event, ready)                                            \
     X(ngx_event_t, event, delayed)                                          \
+    X(ngx_event_t, event, posted)                                           \
     X(ngx_connection_t, connection, idle)                                   \
     X(ngx_connection_t, connection, close)                                  \
     X(ngx_peer_connection_t, peer, cached)                                  \

@@ -108,6 +108,17 @@ conf_error('purge of an unknown zone',
 conf_error('purge twice', '"auth_cache_purge" directive is duplicate',
            "auth_cache_purge c; auth_cache_purge c; #L", '', $ZONE);
 
+# the opt-in auth_request directives whose effect a hit could not replay
+for my $other ('auth_request_pass_status 302;', 'auth_request_client_header X-A;',
+               'auth_request_upstream_header X-User;', 'auth_request_body on;') {
+    my ($name) = $other =~ /^(\S+)/;
+    conf_error("cache with $name",
+               qq{"auth_request_cache c" cannot be combined with "$name": what it passes on is not part of a cached decision},
+               "auth_request /_auth/x; auth_request_cache c; #L\n $KEY $other", '', $ZONE);
+}
+conf_ok('cache with auth_request_allow_status', "auth_request /_auth/x; auth_request_cache c; $KEY auth_request_allow_status 200 204;",
+        '', $ZONE);
+
 # a key that tells no credentials apart: accepted with a warning
 {
     my $conf = conf_with("auth_request /_auth/x; auth_request_cache c; auth_request_cache_key \$remote_addr\$uri; #L",

@@ -14,7 +14,7 @@ use nginx_sys::{
 };
 
 use super::conf::{AuthRequestConf, AuthRequestVariable};
-use super::verdict::{verdict, Verdict};
+use super::verdict::{verdict_with, Verdict};
 use crate::decision_cache::entry::Entry;
 use crate::decision_cache::lookup::{self, Flight};
 use crate::nginx::subrequest::SubrequestResult;
@@ -22,7 +22,11 @@ use crate::nginx::{headers, variables};
 
 /// Answers from a stored decision exactly as `decide()` answered the miss
 /// that stored it.
-pub fn answer(r: &mut ngx_http_request_t, conf: &AuthRequestConf, entry: &Entry<'_>) -> ngx_int_t {
+pub fn answer(
+    r: &mut ngx_http_request_t,
+    conf: &AuthRequestConf,
+    entry: &Entry<'_>,
+) -> (Verdict, ngx_int_t) {
     for (assignment, value) in conf.variables().iter().zip(entry.values()) {
         let value = ngx_str_t {
             len: value.len(),
@@ -31,20 +35,33 @@ pub fn answer(r: &mut ngx_http_request_t, conf: &AuthRequestConf, entry: &Entry<
         // The entry was copied into the request pool by the lookup.
         variables::store(r, &assignment.variable, value);
     }
-    match verdict(usize::from(entry.decision)) {
+    let verdict = verdict_of(conf, usize::from(entry.decision));
+    let rc = match verdict {
         Verdict::Allow => NGX_OK as ngx_int_t,
         Verdict::Forbidden => NGX_HTTP_FORBIDDEN as ngx_int_t,
         Verdict::Unauthorized => {
             for challenge in entry.challenges() {
                 if headers::push_www_authenticate(r, challenge).is_err() {
-                    return NGX_ERROR as ngx_int_t;
+                    return (verdict, NGX_ERROR as ngx_int_t);
                 }
             }
             NGX_HTTP_UNAUTHORIZED as ngx_int_t
         }
-        // Never stored (see remember()).
-        Verdict::Unexpected(_) => NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
-    }
+        // Never stored (see remember()); a reload may have narrowed
+        // auth_request_allow_status since: fail closed as a miss would.
+        _ => NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t,
+    };
+    (verdict, rc)
+}
+
+/// The verdict for `status` under this location's settings (the hit
+/// re-applies `auth_request_allow_status`, as the miss did).
+fn verdict_of(conf: &AuthRequestConf, status: usize) -> Verdict {
+    verdict_with(
+        status,
+        conf.ext.allow_status.as_ref(),
+        conf.ext.pass_status.as_ref(),
+    )
 }
 
 /// After `decide()`: stores the decision if it may be, otherwise lets the
@@ -57,7 +74,7 @@ pub fn remember(
 ) {
     let status = outcome.status;
     let decision = matches!(
-        verdict(status),
+        verdict_of(conf, status),
         Verdict::Allow | Verdict::Unauthorized | Verdict::Forbidden
     );
     if !decision || !outcome.complete || outcome.request.is_null() {

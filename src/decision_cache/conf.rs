@@ -143,6 +143,29 @@ impl CacheConf {
     }
 }
 
+impl CacheConf {
+    /// Refuses the cache in a location that also uses `other`, whose
+    /// effect a hit could not replay; the `[emerg]` names the cache
+    /// directive's line.
+    pub fn refuse_with(
+        &self,
+        cf: &mut ngx_conf_t,
+        directive: &str,
+        other: &str,
+    ) -> Result<(), Refused> {
+        let Some(CacheZone::Zone { name, at, .. }) = self.zone else {
+            return Ok(());
+        };
+        ngx::ngx_log_error!(
+            NGX_LOG_EMERG,
+            cf.log,
+            "\"{directive} {name}\" cannot be combined with \"{other}\": what it passes on \
+             is not part of a cached decision in {at}"
+        );
+        Err(Refused)
+    }
+}
+
 /// The zone `name` declared (now or later in the `http` block) by
 /// `auth_cache_zone`; `finish` refuses it if it never is.
 pub fn zone_reference(cf: &mut ngx_conf_t, name: &ngx_str_t) -> Option<*mut ngx_shm_zone_t> {

@@ -48,6 +48,8 @@ pub struct Service {
     pub fixed_args: Vec<u8>,
     pub method: Method,
     pub params: Vec<ServiceParam>,
+    /// The status zone's series for this service URI.
+    pub counter: crate::counters::Counter,
 }
 
 /// `auth_http_auth` / `auth_http_superuser` / `auth_http_acl` at one level.
@@ -451,6 +453,7 @@ fn parse_service(
         fixed_args,
         method,
         params: compiled,
+        counter: crate::counters::register(cf, crate::counters::Kind::AuthHttp, uri.as_bytes()),
     };
     // SAFETY: cf->pool is the configuration pool; Pool::allocate registers a
     // cleanup that drops the service when the pool goes.

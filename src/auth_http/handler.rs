@@ -2,9 +2,9 @@
 //! ACL question, retries, decision. The decisions themselves are in [`super::decision`].
 
 use nginx_sys::{
-    ngx_http_auth_basic_user, ngx_http_request_t, ngx_inet_get_port, ngx_int_t, ngx_str_t,
-    NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_SERVICE_UNAVAILABLE,
-    NGX_HTTP_UNAUTHORIZED, NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
+    ngx_current_msec, ngx_http_auth_basic_user, ngx_http_request_t, ngx_inet_get_port, ngx_int_t,
+    ngx_str_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN,
+    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_UNAUTHORIZED, NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::collections::Vec;
 use ngx::core::Pool;
@@ -14,6 +14,7 @@ use super::conf::{AuthHttpConf, Service, ValuePiece};
 use super::decision::{next_step, plain_encoding, Outcome, Policy, Stage, Step};
 use super::params::{self, Placeholder};
 use super::AuthHttpModule;
+use crate::counters::{self, schema::auth_http as slots, Counter};
 use crate::nginx::decimal::{decimal, DecimalBuf};
 use crate::nginx::ffi::guard_status;
 use crate::nginx::subrequest::{
@@ -32,6 +33,8 @@ struct AuthHttpCtx {
     /// Waiting for a retry timer.
     paused: bool,
     subrequest: SubrequestResult,
+    /// When the current attempt started (ngx_current_msec), for its latency.
+    started_ms: usize,
 }
 
 /// The access-phase entry point.
@@ -112,9 +115,11 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     } else {
         0
     };
+    let counter = service(conf, ctx.stage).map_or_else(Default::default, |s| s.counter);
+    count_attempt(counter, ctx, answer.complete, plain);
     match next_step(ctx.stage, ctx.attempt, status, body, &policy) {
-        Step::Allow(outcome) => finish(r, outcome, NGX_OK as ngx_int_t),
-        Step::Deny(outcome) => finish(r, outcome, NGX_HTTP_FORBIDDEN as ngx_int_t),
+        Step::Allow(outcome) => finish(r, counter, outcome, NGX_OK as ngx_int_t),
+        Step::Deny(outcome) => finish(r, counter, outcome, NGX_HTTP_FORBIDDEN as ngx_int_t),
         Step::Unauthenticated => {
             // A request refused again after an internal redirect keeps the
             // response headers of the first refusal: one challenge.
@@ -126,6 +131,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
             }
             finish(
                 r,
+                counter,
                 Outcome::Unauthenticated,
                 NGX_HTTP_UNAUTHORIZED as ngx_int_t,
             )
@@ -149,6 +155,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
                 service(conf, ctx.stage).map_or(ngx_str_t::empty(), |s| s.configured),
                 status
             );
+            counter.inc(slots::RETRIES);
             ctx.attempt += 1;
             ctx.paused = true;
             delay::pause(r, ms);
@@ -165,7 +172,13 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
                 ctx.attempt + 1,
                 status
             );
-            finish(r, Outcome::Error, NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t)
+            counter.inc(slots::EXHAUSTED);
+            finish(
+                r,
+                counter,
+                Outcome::Error,
+                NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t,
+            )
         }
     }
 }
@@ -186,8 +199,40 @@ fn service(conf: &AuthHttpConf, stage: Stage) -> Option<&'static Service> {
     }
 }
 
-/// Records `$auth_http_result` and returns `rc`.
-fn finish(r: &mut ngx_http_request_t, outcome: Outcome, rc: ngx_int_t) -> ngx_int_t {
+/// Counts one attempt's answer in the status zone: its latency, and
+/// whether it was cut short or encoded (no answer).
+fn count_attempt(counter: Counter, ctx: &AuthHttpCtx, complete: bool, plain: bool) {
+    if !counter.active() {
+        return;
+    }
+    // SAFETY: nginx's cached clock, read by this worker's event loop only.
+    let now = unsafe { ngx_current_msec };
+    counter.observe_ms(slots::LATENCY, now.wrapping_sub(ctx.started_ms) as u64);
+    if !complete {
+        counter.inc(slots::TRUNCATED);
+    } else if !plain {
+        counter.inc(slots::ENCODED);
+    }
+}
+
+/// Records `$auth_http_result`, counts the result for the service that
+/// decided (once per request and service) and returns `rc`.
+fn finish(
+    r: &mut ngx_http_request_t,
+    counter: Counter,
+    outcome: Outcome,
+    rc: ngx_int_t,
+) -> ngx_int_t {
+    let slot = match outcome {
+        Outcome::Authenticated => slots::AUTHENTICATED,
+        Outcome::Unauthenticated => slots::UNAUTHENTICATED,
+        Outcome::Superuser => slots::SUPERUSER,
+        Outcome::Allow => slots::ALLOW,
+        Outcome::Deny => slots::DENY,
+        Outcome::Ignore => slots::NOMATCH,
+        Outcome::Error => slots::ERROR,
+    };
+    counters::count_decision(r, counter, slot, None);
     if let Some(var) = AuthHttpModule::main_conf(r).and_then(|m| m.result_variable.as_ref()) {
         let text = outcome.as_str();
         let value = ngx_str_t {
@@ -269,6 +314,8 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
         client_headers: ClientHeaders::ForDecision,
     };
     ctx.subrequest = SubrequestResult::default();
+    // SAFETY: nginx's cached clock, read by this worker's event loop only.
+    ctx.started_ms = unsafe { ngx_current_msec };
     // SAFETY: the result slot lives in the request-pool context.
     match unsafe { subrequest::start_with(r, &spec, &mut ctx.subrequest) } {
         Ok(_) => NGX_AGAIN as ngx_int_t,

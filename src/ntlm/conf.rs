@@ -64,6 +64,8 @@ pub struct UpstreamState {
     pub limits: SessionLimits,
     /// Idle bound connections, least recently used last.
     pub idle: IdleLru<IdleEntry, Pool>,
+    /// The status zone's series for this upstream block.
+    pub counter: crate::counters::Counter,
 }
 
 /// The directive table.
@@ -291,7 +293,9 @@ pub unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
     guard_status(cf.log, || {
         // SAFETY: cf->pool is the cycle's configuration pool.
         let pool = unsafe { Pool::from_ngx_pool(cf.pool) };
-        for &uscf in upstream_blocks(cf) {
+        // Copied: registering counters needs `cf` while going through them.
+        let blocks = upstream_blocks(cf).to_vec();
+        for uscf in blocks {
             // SAFETY: the upstream module's array holds live block configs.
             let uscf = unsafe { &mut *uscf };
             let Some(conf) = NtlmModule::server_conf_mut(uscf) else {
@@ -337,11 +341,14 @@ pub unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
                     .or(ka_time)
                     .map_or(defaults.max_time_ms, |t| t as u64),
             };
+            let counter =
+                crate::counters::register(cf, crate::counters::Kind::Ntlm, uscf.host.as_bytes());
             let state = pool.allocate(UpstreamState {
                 original_init_peer: uscf.peer.init,
                 timeout: conf.timeout.unwrap_or(DEFAULT_TIMEOUT_MS),
                 limits,
                 idle,
+                counter,
             });
             if state.is_null() {
                 return NGX_ERROR as ngx_int_t;

@@ -13,6 +13,10 @@
 #   * a passed status goes through error_page like nginx's own statuses;
 #   * an auth_request_allow_status refusal (500) goes through error_page
 #     and grants nothing.
+#   * auth_request_body: the body is read once and every check of the
+#     request (error_page = @named, try_files into another protected
+#     location) gets it whole, so does the upstream; with satisfy any a
+#     neighbour that allows first means no check, so max= never applies.
 #
 # The auth location scripts the answer from the auth URI: every auth
 # response carries "Set-Cookie: c=<auth uri>" and "X-User: u<auth uri>".
@@ -117,6 +121,36 @@ http {
             proxy_pass $E;
         }
 
+        # auth_request_body: read once, sent to every check, whole upstream
+        location /auth-body/ {
+            internal;
+            proxy_pass http://127.0.0.1:%%PORT_8081%%;
+        }
+        location /bep/ {
+            auth_request /auth-body/401/first;
+            auth_request_body on;
+            error_page 401 = \@body2;
+            proxy_pass $E;
+        }
+        location /btf/ {
+            auth_request /auth-body/tf;
+            auth_request_body on;
+            try_files /nope \@body2;
+        }
+        location \@body2 {
+            auth_request /auth-body/second;
+            auth_request_body on;
+            proxy_set_header X-Hit P-body2;
+            proxy_pass $E;
+        }
+        location /bsa/ {
+            satisfy any;
+            allow all;
+            auth_request /auth-body/sa;
+            auth_request_body on max=10;
+            proxy_pass $E;
+        }
+
         # auth_request_allow_status refusal through error_page
         location /exact/ {
             auth_request /auth/exact;
@@ -203,6 +237,35 @@ for my $proto ('1.1', 'HEAD', 'h2') {
     is_deeply(auth_paths(), [], "$proto satisfy all: auth service not asked");
     is_deeply([AGTest::req_header(last_echo(), 'X-User')], [], "$proto satisfy all: no forged X-User");
 
+    # auth_request_body across moves: each check gets the whole body, so
+    # does the upstream; satisfy any allowing first reads nothing early
+    next if $proto eq 'HEAD';
+    my $body = join '', map { chr(65 + $_ % 26) } 1 .. 9000;
+    my $post = sub {
+        my ($uri, @h) = @_;
+        return $proto eq 'h2' ? http2_request($uri, method => 'POST', body => $body, headers => \@h)
+                              : http_post($uri, $body, headers => \@h);
+    };
+    for my $case (['/bep/x', ['/auth-body/401/first', '/auth-body/second']],
+                  ['/btf/x', ['/auth-body/tf', '/auth-body/second']]) {
+        my ($uri, $checks, @h) = @$case;
+        $t->clear_requests('auth');
+        $r = $post->($uri, @h);
+        is(http_status($r), 200, "$proto body $uri: allowed by the second check");
+        my @a = $t->requests('auth');
+        is_deeply([map { $_->{path} } @a], $checks, "$proto body $uri: both checks");
+        is_deeply([map { $_->{body_md5} } @a], [(md5_hex($body)) x 2], "$proto body $uri: both got the body");
+        is(json_body($r)->{body_md5}, md5_hex($body), "$proto body $uri: the upstream got it whole");
+    }
+    $t->clear_requests('auth');
+    $r = $post->('/bsa/x');
+    is(http_status($r), 200, "$proto body satisfy any: allowed (max=10 never applies: not asked)");
+    is_deeply(auth_paths(), [], "$proto body satisfy any: not asked");
+    is(json_body($r)->{body_md5}, md5_hex($body), "$proto body satisfy any: the upstream got it whole");
+}
+
+for my $proto ('1.1', 'HEAD', 'h2') {
+    my $r;
     # allow_status: an unlisted 2xx is 500 -> error_page, never access
     $t->clear_requests('echo');
     $r = get($proto, '/exact/x', 'X-Ctl-Status: 200');

@@ -12,6 +12,7 @@ use nginx_sys::{
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf};
 
+use super::body::{self, BodyStep};
 use super::conf::AuthRequestConf;
 use super::respond;
 use super::verdict::{verdict_with, Verdict};
@@ -57,13 +58,26 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         return decide(r, conf, &outcome, latency);
     }
 
+    // Opt-in auth_request_body (super::body): read the client's body first.
+    let body = match conf.ext.body_max() {
+        None => None,
+        Some(max) => match body::prepare(r, max) {
+            BodyStep::Ready(body) => body,
+            BodyStep::Reading(rc) | BodyStep::Refuse(rc) => return rc,
+        },
+    };
+
     let Some(ctx) = request::new_ctx::<AuthRequestCtx>(r, module) else {
         return NGX_ERROR as ngx_int_t;
     };
     ctx.started_ms = now_ms();
     // SAFETY: the result slot lives in the request-pool context just set.
     match unsafe { subrequest::start(r, uri, None, &mut ctx.subrequest) } {
-        Ok(_) => NGX_AGAIN as ngx_int_t,
+        // SAFETY: start() returned a live subrequest in the request pool.
+        Ok(sr) => match body.map(|b| body::attach(unsafe { &mut *sr }, b)) {
+            Some(Err(_)) => NGX_ERROR as ngx_int_t,
+            _ => NGX_AGAIN as ngx_int_t,
+        },
         Err(_) => {
             count(r, conf, slots::ERROR, None);
             NGX_ERROR as ngx_int_t

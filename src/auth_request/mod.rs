@@ -15,8 +15,10 @@
 //! * [`statuses`] — the status sets they take, pure;
 //! * [`respond`] — auth response headers to the client and the upstream;
 //! * [`upstream_headers`] — removing the client's copies of the headers the
-//!   auth response sets on the upstream request.
+//!   auth response sets on the upstream request;
+//! * [`body`] — reading the client's body for the auth subrequest.
 
+pub mod body;
 pub mod conf;
 pub mod extensions;
 pub mod handler;

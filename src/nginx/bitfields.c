@@ -29,6 +29,8 @@
     X(ngx_http_request_t, request, valid_unparsed_uri)                      \
     X(ngx_http_request_t, request, internal)                                \
     X(ngx_http_request_t, request, count)                                   \
+    X(ngx_http_request_t, request, discard_body)                            \
+    X(ngx_http_request_t, request, preserve_body)                           \
     X(ngx_http_headers_in_t, headers_in, chunked)                           \
     X(ngx_http_upstream_t, upstream, header_sent)                           \
     X(ngx_http_upstream_t, upstream, buffering)                             \
@@ -50,6 +52,7 @@
     X(ngx_buf_t, buf, temporary)                                            \
     X(ngx_buf_t, buf, memory)                                               \
     X(ngx_buf_t, buf, mmap)                                                 \
+    X(ngx_buf_t, buf, in_file)                                              \
     X(ngx_buf_t, buf, last_buf)                                             \
     X(ngx_buf_t, buf, last_in_chain)                                        \
     X(ngx_slab_pool_t, slab_pool, log_nomem)                                \

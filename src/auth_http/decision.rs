@@ -1,6 +1,8 @@
 //! From a service's answer to the next step. Pure logic.
 //!
-//! The EMQX contract: ask the superuser service (if configured): 200 means
+//! The EMQX contract: ask the authentication service (if configured): 200
+//! means the credentials are valid, go on; any other answer refuses with 401.
+//! Then ask the superuser service (if configured): 200 means
 //! superuser, allow; anything else means "not a superuser", go on. Then ask
 //! the ACL service: 200 with body `ignore` means no decision
 //! (`auth_http_nomatch`), 200 with any other body allows, any other status
@@ -13,6 +15,8 @@ use super::retry::RetryPolicy;
 /// Which question is being asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Stage {
+    /// `auth_http_auth`: are these credentials valid?
+    Auth,
     #[default]
     Superuser,
     Acl,
@@ -30,6 +34,10 @@ pub enum NoMatch {
 /// The value of `$auth_http_result`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// The authentication service alone decided: valid credentials.
+    Authenticated,
+    /// The authentication service refused the credentials: 401.
+    Unauthenticated,
     Superuser,
     Allow,
     Deny,
@@ -40,6 +48,8 @@ pub enum Outcome {
 impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Authenticated => "authenticated",
+            Self::Unauthenticated => "unauthenticated",
             Self::Superuser => "superuser",
             Self::Allow => "allow",
             Self::Deny => "deny",
@@ -56,6 +66,10 @@ pub enum Step {
     Allow(Outcome),
     /// Answer 403.
     Deny(Outcome),
+    /// Answer 401 with the Basic challenge.
+    Unauthenticated,
+    /// Ask the superuser service.
+    AskSuperuser,
     /// Ask the ACL service.
     AskAcl,
     /// Wait this many milliseconds, then ask the same service again.
@@ -82,6 +96,7 @@ pub fn plain_encoding(content_encoding: &[u8]) -> bool {
 /// What the rest of the configuration says, for [`next_step`].
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
+    pub superuser_configured: bool,
     pub acl_configured: bool,
     pub nomatch: NoMatch,
     pub retry: RetryPolicy,
@@ -97,6 +112,10 @@ pub fn next_step(stage: Stage, attempt: u32, status: usize, body: &[u8], policy:
         };
     }
     match stage {
+        Stage::Auth if status != 200 => Step::Unauthenticated,
+        Stage::Auth if policy.superuser_configured => Step::AskSuperuser,
+        Stage::Auth if policy.acl_configured => Step::AskAcl,
+        Stage::Auth => Step::Allow(Outcome::Authenticated),
         Stage::Superuser if status == 200 => Step::Allow(Outcome::Superuser),
         Stage::Superuser if policy.acl_configured => Step::AskAcl,
         Stage::Superuser => no_match(policy.nomatch),
@@ -119,6 +138,7 @@ mod tests {
 
     fn policy(nomatch: NoMatch) -> Policy {
         Policy {
+            superuser_configured: true,
             acl_configured: true,
             nomatch,
             retry: RetryPolicy {
@@ -126,6 +146,50 @@ mod tests {
                 interval_ms: 100,
                 backoff: 2.0,
             },
+        }
+    }
+
+    #[test]
+    fn auth_200_goes_on_to_the_next_configured_question() {
+        let both = policy(NoMatch::Deny);
+        assert_eq!(
+            next_step(Stage::Auth, 0, 200, b"", &both),
+            Step::AskSuperuser
+        );
+        let acl_only = Policy {
+            superuser_configured: false,
+            ..both
+        };
+        assert_eq!(next_step(Stage::Auth, 0, 200, b"", &acl_only), Step::AskAcl);
+        let auth_only = Policy {
+            acl_configured: false,
+            ..acl_only
+        };
+        assert_eq!(
+            next_step(Stage::Auth, 0, 200, b"ignore", &auth_only),
+            Step::Allow(Outcome::Authenticated)
+        );
+    }
+
+    #[test]
+    fn auth_other_answers_are_401_and_unreachable_is_retried() {
+        let p = policy(NoMatch::Allow);
+        for status in [201, 204, 301, 400, 401, 403, 404, 500] {
+            assert_eq!(
+                next_step(Stage::Auth, 0, status, b"", &p),
+                Step::Unauthenticated,
+                "{status}"
+            );
+        }
+        for status in [0, 502, 503, 504] {
+            assert_eq!(
+                next_step(Stage::Auth, 1, status, b"", &p),
+                Step::RetryAfter(200)
+            );
+            assert_eq!(
+                next_step(Stage::Auth, 2, status, b"", &p),
+                Step::Unavailable
+            );
         }
     }
 
@@ -223,6 +287,8 @@ mod tests {
     #[test]
     fn outcome_names() {
         let names: Vec<_> = [
+            Outcome::Authenticated,
+            Outcome::Unauthenticated,
             Outcome::Superuser,
             Outcome::Allow,
             Outcome::Deny,
@@ -232,6 +298,17 @@ mod tests {
         .iter()
         .map(|o| o.as_str())
         .collect();
-        assert_eq!(names, ["superuser", "allow", "deny", "ignore", "error"]);
+        assert_eq!(
+            names,
+            [
+                "authenticated",
+                "unauthenticated",
+                "superuser",
+                "allow",
+                "deny",
+                "ignore",
+                "error"
+            ]
+        );
     }
 }

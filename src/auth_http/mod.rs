@@ -1,5 +1,5 @@
-//! External HTTP ACL, the EMQX `emqx_auth_http` contract: ask a superuser
-//! service, then an ACL service, with EMQX-style placeholder parameters sent
+//! External HTTP ACL, the EMQX `emqx_auth_http` contract: ask an
+//! authentication service, a superuser service, then an ACL service, with EMQX-style placeholder parameters sent
 //! as a query string (GET) or a form body (POST, PUT); retry unreachable
 //! services with backoff; never let a request through on failure.
 //!

@@ -11,7 +11,9 @@ use ngx::collections::Vec;
 use ngx::core::Pool;
 use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 
+use super::extensions::{self, Extensions};
 use super::AuthRequestModule;
+use crate::counters;
 use crate::nginx::conf::{
     args, conf_message, directive, emerg, find_module, merge, CONF_ERROR, CONF_OK,
 };
@@ -45,6 +47,11 @@ pub struct AuthRequestConf {
     /// list lives in the configuration pool and is shared with the levels
     /// that inherit it.
     variables: Option<NonNull<VariableList>>,
+    /// The opt-in directives beyond the C module (`auth_request_pass_status`,
+    /// `auth_request_client_header`, …), see [`super::extensions`].
+    pub ext: Extensions,
+    /// The status zone's series for this auth URI (inherited with it).
+    pub counter: crate::counters::Counter,
 }
 
 impl AuthRequestConf {
@@ -70,10 +77,12 @@ impl AuthRequestConf {
     fn merge_from(&mut self, parent: &AuthRequestConf) {
         if self.target.is_none() {
             self.target = parent.target;
+            self.counter = parent.counter;
         }
         if self.variables.is_none() {
             self.variables = parent.variables;
         }
+        self.ext.merge_from(&parent.ext);
     }
 }
 
@@ -87,10 +96,13 @@ pub struct AuthRequestMainConf {
     c_module_index: Option<usize>,
     /// Some block has `auth_request uri`: the access handler is needed.
     pub used: bool,
+    /// Some block has `auth_request_upstream_header`: the handler that
+    /// removes the client's copies is needed.
+    pub upstream_headers_used: bool,
 }
 
 /// The directive table.
-pub static mut COMMANDS: [ngx_command_t; 3] = [
+pub static mut COMMANDS: [ngx_command_t; 8] = [
     ngx_command_t {
         name: ngx::ngx_string!("auth_request"),
         type_: (nginx_sys::NGX_HTTP_MAIN_CONF
@@ -109,6 +121,62 @@ pub static mut COMMANDS: [ngx_command_t; 3] = [
             | nginx_sys::NGX_HTTP_LOC_CONF
             | nginx_sys::NGX_CONF_TAKE2) as _,
         set: Some(set_variable),
+        conf: nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    },
+    // The opt-in directives beyond the C module (see super::extensions).
+    ngx_command_t {
+        name: ngx::ngx_string!("auth_request_pass_status"),
+        type_: (nginx_sys::NGX_HTTP_MAIN_CONF
+            | nginx_sys::NGX_HTTP_SRV_CONF
+            | nginx_sys::NGX_HTTP_LOC_CONF
+            | nginx_sys::NGX_CONF_1MORE) as _,
+        set: Some(extensions::set_pass_status),
+        conf: nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("auth_request_allow_status"),
+        type_: (nginx_sys::NGX_HTTP_MAIN_CONF
+            | nginx_sys::NGX_HTTP_SRV_CONF
+            | nginx_sys::NGX_HTTP_LOC_CONF
+            | nginx_sys::NGX_CONF_1MORE) as _,
+        set: Some(extensions::set_allow_status),
+        conf: nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("auth_request_client_header"),
+        type_: (nginx_sys::NGX_HTTP_MAIN_CONF
+            | nginx_sys::NGX_HTTP_SRV_CONF
+            | nginx_sys::NGX_HTTP_LOC_CONF
+            | nginx_sys::NGX_CONF_TAKE1) as _,
+        set: Some(extensions::set_client_header),
+        conf: nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("auth_request_upstream_header"),
+        type_: (nginx_sys::NGX_HTTP_MAIN_CONF
+            | nginx_sys::NGX_HTTP_SRV_CONF
+            | nginx_sys::NGX_HTTP_LOC_CONF
+            | nginx_sys::NGX_CONF_TAKE1) as _,
+        set: Some(extensions::set_upstream_header),
+        conf: nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("auth_request_body"),
+        type_: (nginx_sys::NGX_HTTP_MAIN_CONF
+            | nginx_sys::NGX_HTTP_SRV_CONF
+            | nginx_sys::NGX_HTTP_LOC_CONF
+            | nginx_sys::NGX_CONF_TAKE12) as _,
+        set: Some(extensions::set_body),
         conf: nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
         offset: 0,
         post: core::ptr::null_mut(),
@@ -138,6 +206,7 @@ fn auth_request(cf: &mut ngx_conf_t, conf: &mut AuthRequestConf) -> *mut c_char 
         if let Some(main) = AuthRequestModule::main_conf_mut(cf) {
             main.used = true;
         }
+        conf.counter = counters::register(cf, counters::Kind::AuthRequest, value.as_bytes());
         AuthTarget::Uri(value)
     });
     CONF_OK

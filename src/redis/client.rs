@@ -455,6 +455,7 @@ impl Store {
         // SAFETY: see state(); nothing here re-enters the store.
         let st = unsafe { self.state() };
         let c = st.conn;
+        let mut eof = false;
         loop {
             let len = st.input.len();
             st.input.resize(len + READ_CHUNK, 0);
@@ -468,14 +469,10 @@ impl Store {
             if n == NGX_AGAIN as isize {
                 break;
             }
-            if n == 0 && st.queue.is_empty() {
-                // Redis closed an idle connection (its `timeout`, a
-                // restart): the next request opens another.
-                self.close_quietly();
-                return None;
-            }
             if n == 0 {
-                return Some("connection closed by Redis".into());
+                // What came before the close is answered first.
+                eof = true;
+                break;
             }
             if n < 0 {
                 let err = std::io::Error::last_os_error();
@@ -483,7 +480,7 @@ impl Store {
             }
         }
         // SAFETY: the live read event.
-        if unsafe { ngx_handle_read_event((*c).read, 0) } != NGX_OK as ngx_int_t {
+        if !eof && unsafe { ngx_handle_read_event((*c).read, 0) } != NGX_OK as ngx_int_t {
             return Some("cannot wait to read".into());
         }
         let mut used = 0;
@@ -557,6 +554,15 @@ impl Store {
             }
         }
         st.input.drain(..used);
+        if failure.is_none() && eof {
+            if st.queue.is_empty() {
+                // Redis closed an idle connection (its `timeout`, a
+                // restart): the next request opens another.
+                self.close_quietly();
+                return None;
+            }
+            return Some("connection closed by Redis".into());
+        }
         if failure.is_none() && !st.out.is_empty() && !self.send_buffered() {
             // send_buffered() closed the connection and failed the rest.
             return None;

@@ -66,18 +66,21 @@ sub pid  { $_[0]{pid} }
 
 # Sends one command, returns the reply: a scalar (status, integer, bulk;
 # errors as "ERR: ..." prefixed by "-"), or an array ref.
-sub command {
-    my ($self, @words) = @_;
-    my $auth = $self->{auth};
+sub command { my ($self, @words) = @_; return $self->command_in_db(undef, @words) }
+
+# The same in database $db (SELECT first); undef: database 0.
+sub command_in_db {
+    my ($self, $db, @words) = @_;
     my $s = IO::Socket::INET->new(PeerAddr => "127.0.0.1:$self->{port}", Timeout => 3)
         or croak "AGRedis: connect: $!";
+    my @before = (($self->{auth} ? ([@{ $self->{auth} }]) : ()), (defined $db ? (['SELECT', $db]) : ()));
     my $out = '';
-    for my $cmd (($auth ? ([@$auth]) : ()), [@words]) {
+    for my $cmd (@before, [@words]) {
         $out .= '*' . scalar(@$cmd) . "\r\n";
         $out .= '$' . length($_) . "\r\n$_\r\n" for @$cmd;
     }
     print {$s} $out;
-    _read_reply($s) if $auth;
+    _read_reply($s) for @before;
     return _read_reply($s);
 }
 

@@ -11,6 +11,7 @@ use nginx_sys::{
 use ngx::http::{HttpModule, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCoreModule};
 
 use super::consumers::{parse_line, Registry};
+use super::expiry;
 use super::quota::{Slot, Table};
 use super::KeyAuthModule;
 use crate::counters::{self, Counter};
@@ -684,11 +685,39 @@ unsafe extern "C" fn consumer_line(
             *cf = save;
             return rv;
         }
-        match parse_line(&words).and_then(|line| registry.add(line)) {
-            Ok(()) => CONF_OK,
-            Err(message) => emerg(cf, format_args!("key_auth_consumers: {message}")),
+        let line = match parse_line(&words) {
+            Ok(line) => line,
+            Err(message) => return emerg(cf, format_args!("key_auth_consumers: {message}")),
+        };
+        let expires = line
+            .expires
+            .map(|at| (at, line.name.clone(), line.credential.clone()));
+        if let Err(message) = registry.add(line) {
+            return emerg(cf, format_args!("key_auth_consumers: {message}"));
         }
+        if let Some((at, name, credential)) = expires {
+            if expiry::expired(Some(at), now()) {
+                ngx::ngx_conf_log_error!(
+                    NGX_LOG_WARN,
+                    cf,
+                    "key_auth_consumers: the key of consumer \"{name}\" ({}) expired at {}: \
+                     it is refused",
+                    expiry::describe_credential(credential.as_deref()),
+                    expiry::format_utc(at)
+                );
+            }
+        }
+        CONF_OK
     })
+}
+
+/// nginx's cached wall-clock time, Unix seconds.
+pub fn now() -> i64 {
+    // SAFETY: ngx_cached_time points at nginx's current cached time slot,
+    // updated by ngx_time_update() on this (single-threaded) process.
+    let seconds = unsafe { (*nginx_sys::ngx_cached_time).sec };
+    #[allow(clippy::useless_conversion)] // time_t is narrower on some platforms
+    i64::from(seconds)
 }
 
 /// Declares the variables.

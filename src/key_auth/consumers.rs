@@ -56,6 +56,8 @@ pub struct Credential {
     pub consumer: usize,
     /// `credential=` (sent as `X-Credential-Identifier`).
     pub id: Option<String>,
+    /// `expires=`, Unix seconds (see [`super::expiry`]).
+    pub expires: Option<i64>,
 }
 
 /// One parsed `key_auth_consumers` line.
@@ -64,6 +66,8 @@ pub struct Line {
     pub name: String,
     pub key: Option<Digest>,
     pub credential: Option<String>,
+    /// `expires=`, Unix seconds.
+    pub expires: Option<i64>,
     pub custom_id: Option<String>,
     pub limit: Option<Limit>,
     pub limit_status: Option<u16>,
@@ -225,7 +229,13 @@ impl Registry {
                 self.credentials.push(Credential {
                     consumer: index,
                     id: line.credential,
+                    expires: line.expires,
                 });
+            }
+            None if line.expires.is_some() => {
+                return Err(format!(
+                    "consumer \"{name}\" has \"expires\" without \"key\""
+                ));
             }
             None => {
                 if let Some(id) = line.credential {
@@ -306,6 +316,13 @@ pub fn parse_line(words: &[&[u8]]) -> Result<Line, String> {
                 }
                 line.credential = Some(text(value).map_err(|why| bad(why, false))?);
             }
+            b"expires" => {
+                if line.expires.is_some() {
+                    return Err(dup());
+                }
+                line.expires =
+                    Some(super::expiry::parse_expires(value).map_err(|why| bad(why, false))?);
+            }
             b"custom_id" => {
                 if line.custom_id.is_some() {
                     return Err(dup());
@@ -327,7 +344,7 @@ pub fn parse_line(words: &[&[u8]]) -> Result<Line, String> {
             _ => {
                 return Err(format!(
                     "consumer \"{}\": unknown attribute \"{attr_name}\" (expected key, \
-                     credential, custom_id, limit, limit_status)",
+                     credential, expires, custom_id, limit, limit_status)",
                     line.name
                 ))
             }

@@ -34,12 +34,14 @@ use core::ptr;
 
 use nginx_sys::{
     ngx_current_msec, ngx_http_request_t, ngx_int_t, ngx_str_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_OK,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_LOG_INFO,
+    NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
 use super::conf::{KeyAuthConf, KeyAuthMainConf, ZoneHeader};
 use super::consumers::{Consumer, Credential};
+use super::expiry;
 use super::passage::{hidden_sources, Identity, Passage, Refusal, Source, Step, Verdict};
 use super::quota::Decision;
 use super::respond::Denial;
@@ -352,12 +354,14 @@ fn identify(r: &ngx_http_request_t, conf: &KeyAuthConf, main: &KeyAuthMainConf) 
         }),
     };
     let denial = match found {
-        Some((Some(index), source)) => {
+        Some((Some(index), source)) if !key_expired(r, main, index) => {
             return Verdict::Allowed(Identity {
                 consumer: main.registry.credential(index).consumer,
                 credential: Some((index, source)),
             })
         }
+        // an expired key is an invalid key
+        Some((Some(_), _)) => Denial::Invalid,
         Some((None, _)) => Denial::Invalid,
         None => Denial::Missing,
     };
@@ -368,6 +372,32 @@ fn identify(r: &ngx_http_request_t, conf: &KeyAuthConf, main: &KeyAuthMainConf) 
         }),
         None => Verdict::Refused(Refusal::Unauthorized(denial)),
     }
+}
+
+/// Whether the key of credential `index` has expired (`expires=`); says so
+/// at `[info]`, naming the consumer and credential, never the key.
+fn key_expired(r: &ngx_http_request_t, main: &KeyAuthMainConf, index: usize) -> bool {
+    let credential = main.registry.credential(index);
+    if !expiry::expired(credential.expires, super::conf::now()) {
+        return false;
+    }
+    // Without nginx's request context: its request line may hold the key
+    // (`?apikey=…`).
+    // SAFETY: a request's connection is live while its handlers run.
+    let client = unsafe { (*r.connection).addr_text };
+    request::without_request_context(r, |log| {
+        ngx::ngx_log_error!(
+            NGX_LOG_INFO,
+            log,
+            "key_auth: the key of consumer \"{}\" ({}) expired at {}; refused as an invalid \
+             key, client: {client}, uri: \"{}\"",
+            main.registry.consumer(credential.consumer).name,
+            expiry::describe_credential(credential.id.as_deref()),
+            expiry::format_utc(credential.expires.unwrap_or_default()),
+            r.uri
+        );
+    });
+    true
 }
 
 /// Step 3: removes the key's source: the header, or the argument from the

@@ -67,6 +67,9 @@ pub fn remember(
     status: usize,
     answer: &SubrequestResult,
 ) {
+    if !flight.asking() {
+        return;
+    }
     let kept = CachedAnswer::of(stage, status, answer.body.as_bytes());
     match (kept, answer.request.is_null()) {
         (Some(kept), false) => {

@@ -58,6 +58,13 @@ impl Flight {
     pub fn waiting(&self) -> bool {
         self.state == State::Waiting
     }
+
+    /// The request asks the service for an answer the cache may keep:
+    /// [`store`] or [`release`] are due (without a cache, never: the
+    /// caller then skips preparing what to store).
+    pub fn asking(&self) -> bool {
+        matches!(self.state, State::Owner | State::Asking)
+    }
 }
 
 /// What the cache says.
@@ -80,8 +87,12 @@ pub fn look(
     flight: &mut Flight,
     values: usize,
 ) -> Look {
-    let key = match (cache.zone(), cache.key()) {
-        (Some(_), Some(cv)) if flight.state == State::New => variables::evaluate(r, cv),
+    if cache.zone().is_none() {
+        // No cache here: nothing to do, nothing more to cost.
+        return Look::Ask;
+    }
+    let key = match cache.key() {
+        Some(cv) if flight.state == State::New => variables::evaluate(r, cv),
         _ => None,
     };
     // SAFETY: evaluated values live in the request pool.

@@ -7,6 +7,7 @@
 //!
 //! * [`conf`] — directives, configuration merge, C-module detection;
 //! * [`handler`] — the access-phase handler;
+//! * [`cache`] — what a cache hit replays and a miss stores;
 //! * [`verdict`] — status → decision, pure.
 //!
 //! Opt-in directives beyond the C module (nothing changes without them):
@@ -19,6 +20,7 @@
 //! * [`body`] — reading the client's body for the auth subrequest.
 
 pub mod body;
+pub mod cache;
 pub mod conf;
 pub mod extensions;
 pub mod handler;

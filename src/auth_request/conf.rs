@@ -404,6 +404,19 @@ fn merge_levels(
     child: &mut AuthRequestConf,
 ) -> *mut c_char {
     child.merge_from(parent);
+    if let Some(directive) = child.ext.any_directive() {
+        if AuthRequestModule::main_conf(cf).is_some_and(|m| m.c_module_index.is_some()) {
+            ngx::ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "\"{directive}\" extends nginx-authgate's auth_request, which this nginx \
+                 cannot use: it has nginx's own ngx_http_auth_request_module compiled in, \
+                 which takes the \"auth_request\" directive and ignores \"{directive}\"; use \
+                 an nginx built without --with-http_auth_request_module"
+            );
+            return CONF_ERROR;
+        }
+    }
     if finish_cache(cf, child).is_err() {
         return CONF_ERROR;
     }

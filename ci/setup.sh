@@ -31,6 +31,11 @@ source "$(dirname "$0")/lib.sh"
 #   rpm rpm2cpio cpio                the packaging tests: rpmbuild, inspecting the RPM
 #   dpkg-dev debhelper fakeroot      the Debian package (ci/deb/build.sh: dpkg-buildpackage,
 #                                    dh with nginx-dev's dh-sequence-nginx)
+#   prometheus                       t/status_*.t: `promtool check metrics` and a real Prometheus
+#                                    server the test starts on its own port; the package's own
+#                                    service is never started (policy-rc.d below) nor used
+#   redis-server                     the key_auth_quota_store tests (t/*redis*.t) start a real
+#                                    Redis on a free port; never started as a service
 packages=(
     libclang-dev gcc libc6-dev make libpcre2-dev libssl-dev zlib1g-dev
     perl libio-socket-ssl-perl
@@ -38,6 +43,8 @@ packages=(
     git ca-certificates
     nginx nginx-dev rpm rpm2cpio cpio
     dpkg-dev debhelper fakeroot
+    prometheus
+    redis-server
 )
 
 missing=()
@@ -57,12 +64,12 @@ if ((${#missing[@]})); then
     fi
     aptlog=$(mktemp)
     # Debian's nginx package starts an nginx on port 80 when installed. The
-    # tests run it with their own prefix and ports only, so keep the service
+    # tests run it (and redis-server) with their own prefix and ports only, so keep the service
     # from starting: invoke-rc.d and deb-systemd-invoke obey policy-rc.d's
     # 101 ("action forbidden"). Containers usually have one already; if not,
     # one is in place for this install only.
     policy=/usr/sbin/policy-rc.d policy_added=0
-    if [[ ! -e $policy ]] && printf '%s\n' "${missing[@]}" | grep -qx nginx; then
+    if [[ ! -e $policy ]] && printf '%s\n' "${missing[@]}" | grep -qxE 'nginx|prometheus|redis-server'; then
         printf '#!/bin/sh\n# ci/setup.sh: no service starts while it installs packages\nexit 101\n' |
             "${sudo[@]}" tee "$policy" >/dev/null
         "${sudo[@]}" chmod 755 "$policy"
@@ -94,6 +101,13 @@ if ((${#missing[@]})); then
         if [[ $pid =~ ^[0-9]+$ ]] && [[ "$(readlink "/proc/$pid/exe" 2>/dev/null)" == /usr/sbin/nginx ]]; then
             "${sudo[@]}" /usr/sbin/nginx -s stop || true
             log "setup: stopped the nginx service the nginx package started"
+        fi
+    fi
+    if printf '%s\n' "${missing[@]}" | grep -qx prometheus; then
+        # The tests start their own Prometheus on a port of their own; a
+        # service the package enabled would only hold :9090 and scrape nothing.
+        if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null; then
+            "${sudo[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
         fi
     fi
 else

@@ -56,7 +56,7 @@ my $KNOWN = '(known: %u %P %c %a %p %r %C %d %A %t %m, and %% for "%")';
 ###############################################################################
 # auth_http_superuser / auth_http_acl
 
-for my $d (qw(auth_http_superuser auth_http_acl)) {
+for my $d (qw(auth_http_auth auth_http_superuser auth_http_acl)) {
     conf_error("$d unknown placeholder",
                qq{"$d": invalid params "a=%u,b=x%x": unknown placeholder "%x" $KNOWN},
                "$d /_acl/x params=a=%u,b=x%x; #L");
@@ -118,6 +118,20 @@ for my $d (qw(auth_http_superuser auth_http_acl)) {
                qq{"$d": the URI "/a?u=\$remote_user" holds a "\$": it is taken literally and cannot use variables},
                "$d /a?u=\$remote_user method=get; #L");
 }
+
+###############################################################################
+# auth_http_realm
+
+for my $case (['""', ''], ['"a\\"b"', 'a"b'], ['"a\\\\b"', 'a\\b'], ["\"caf\xc3\xa9\"", "caf\xc3\xa9"]) {
+    my ($word, $value) = @$case;
+    conf_error("auth_http_realm $word",
+               qq{"auth_http_realm": invalid realm "$value" (not empty; printable ASCII without '"' or '\\')},
+               "auth_http_realm $word; #L");
+}
+conf_error('auth_http_realm duplicate', '"auth_http_realm" directive is duplicate',
+           "auth_http_realm a;\nauth_http_realm b; #L");
+conf_error('auth_http_realm two values', 'invalid number of arguments in "auth_http_realm" directive',
+           'auth_http_realm a b; #L');
 
 ###############################################################################
 # auth_http_retry
@@ -199,6 +213,14 @@ like($out,
      qr/\[warn\] "auth_http_acl" sends the Basic-auth password \(%P\) with method=get: it travels in the URL, where access logs, proxies and the service's own logs record it; method=post keeps it in the request body in \Q$file\E:$line$/m,
      'method=get with %P: [warn] explaining why, at FILE:LINE');
 
+$conf = conf_with("auth_http_auth /_acl/x method=get; #L");
+($rc, $out, $file) = $t->nginx_t($conf);
+is($rc, 0, 'auth_http_auth method=get with the default params (%P): accepted');
+like($out, qr/\[warn\] "auth_http_auth" sends the Basic-auth password \(%P\) with method=get: .* in \Q$file\E:\d+$/m,
+     'auth_http_auth method=get: warned');
+($rc, $out) = $t->nginx_t(conf_with("auth_http_auth /_acl/x;"));
+unlike($out, qr/\[warn\]/, 'auth_http_auth with its default method post: no warning');
+
 $conf = conf_with("auth_http_superuser /_acl/x method=get params=p=%P; #L");
 ($rc, $out, $file) = $t->nginx_t($conf);
 is($rc, 0, 'superuser method=get with %P: accepted');
@@ -217,6 +239,8 @@ unlike($out, qr/\[warn\]/, 'method=get with a literal "%%P": no warning');
 
 ($rc, $out) = $t->nginx_t(conf_with(
     join("\n",
+         'auth_http_auth /_acl/auth params=u=%u,p=%P;',
+         'auth_http_realm "my api v2 (staff)";',
          'auth_http_superuser /_acl/su?x=1 method=put "params=c=%c,d=%d,C=%C,lit=a b%%";',
          'auth_http_acl /_acl/acl method=GET params=a=%A,t=$host%t;',
          'auth_http_retry times=10 interval=1h backoff=10;',
@@ -224,6 +248,8 @@ unlike($out, qr/\[warn\]/, 'method=get with a literal "%%P": no warning');
          'auth_http_mountpoint "";',
          'auth_http_nomatch deny;'),
     join("\n",
+         'auth_http_auth off;',
+         'auth_http_realm srv;',
          'auth_http_superuser off;',
          'auth_http_acl /_acl/srv;',
          'auth_http_retry times=0 interval=1ms backoff=1.0;',
@@ -231,6 +257,8 @@ unlike($out, qr/\[warn\]/, 'method=get with a literal "%%P": no warning');
          'auth_http_mountpoint srv/;',
          'auth_http_nomatch allow;'),
     join("\n",
+         'auth_http_auth /_acl/http-auth method=put;',
+         'auth_http_realm http;',
          'auth_http_superuser /_acl/http params=u=%u;',
          'auth_http_acl off;',
          'auth_http_retry interval=500ms;',

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# ntlm / ntlm_timeout configuration: values, errors with FILE:LINE, context,
+# ntlm / ntlm_timeout / ntlm_max_requests / ntlm_max_time configuration: values, errors with FILE:LINE, context,
 # and the directive order relative to balancers and keepalive (any order
 # works: ntlm always wraps the finished chain).
 
@@ -29,7 +29,9 @@ EOF2
 }
 
 for my $ok ('ntlm;', 'ntlm 1;', 'ntlm 1000;', 'ntlm; ntlm_timeout 5s;', 'ntlm_timeout 1m; ntlm 10;',
-            'ntlm; ntlm_timeout 500ms;', 'hash $uri; ntlm;', 'ntlm; hash $uri;',
+            'ntlm; ntlm_timeout 500ms;', 'ntlm; ntlm_max_requests 1;', 'ntlm_max_requests 4294967295; ntlm;',
+            'ntlm; ntlm_max_time 1ms;', 'ntlm_max_time 30d; ntlm; ntlm_max_requests 10; ntlm_timeout 1s;',
+            'keepalive 4; keepalive_requests 5; keepalive_time 1m; ntlm;', 'keepalive_requests 5; ntlm;', 'hash $uri; ntlm;', 'ntlm; hash $uri;',
             'least_conn; ntlm;', 'ntlm; least_conn;', 'ip_hash; ntlm;', 'random; ntlm;',
             'keepalive 8; ntlm;', 'ntlm; keepalive 8;', 'least_conn; keepalive 4; ntlm 5;', 'zone z 64k; ntlm;', 'ntlm; zone z 64k; hash $uri consistent;') {
     my ($rc, $out) = $t->nginx_t(conf($ok));
@@ -48,6 +50,16 @@ for my $case (
     ['ntlm; ntlm_timeout 0;', qr/invalid value "0" in "ntlm_timeout" directive/],
     ['ntlm; ntlm_timeout;', qr/invalid number of arguments in "ntlm_timeout" directive/],
     ['ntlm; ntlm_timeout 1s; ntlm_timeout 2s;', qr/"ntlm_timeout" directive is duplicate/],
+    (map { ["ntlm; ntlm_max_requests $_;",
+            qr/invalid value "\Q$_\E" in "ntlm_max_requests" directive, an integer from 1 to 4294967295 is expected/] }
+         qw(0 -1 abc 10k 4294967296 1.5)),
+    ['ntlm; ntlm_max_requests;', qr/invalid number of arguments in "ntlm_max_requests" directive/],
+    ['ntlm; ntlm_max_requests 1 2;', qr/invalid number of arguments in "ntlm_max_requests" directive/],
+    ['ntlm; ntlm_max_requests 5; ntlm_max_requests 5;', qr/"ntlm_max_requests" directive is duplicate/],
+    (map { ["ntlm; ntlm_max_time $_;", qr/invalid value "\Q$_\E" in "ntlm_max_time" directive, a positive time is expected/] }
+         qw(0 abc -1s 0ms)),
+    ['ntlm; ntlm_max_time;', qr/invalid number of arguments in "ntlm_max_time" directive/],
+    ['ntlm; ntlm_max_time 1s; ntlm_max_time 2s;', qr/"ntlm_max_time" directive is duplicate/],
 ) {
     my ($snippet, $re) = @$case;
     my ($rc, $out, $file) = $t->nginx_t(conf($snippet));
@@ -62,6 +74,16 @@ my ($rc, $out, $file);
 isnt($rc, 0, 'ntlm_timeout without ntlm: refused');
 like($out, qr/\[emerg\] "ntlm_timeout" in \Q$file\E:7 has no effect: upstream "u" has no "ntlm" directive/,
      'ntlm_timeout without ntlm: message with its FILE:LINE');
+
+for my $d ('ntlm_max_requests 5;', 'ntlm_max_time 1h;', 'ntlm_max_time 1h; ntlm_timeout 5s;') {
+    (my $name = $d) =~ s/ .*//;
+    ($rc, $out, $file) = $t->nginx_t(conf($d));
+    isnt($rc, 0, "$d without ntlm: refused");
+    like($out, qr/\[emerg\] "$name" in \Q$file\E:7 has no effect: upstream "u" has no "ntlm" directive/,
+         "$d without ntlm: the first such directive named with its FILE:LINE");
+}
+($rc, $out) = $t->nginx_t(conf('', 'ntlm_max_requests 5; proxy_pass http://u;'));
+like($out, qr/"ntlm_max_requests" directive is not allowed here/, 'ntlm_max_requests in a location: refused');
 
 # only in upstream blocks
 ($rc, $out) = $t->nginx_t(conf('', 'ntlm; proxy_pass http://u;'));

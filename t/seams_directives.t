@@ -9,9 +9,19 @@
 #     auth_http location, the ACL question is asked again with that
 #     location's %c and %m, evaluated for this request; a forged value from
 #     an earlier location never sticks;
+#   * auth_http_auth / auth_http_realm: after a move into another location
+#     with auth_http_auth, the credentials are asked about again there, and
+#     a refusal there carries that location's realm; error_page 401 into a
+#     protected location refuses again and never reaches its upstream;
 #   * ntlm_timeout: a connection bound through a moved request (try_files
 #     into a named location) is closed after ntlm_timeout like any other,
-#     and never reaches another client before or after.
+#     and never reaches another client before or after;
+#   * key_auth_allow / key_auth_deny: per location: a consumer refused in
+#     one location (403) and moved by error_page 403 into another is let in
+#     or refused by that location's lists;
+#   * ntlm_max_requests / ntlm_max_time: a connection bound through a moved
+#     request is closed after its last allowed request, and the client's next
+#     request (moved again) authenticates again.
 
 use strict;
 use warnings;
@@ -33,6 +43,16 @@ http {
         server 127.0.0.1:%%PORT_8083%%;
         ntlm;
         ntlm_timeout 1s;
+    }
+    key_auth_consumers {
+        sj key=sj-key group=g1;
+        sb key=sb-key;
+    }
+    upstream ntmax {
+        server 127.0.0.1:%%PORT_8083%%;
+        ntlm;
+        ntlm_max_requests 2;
+        ntlm_max_time 1h;
     }
     server {
         listen 127.0.0.1:%%PORT_8080%%;
@@ -78,9 +98,58 @@ http {
             proxy_pass http://127.0.0.1:%%PORT_8082%%;
         }
 
+        # auth_http_auth / auth_http_realm after a move
+        location /authn-a/ {
+            auth_http_auth /_acl/authn-a;
+            auth_http_realm "realm a";
+            error_page 404 = @authn_b;
+            alias %%TESTDIR%%/nope/;
+        }
+        location @authn_b {
+            auth_http_auth /_acl/authn-b method=get params=u=%u;
+            auth_http_realm "realm b";
+            proxy_set_header X-Hit authn-b;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+        location /authn-ep/ {
+            auth_http_auth /_acl/authn-ep;
+            auth_http_realm "realm b";
+            error_page 401 = @authn_b;
+            proxy_set_header X-Hit authn-ep;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+
+        # key_auth_allow / key_auth_deny after error_page 403
+        location /kd/ {
+            key_auth on;
+            key_auth_deny sj;
+            error_page 403 = @ka_ok;
+            alias %%TESTDIR%%/p/;
+        }
+        location /kd2/ {
+            key_auth on;
+            key_auth_allow sj;
+            error_page 403 = @ka_ok;
+            alias %%TESTDIR%%/p/;
+        }
+        location @ka_ok {
+            key_auth on;
+            key_auth_allow group:g1;
+            proxy_set_header X-Hit ka-ok;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+
         # ntlm_timeout through a moved request
         location /nt/ {
             try_files /nope @nt;
+        }
+        location /ntmax/ {
+            try_files /nope @ntmax;
+        }
+        location @ntmax {
+            proxy_pass http://ntmax;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
         }
         location @nt {
             proxy_pass http://nt;
@@ -130,6 +199,42 @@ $r = http_get('/acl-a/x', headers => ['X-Client: c1', 'X-Ctl-Status: 403']);
 is(http_status($r), 403, 'auth_http: denied in /acl-a/: 403, no move');
 is(scalar(hits('acl-b')), 0, 'auth_http: denied: the protected upstream is never asked');
 
+# auth_http_auth / auth_http_realm after a move
+use MIME::Base64;
+my $basic = 'Authorization: Basic ' . encode_base64('alice:pw', '');
+$t->clear_requests('auth');
+$r = http_get('/authn-a/x', headers => [$basic]);
+is(http_status($r), 200, 'auth_http_auth: authenticated in /authn-a/, moved to @authn_b, authenticated there');
+is_deeply([map { $_->{path} } grep { $_->{path} =~ /authn/ } $t->requests('auth')],
+          ['/_acl/authn-a', '/_acl/authn-b'], 'auth_http_auth: asked again after the move, with its own service');
+is((grep { $_->{path} eq '/_acl/authn-b' } $t->requests('auth'))[0]{query}, 'u=alice',
+   'auth_http_auth: with @authn_b\'s own params');
+is(scalar(hits('authn-b')), 1, 'auth_http_auth: the protected upstream served once');
+$t->clear_requests('echo');
+$r = http_get('/authn-a/x', headers => [$basic, 'X-Ctl-Status: 403']);
+is(http_status($r), 401, 'auth_http_auth: refused in /authn-a/: 401, no move');
+is_deeply([http_header($r, 'WWW-Authenticate')], ['Basic realm="realm a"'], 'auth_http_realm: that location\'s realm');
+is(scalar(hits('authn-b')), 0, 'auth_http_auth: refused: the protected upstream is never asked');
+$t->clear_requests('auth');
+$r = http_get('/authn-ep/x', headers => [$basic, 'X-Ctl-Status: 401']);
+is(http_status($r), 401, 'auth_http_auth: refused, error_page 401 = @authn_b refuses again: 401');
+is_deeply([http_header($r, 'WWW-Authenticate')], ['Basic realm="realm b"'], 'auth_http_realm: one challenge');
+is(scalar(grep { $_->{path} =~ /authn/ } $t->requests('auth')), 2, 'auth_http_auth: asked in both locations');
+is(scalar(hits('authn-b')) + scalar(hits('authn-ep')), 0, 'auth_http_auth: no protected upstream reached');
+$t->clear_requests('echo');
+
+# key_auth_allow / key_auth_deny after error_page 403
+$r = http_get('/kd/x', headers => ['apikey: sj-key']);
+is(http_status($r), 200, 'key_auth_deny: sj refused in /kd/, moved to @ka_ok, allowed there (group g1)');
+is(scalar(hits('ka-ok')), 1, 'key_auth_deny: served by @ka_ok');
+$t->clear_requests('echo');
+$r = http_get('/kd/x', headers => ['apikey: sb-key']);
+is(http_status($r), 200, 'key_auth_deny: sb is not denied in /kd/: served there');
+is(scalar(hits('ka-ok')), 0, 'key_auth_deny: not moved');
+$r = http_get('/kd2/x', headers => ['apikey: sb-key']);
+is(http_status($r), 403, 'key_auth_allow: sb outside /kd2/\'s list, moved to @ka_ok, outside its list too: 403');
+is(scalar(hits('ka-ok')), 0, 'key_auth_allow: the protected upstream is never asked');
+
 # ntlm_timeout through try_files -> @nt
 *req = \&NtlmBackend::request;
 *hdr = \&NtlmBackend::hdr;
@@ -146,6 +251,19 @@ ok(NtlmBackend::wait_close($events, $conn, 5), 'ntlm: the idle bound connection 
 my $after = req($a, '/nt/w');
 isnt(hdr($after, 'X-Conn-Id'), $conn, 'ntlm: after the timeout the client gets a fresh connection');
 is(hdr($after, 'X-Conn-Token'), '-', 'ntlm: not authenticated there');
+close $a;
+
+# ntlm_max_requests through try_files -> @ntmax
+$a = NtlmBackend::client($port);
+$first = req($a, '/ntmax/x', auth => 'NTLM tokM');
+$conn = hdr($first, 'X-Conn-Id');
+my $second = req($a, '/ntmax/y');
+is(hdr($second, 'X-Conn-Id'), $conn, 'ntlm_max_requests: the 2nd request of the client on its bound connection');
+is(hdr($second, 'X-Conn-Token'), 'tokM', 'ntlm_max_requests: authenticated');
+ok(NtlmBackend::wait_close($events, $conn, 2), 'ntlm_max_requests 2: the bound connection is closed after it');
+$after = req($a, '/ntmax/z');
+isnt(hdr($after, 'X-Conn-Id'), $conn, 'ntlm_max_requests: the next request gets a fresh connection');
+is(hdr($after, 'X-Conn-Token'), '-', 'ntlm_max_requests: not authenticated there');
 close $a;
 
 $t->done;

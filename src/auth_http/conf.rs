@@ -10,15 +10,17 @@ use nginx_sys::{
 use ngx::core::Pool;
 use ngx::http::HttpModuleMainConf;
 
-use super::decision::NoMatch;
+use super::decision::{CachedAnswer, NoMatch};
 use super::params::{self, Piece, Placeholder};
 use super::retry::{self, RetryPolicy};
 use super::AuthHttpModule;
+use crate::decision_cache::conf::{self as cache, CacheConf};
 use crate::nginx::conf::{self, args, conf_message, emerg, set_once, CONF_ERROR, CONF_OK};
 use crate::nginx::subrequest::Method;
 use crate::nginx::variables::{self, AssignableVariable};
 
 /// EMQX's default parameters, used when a directive gives no `params=`.
+const DEFAULT_AUTH_PARAMS: &[u8] = b"clientid=%c,username=%u,password=%P";
 const DEFAULT_SUPERUSER_PARAMS: &[u8] = b"clientid=%c,username=%u";
 const DEFAULT_ACL_PARAMS: &[u8] =
     b"access=%A,username=%u,clientid=%c,ipaddr=%a,topic=%t,mountpoint=%m";
@@ -47,9 +49,11 @@ pub struct Service {
     pub fixed_args: Vec<u8>,
     pub method: Method,
     pub params: Vec<ServiceParam>,
+    /// The status zone's series for this service URI.
+    pub counter: crate::counters::Counter,
 }
 
-/// `auth_http_superuser` / `auth_http_acl` at one level.
+/// `auth_http_auth` / `auth_http_superuser` / `auth_http_acl` at one level.
 #[derive(Clone, Copy)]
 pub enum ServiceSetting {
     Off,
@@ -60,12 +64,18 @@ pub enum ServiceSetting {
 
 #[derive(Default)]
 pub struct AuthHttpConf {
+    pub auth: Option<ServiceSetting>,
+    /// The whole `WWW-Authenticate` value of `auth_http_realm`, in the
+    /// configuration pool (which outlives every request).
+    pub challenge: Option<&'static [u8]>,
     pub superuser: Option<ServiceSetting>,
     pub acl: Option<ServiceSetting>,
     pub retry: Option<RetryPolicy>,
     pub client_id: Option<ngx_http_complex_value_t>,
     pub mountpoint: Option<ngx_http_complex_value_t>,
     pub nomatch: Option<NoMatch>,
+    /// `auth_http_cache`, `auth_http_cache_valid`.
+    pub cache: CacheConf,
 }
 
 fn active(setting: Option<ServiceSetting>) -> Option<&'static Service> {
@@ -75,7 +85,16 @@ fn active(setting: Option<ServiceSetting>) -> Option<&'static Service> {
     }
 }
 
+/// The challenge sent with a 401 when `auth_http_realm` is not set.
+pub const DEFAULT_CHALLENGE: &[u8] = br#"Basic realm="restricted""#;
+
 impl AuthHttpConf {
+    pub fn auth(&self) -> Option<&'static Service> {
+        active(self.auth)
+    }
+    pub fn challenge(&self) -> &'static [u8] {
+        self.challenge.unwrap_or(DEFAULT_CHALLENGE)
+    }
     pub fn superuser(&self) -> Option<&'static Service> {
         active(self.superuser)
     }
@@ -90,12 +109,15 @@ impl AuthHttpConf {
     }
 
     pub fn merge_from(&mut self, parent: &Self) {
+        self.auth = self.auth.or(parent.auth);
+        self.challenge = self.challenge.or(parent.challenge);
         self.superuser = self.superuser.or(parent.superuser);
         self.acl = self.acl.or(parent.acl);
         self.retry = self.retry.or(parent.retry);
         self.client_id = self.client_id.or(parent.client_id);
         self.mountpoint = self.mountpoint.or(parent.mountpoint);
         self.nomatch = self.nomatch.or(parent.nomatch);
+        self.cache.merge_from(&parent.cache);
     }
 }
 
@@ -126,7 +148,13 @@ const fn command(
     }
 }
 
-pub static mut COMMANDS: [ngx_command_t; 7] = [
+pub static mut COMMANDS: [ngx_command_t; 11] = [
+    command(ngx::ngx_string!("auth_http_auth"), NGX_CONF_1MORE, set_auth),
+    command(
+        ngx::ngx_string!("auth_http_realm"),
+        NGX_CONF_TAKE1,
+        set_realm,
+    ),
     command(
         ngx::ngx_string!("auth_http_superuser"),
         NGX_CONF_1MORE,
@@ -153,8 +181,43 @@ pub static mut COMMANDS: [ngx_command_t; 7] = [
         NGX_CONF_TAKE1,
         set_nomatch,
     ),
+    command(
+        ngx::ngx_string!("auth_http_cache"),
+        NGX_CONF_TAKE1,
+        set_cache,
+    ),
+    command(
+        ngx::ngx_string!("auth_http_cache_valid"),
+        NGX_CONF_1MORE,
+        set_cache_valid,
+    ),
     ngx_command_t::empty(),
 ];
+
+/// `auth_http_cache zone | off;`
+unsafe extern "C" fn set_cache(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| cache::set_zone(cf, &mut conf.cache))
+}
+
+/// `auth_http_cache_valid answer ... time;`
+unsafe extern "C" fn set_cache_valid(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| {
+        cache::set_valid(cf, &mut conf.cache, None, |word| {
+            CachedAnswer::code_of(word).ok_or(
+                "is not an answer (authenticated, unauthenticated, superuser, \
+                 allow, deny, ignore, any)",
+            )
+        })
+    })
+}
 
 /// Runs a directive handler body with the configuration and this module's
 /// location configuration.
@@ -167,6 +230,72 @@ fn directive(
     // nginx passed them: the configuration being parsed and this module's
     // location configuration for the current block.
     unsafe { conf::directive(cf, conf, body) }
+}
+
+unsafe extern "C" fn set_auth(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| {
+        if conf.auth.is_some() {
+            return conf_message(c"is duplicate");
+        }
+        match parse_service(cf, DEFAULT_AUTH_PARAMS) {
+            Ok(setting) => {
+                if let (ServiceSetting::On(_), Some(main)) =
+                    (setting, AuthHttpModule::main_conf_mut(cf))
+                {
+                    main.used = true;
+                }
+                conf.auth = Some(setting);
+                CONF_OK
+            }
+            Err(rv) => rv,
+        }
+    })
+}
+
+unsafe extern "C" fn set_realm(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| {
+        set_once(cf, &mut conf.challenge, realm)
+    })
+}
+
+/// `Basic realm="VALUE"`, in the configuration pool. The realm is sent as
+/// a quoted string without escapes, so it may not hold `"`, `\` or control
+/// bytes.
+fn realm(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<&'static [u8], *mut c_char> {
+    let Some(challenge) = basic_challenge(value.as_bytes()) else {
+        return Err(emerg(
+            cf,
+            format_args!(
+                "\"auth_http_realm\": invalid realm \"{value}\" (not empty; printable ASCII \
+                 without '\"' or '\\')"
+            ),
+        ));
+    };
+    let data = copy_to_pool(cf, &challenge).ok_or(CONF_ERROR)?;
+    // SAFETY: `challenge.len()` bytes were just copied to `data`, in the
+    // configuration pool, which outlives every request using them.
+    Ok(unsafe { core::slice::from_raw_parts(data, challenge.len()) })
+}
+
+/// The challenge for `realm`, or `None` when it cannot be sent as a plain
+/// quoted string.
+pub fn basic_challenge(realm: &[u8]) -> Option<Vec<u8>> {
+    let plain = |&b: &u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+    if realm.is_empty() || !realm.iter().all(plain) {
+        return None;
+    }
+    let mut challenge = b"Basic realm=\"".to_vec();
+    challenge.extend_from_slice(realm);
+    challenge.push(b'"');
+    Some(challenge)
 }
 
 unsafe extern "C" fn set_superuser(
@@ -363,6 +492,7 @@ fn parse_service(
         fixed_args,
         method,
         params: compiled,
+        counter: crate::counters::register(cf, crate::counters::Kind::AuthHttp, uri.as_bytes()),
     };
     // SAFETY: cf->pool is the configuration pool; Pool::allocate registers a
     // cleanup that drops the service when the pool goes.
@@ -477,5 +607,21 @@ fn nomatch(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<NoMatch, *mut c_char
             cf,
             format_args!("\"auth_http_nomatch\": invalid value \"{value}\" (allow or deny)"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::basic_challenge;
+
+    #[test]
+    fn realms() {
+        assert_eq!(
+            basic_challenge(b"my api").as_deref(),
+            Some(&br#"Basic realm="my api""#[..])
+        );
+        for bad in [&b""[..], b"a\"b", b"a\\b", b"a\tb", b"\xc3\xa9", b"a\x7f"] {
+            assert_eq!(basic_challenge(bad), None, "{bad:?}");
+        }
     }
 }

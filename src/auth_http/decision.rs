@@ -1,6 +1,8 @@
 //! From a service's answer to the next step. Pure logic.
 //!
-//! The EMQX contract: ask the superuser service (if configured): 200 means
+//! The EMQX contract: ask the authentication service (if configured): 200
+//! means the credentials are valid, go on; any other answer refuses with 401.
+//! Then ask the superuser service (if configured): 200 means
 //! superuser, allow; anything else means "not a superuser", go on. Then ask
 //! the ACL service: 200 with body `ignore` means no decision
 //! (`auth_http_nomatch`), 200 with any other body allows, any other status
@@ -13,6 +15,8 @@ use super::retry::RetryPolicy;
 /// Which question is being asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Stage {
+    /// `auth_http_auth`: are these credentials valid?
+    Auth,
     #[default]
     Superuser,
     Acl,
@@ -30,6 +34,10 @@ pub enum NoMatch {
 /// The value of `$auth_http_result`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// The authentication service alone decided: valid credentials.
+    Authenticated,
+    /// The authentication service refused the credentials: 401.
+    Unauthenticated,
     Superuser,
     Allow,
     Deny,
@@ -40,6 +48,8 @@ pub enum Outcome {
 impl Outcome {
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Authenticated => "authenticated",
+            Self::Unauthenticated => "unauthenticated",
             Self::Superuser => "superuser",
             Self::Allow => "allow",
             Self::Deny => "deny",
@@ -56,6 +66,10 @@ pub enum Step {
     Allow(Outcome),
     /// Answer 403.
     Deny(Outcome),
+    /// Answer 401 with the Basic challenge.
+    Unauthenticated,
+    /// Ask the superuser service.
+    AskSuperuser,
     /// Ask the ACL service.
     AskAcl,
     /// Wait this many milliseconds, then ask the same service again.
@@ -82,6 +96,7 @@ pub fn plain_encoding(content_encoding: &[u8]) -> bool {
 /// What the rest of the configuration says, for [`next_step`].
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
+    pub superuser_configured: bool,
     pub acl_configured: bool,
     pub nomatch: NoMatch,
     pub retry: RetryPolicy,
@@ -97,6 +112,10 @@ pub fn next_step(stage: Stage, attempt: u32, status: usize, body: &[u8], policy:
         };
     }
     match stage {
+        Stage::Auth if status != 200 => Step::Unauthenticated,
+        Stage::Auth if policy.superuser_configured => Step::AskSuperuser,
+        Stage::Auth if policy.acl_configured => Step::AskAcl,
+        Stage::Auth => Step::Allow(Outcome::Authenticated),
         Stage::Superuser if status == 200 => Step::Allow(Outcome::Superuser),
         Stage::Superuser if policy.acl_configured => Step::AskAcl,
         Stage::Superuser => no_match(policy.nomatch),
@@ -113,12 +132,141 @@ fn no_match(nomatch: NoMatch) -> Step {
     }
 }
 
+/// A service's answer as the decision cache keeps it (`auth_http_cache`):
+/// exactly what [`next_step`] reads of it, so that a cached answer leads to
+/// the step the service's own answer led to. Unreachable answers are never
+/// kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachedAnswer {
+    /// The authentication service answered 200.
+    Authenticated,
+    /// The authentication service answered another status.
+    Unauthenticated,
+    /// The superuser service answered 200.
+    Superuser,
+    /// The ACL service answered 200 with another body than `ignore`.
+    Allow,
+    /// The ACL service (or the superuser service: "not a superuser")
+    /// answered another status.
+    Deny,
+    /// The ACL service answered 200 `ignore`.
+    Ignore,
+}
+
+impl CachedAnswer {
+    const ALL: [(CachedAnswer, &'static str, u16); 6] = [
+        (CachedAnswer::Authenticated, "authenticated", 10),
+        (CachedAnswer::Unauthenticated, "unauthenticated", 11),
+        (CachedAnswer::Superuser, "superuser", 12),
+        (CachedAnswer::Allow, "allow", 13),
+        (CachedAnswer::Deny, "deny", 14),
+        (CachedAnswer::Ignore, "ignore", 15),
+    ];
+
+    /// What `stage`'s answer (`status`, `body`) is; `None` when it is no
+    /// answer (the service was not reached).
+    pub fn of(stage: Stage, status: usize, body: &[u8]) -> Option<Self> {
+        if unreachable(status) {
+            return None;
+        }
+        Some(match stage {
+            Stage::Auth if status == 200 => CachedAnswer::Authenticated,
+            Stage::Auth => CachedAnswer::Unauthenticated,
+            Stage::Superuser if status == 200 => CachedAnswer::Superuser,
+            Stage::Superuser => CachedAnswer::Deny,
+            Stage::Acl if status == 200 && body == b"ignore" => CachedAnswer::Ignore,
+            Stage::Acl if status == 200 => CachedAnswer::Allow,
+            Stage::Acl => CachedAnswer::Deny,
+        })
+    }
+
+    /// The code stored in the cache entry and used by the
+    /// `auth_http_cache_valid` rules.
+    pub fn code(self) -> u16 {
+        Self::ALL.iter().find(|a| a.0 == self).map_or(0, |a| a.2)
+    }
+
+    /// The stored code back; `None` for anything else.
+    pub fn from_code(code: u16) -> Option<Self> {
+        Self::ALL.iter().find(|a| a.2 == code).map(|a| a.0)
+    }
+
+    /// The rule code of an `auth_http_cache_valid` word (`any`: every
+    /// answer).
+    pub fn code_of(name: &[u8]) -> Option<u16> {
+        if name == b"any" {
+            return Some(crate::decision_cache::valid::ANY);
+        }
+        Self::ALL
+            .iter()
+            .find(|a| a.1.as_bytes() == name)
+            .map(|a| a.2)
+    }
+
+    /// A status and body that [`next_step`] reads as this answer.
+    pub fn replay(self) -> (usize, &'static [u8]) {
+        match self {
+            CachedAnswer::Authenticated | CachedAnswer::Superuser | CachedAnswer::Allow => {
+                (200, b"")
+            }
+            CachedAnswer::Ignore => (200, b"ignore"),
+            CachedAnswer::Unauthenticated | CachedAnswer::Deny => (403, b""),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_cached_answer_leads_to_the_same_step() {
+        let retry = RetryPolicy::default();
+        for stage in [Stage::Auth, Stage::Superuser, Stage::Acl] {
+            for (status, body) in [
+                (200, &b""[..]),
+                (200, b"ignore"),
+                (200, b"x"),
+                (403, b""),
+                (401, b"ignore"),
+                (404, b""),
+                (500, b""),
+                (0, b""),
+                (502, b""),
+                (503, b""),
+                (504, b""),
+            ] {
+                for nomatch in [NoMatch::Allow, NoMatch::Deny] {
+                    for (su, acl) in [(false, false), (true, false), (false, true), (true, true)] {
+                        let policy = Policy {
+                            superuser_configured: su,
+                            acl_configured: acl,
+                            nomatch,
+                            retry,
+                        };
+                        let Some(answer) = CachedAnswer::of(stage, status, body) else {
+                            assert!(unreachable(status));
+                            continue;
+                        };
+                        assert_eq!(CachedAnswer::from_code(answer.code()), Some(answer));
+                        let (s, b) = answer.replay();
+                        assert_eq!(
+                            next_step(stage, 0, s, b, &policy),
+                            next_step(stage, 0, status, body, &policy),
+                            "{stage:?} {status} {body:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(CachedAnswer::code_of(b"any"), Some(0));
+        assert_eq!(CachedAnswer::code_of(b"allow"), Some(13));
+        assert_eq!(CachedAnswer::code_of(b"error"), None);
+    }
+
     fn policy(nomatch: NoMatch) -> Policy {
         Policy {
+            superuser_configured: true,
             acl_configured: true,
             nomatch,
             retry: RetryPolicy {
@@ -126,6 +274,50 @@ mod tests {
                 interval_ms: 100,
                 backoff: 2.0,
             },
+        }
+    }
+
+    #[test]
+    fn auth_200_goes_on_to_the_next_configured_question() {
+        let both = policy(NoMatch::Deny);
+        assert_eq!(
+            next_step(Stage::Auth, 0, 200, b"", &both),
+            Step::AskSuperuser
+        );
+        let acl_only = Policy {
+            superuser_configured: false,
+            ..both
+        };
+        assert_eq!(next_step(Stage::Auth, 0, 200, b"", &acl_only), Step::AskAcl);
+        let auth_only = Policy {
+            acl_configured: false,
+            ..acl_only
+        };
+        assert_eq!(
+            next_step(Stage::Auth, 0, 200, b"ignore", &auth_only),
+            Step::Allow(Outcome::Authenticated)
+        );
+    }
+
+    #[test]
+    fn auth_other_answers_are_401_and_unreachable_is_retried() {
+        let p = policy(NoMatch::Allow);
+        for status in [201, 204, 301, 400, 401, 403, 404, 500] {
+            assert_eq!(
+                next_step(Stage::Auth, 0, status, b"", &p),
+                Step::Unauthenticated,
+                "{status}"
+            );
+        }
+        for status in [0, 502, 503, 504] {
+            assert_eq!(
+                next_step(Stage::Auth, 1, status, b"", &p),
+                Step::RetryAfter(200)
+            );
+            assert_eq!(
+                next_step(Stage::Auth, 2, status, b"", &p),
+                Step::Unavailable
+            );
         }
     }
 
@@ -223,6 +415,8 @@ mod tests {
     #[test]
     fn outcome_names() {
         let names: Vec<_> = [
+            Outcome::Authenticated,
+            Outcome::Unauthenticated,
             Outcome::Superuser,
             Outcome::Allow,
             Outcome::Deny,
@@ -232,6 +426,17 @@ mod tests {
         .iter()
         .map(|o| o.as_str())
         .collect();
-        assert_eq!(names, ["superuser", "allow", "deny", "ignore", "error"]);
+        assert_eq!(
+            names,
+            [
+                "authenticated",
+                "unauthenticated",
+                "superuser",
+                "allow",
+                "deny",
+                "ignore",
+                "error"
+            ]
+        );
     }
 }

@@ -1,25 +1,28 @@
-//! The access-phase handler: superuser question, ACL question, retries,
-//! decision. The decisions themselves are in [`super::decision`].
+//! The access-phase handler: authentication question, superuser question,
+//! ACL question, retries, decision. The decisions themselves are in [`super::decision`].
 
 use nginx_sys::{
-    ngx_http_auth_basic_user, ngx_http_request_t, ngx_inet_get_port, ngx_int_t, ngx_str_t,
-    NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_SERVICE_UNAVAILABLE,
-    NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
+    ngx_current_msec, ngx_http_auth_basic_user, ngx_http_request_t, ngx_inet_get_port, ngx_int_t,
+    ngx_str_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN,
+    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_UNAUTHORIZED, NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::collections::Vec;
 use ngx::core::Pool;
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
+use super::cache;
 use super::conf::{AuthHttpConf, Service, ValuePiece};
 use super::decision::{next_step, plain_encoding, Outcome, Policy, Stage, Step};
 use super::params::{self, Placeholder};
 use super::AuthHttpModule;
+use crate::counters::{self, schema::auth_http as slots, Counter};
+use crate::decision_cache::lookup::{Flight, Look};
 use crate::nginx::decimal::{decimal, DecimalBuf};
 use crate::nginx::ffi::guard_status;
 use crate::nginx::subrequest::{
     self, Body, ClientHeaders, Method, SubrequestResult, SubrequestSpec,
 };
-use crate::nginx::{delay, request, variables};
+use crate::nginx::{delay, headers, request, variables};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -32,6 +35,10 @@ struct AuthHttpCtx {
     /// Waiting for a retry timer.
     paused: bool,
     subrequest: SubrequestResult,
+    /// When the current attempt started (ngx_current_msec), for its latency.
+    started_ms: usize,
+    /// The current stage's part in the decision cache.
+    cache: Flight,
 }
 
 /// The access-phase entry point.
@@ -48,7 +55,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     let Some(conf) = AuthHttpModule::location_conf(r) else {
         return NGX_ERROR as ngx_int_t;
     };
-    if conf.superuser().is_none() && conf.acl().is_none() {
+    if conf.auth().is_none() && conf.superuser().is_none() && conf.acl().is_none() {
         return NGX_DECLINED as ngx_int_t;
     }
 
@@ -59,7 +66,9 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
             let Some(ctx) = request::new_ctx::<AuthHttpCtx>(r, module) else {
                 return NGX_ERROR as ngx_int_t;
             };
-            ctx.stage = if conf.superuser().is_some() {
+            ctx.stage = if conf.auth().is_some() {
+                Stage::Auth
+            } else if conf.superuser().is_some() {
                 Stage::Superuser
             } else {
                 Stage::Acl
@@ -78,13 +87,25 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     if !ctx.subrequest.done {
         return NGX_AGAIN as ngx_int_t;
     }
+    let answer = ctx.subrequest;
+    answered(r, conf, ctx, &answer, false)
+}
 
+/// The current stage's service answered (or the cache did, `cached`):
+/// decide, or go on to the next question.
+fn answered(
+    r: &mut ngx_http_request_t,
+    conf: &AuthHttpConf,
+    ctx: &mut AuthHttpCtx,
+    answer: &SubrequestResult,
+    cached: bool,
+) -> ngx_int_t {
     let policy = Policy {
+        superuser_configured: conf.superuser().is_some(),
         acl_configured: conf.acl().is_some(),
         nomatch: conf.nomatch(),
         retry: conf.retry(),
     };
-    let answer = ctx.subrequest;
     // The captured body lives in the request pool.
     let body = answer.body.as_bytes();
     // A truncated answer (the service went away in the middle of its body)
@@ -109,12 +130,40 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     } else {
         0
     };
+    let counter = service(conf, ctx.stage).map_or_else(Default::default, |s| s.counter);
+    if !cached {
+        count_attempt(counter, ctx, answer.complete, plain);
+        cache::remember(r, conf, &mut ctx.cache, ctx.stage, status, answer);
+    }
     match next_step(ctx.stage, ctx.attempt, status, body, &policy) {
-        Step::Allow(outcome) => finish(r, outcome, NGX_OK as ngx_int_t),
-        Step::Deny(outcome) => finish(r, outcome, NGX_HTTP_FORBIDDEN as ngx_int_t),
+        Step::Allow(outcome) => finish(r, counter, outcome, NGX_OK as ngx_int_t),
+        Step::Deny(outcome) => finish(r, counter, outcome, NGX_HTTP_FORBIDDEN as ngx_int_t),
+        Step::Unauthenticated => {
+            // A request refused again after an internal redirect keeps the
+            // response headers of the first refusal: one challenge.
+            let challenge = conf.challenge();
+            if !headers::has_www_authenticate(r, challenge)
+                && headers::push_www_authenticate(r, challenge).is_err()
+            {
+                return NGX_ERROR as ngx_int_t;
+            }
+            finish(
+                r,
+                counter,
+                Outcome::Unauthenticated,
+                NGX_HTTP_UNAUTHORIZED as ngx_int_t,
+            )
+        }
+        Step::AskSuperuser => {
+            ctx.stage = Stage::Superuser;
+            ctx.attempt = 0;
+            ctx.cache = Flight::default();
+            ask(r, conf, ctx)
+        }
         Step::AskAcl => {
             ctx.stage = Stage::Acl;
             ctx.attempt = 0;
+            ctx.cache = Flight::default();
             ask(r, conf, ctx)
         }
         Step::RetryAfter(ms) => {
@@ -126,6 +175,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
                 service(conf, ctx.stage).map_or(ngx_str_t::empty(), |s| s.configured),
                 status
             );
+            counter.inc(slots::RETRIES);
             ctx.attempt += 1;
             ctx.paused = true;
             delay::pause(r, ms);
@@ -142,13 +192,20 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
                 ctx.attempt + 1,
                 status
             );
-            finish(r, Outcome::Error, NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t)
+            counter.inc(slots::EXHAUSTED);
+            finish(
+                r,
+                counter,
+                Outcome::Error,
+                NGX_HTTP_SERVICE_UNAVAILABLE as ngx_int_t,
+            )
         }
     }
 }
 
 fn stage_name(stage: Stage) -> &'static str {
     match stage {
+        Stage::Auth => "authentication",
         Stage::Superuser => "superuser",
         Stage::Acl => "ACL",
     }
@@ -156,13 +213,46 @@ fn stage_name(stage: Stage) -> &'static str {
 
 fn service(conf: &AuthHttpConf, stage: Stage) -> Option<&'static Service> {
     match stage {
+        Stage::Auth => conf.auth(),
         Stage::Superuser => conf.superuser(),
         Stage::Acl => conf.acl(),
     }
 }
 
-/// Records `$auth_http_result` and returns `rc`.
-fn finish(r: &mut ngx_http_request_t, outcome: Outcome, rc: ngx_int_t) -> ngx_int_t {
+/// Counts one attempt's answer in the status zone: its latency, and
+/// whether it was cut short or encoded (no answer).
+fn count_attempt(counter: Counter, ctx: &AuthHttpCtx, complete: bool, plain: bool) {
+    if !counter.active() {
+        return;
+    }
+    // SAFETY: nginx's cached clock, read by this worker's event loop only.
+    let now = unsafe { ngx_current_msec };
+    counter.observe_ms(slots::LATENCY, now.wrapping_sub(ctx.started_ms) as u64);
+    if !complete {
+        counter.inc(slots::TRUNCATED);
+    } else if !plain {
+        counter.inc(slots::ENCODED);
+    }
+}
+
+/// Records `$auth_http_result`, counts the result for the service that
+/// decided (once per request and service) and returns `rc`.
+fn finish(
+    r: &mut ngx_http_request_t,
+    counter: Counter,
+    outcome: Outcome,
+    rc: ngx_int_t,
+) -> ngx_int_t {
+    let slot = match outcome {
+        Outcome::Authenticated => slots::AUTHENTICATED,
+        Outcome::Unauthenticated => slots::UNAUTHENTICATED,
+        Outcome::Superuser => slots::SUPERUSER,
+        Outcome::Allow => slots::ALLOW,
+        Outcome::Deny => slots::DENY,
+        Outcome::Ignore => slots::NOMATCH,
+        Outcome::Error => slots::ERROR,
+    };
+    counters::count_decision(r, counter, slot, None);
     if let Some(var) = AuthHttpModule::main_conf(r).and_then(|m| m.result_variable.as_ref()) {
         let text = outcome.as_str();
         let value = ngx_str_t {
@@ -230,13 +320,32 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
         }
     };
 
+    // The decision cache, for the first attempt at this question.
+    if ctx.attempt == 0 {
+        let no_body = ngx_str_t::empty();
+        let sent = body.as_ref().map_or(&no_body, |b| &b.data);
+        let question = (&service.path, service.method, &args, sent);
+        match cache::look(r, conf, &mut ctx.cache, ctx.stage, question) {
+            Look::Hit(entry) => {
+                if let Some(answer) = cache::replayed(&entry) {
+                    return answered(r, conf, ctx, &answer, true);
+                }
+            }
+            Look::Wait => {
+                ctx.paused = true;
+                return NGX_AGAIN as ngx_int_t;
+            }
+            Look::Ask => {}
+        }
+    }
+
     let spec = SubrequestSpec {
         uri: &service.path,
         args: (!args.is_empty()).then_some(&args),
         method: service.method,
         body,
-        // Only the ACL answer's body matters (`ignore`), but the superuser
-        // answer is read to its end as well: a header-only subrequest makes
+        // Only the ACL answer's body matters (`ignore`), but the
+        // authentication and superuser answers are read to its end as well: a header-only subrequest makes
         // nginx close the upstream connection whenever the answer has a body
         // (a "403 not a superuser" page), so every ordinary client would
         // cost a new (TLS) connection to the service.
@@ -244,10 +353,15 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
         client_headers: ClientHeaders::ForDecision,
     };
     ctx.subrequest = SubrequestResult::default();
+    // SAFETY: nginx's cached clock, read by this worker's event loop only.
+    ctx.started_ms = unsafe { ngx_current_msec };
     // SAFETY: the result slot lives in the request-pool context.
     match unsafe { subrequest::start_with(r, &spec, &mut ctx.subrequest) } {
         Ok(_) => NGX_AGAIN as ngx_int_t,
-        Err(_) => NGX_ERROR as ngx_int_t,
+        Err(_) => {
+            crate::decision_cache::lookup::release(&conf.cache, &mut ctx.cache);
+            NGX_ERROR as ngx_int_t
+        }
     }
 }
 

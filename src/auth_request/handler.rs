@@ -5,24 +5,37 @@
 //! The phase engine calls again after the subrequest finished: evaluate
 //! `auth_request_set` in the subrequest's context, then decide from its
 //! status (see [`super::verdict`]).
+//!
+//! With `auth_request_cache`, the decision cache is asked first: a hit
+//! answers without a subrequest, a concurrent miss waits for the request
+//! already asking; after the verdict, the answer is stored (see
+//! [`super::cache`]).
 
 use nginx_sys::{
-    ngx_http_request_t, ngx_int_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_UNAUTHORIZED, NGX_LOG_ERR, NGX_OK,
+    ngx_current_msec, ngx_http_request_t, ngx_int_t, ngx_str_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR,
+    NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_UNAUTHORIZED, NGX_LOG_ERR, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf};
 
+use super::body::{self, BodyStep};
+use super::cache;
 use super::conf::AuthRequestConf;
-use super::verdict::{verdict, Verdict};
+use super::respond;
+use super::verdict::{verdict_with, Verdict};
 use super::AuthRequestModule;
+use crate::counters::{self, schema::auth_request as slots};
+use crate::decision_cache::lookup::{self, Flight, Look};
 use crate::nginx::ffi::guard_status;
 use crate::nginx::subrequest::{self, SubrequestResult};
-use crate::nginx::{headers, request, variables};
+use crate::nginx::{delay, headers, request, variables};
 
 /// Per-request state, reset by nginx on internal redirects.
 #[derive(Clone, Copy, Default)]
 struct AuthRequestCtx {
     subrequest: SubrequestResult,
+    /// When the subrequest started (ngx_current_msec), for its latency.
+    started_ms: usize,
+    cache: Flight,
 }
 
 /// The access-phase entry point.
@@ -45,21 +58,92 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
 
     let module = AuthRequestModule::module();
     if let Some(ctx) = request::ctx::<AuthRequestCtx>(r, module) {
+        if ctx.cache.waiting() {
+            if delay::is_paused(r) {
+                return NGX_AGAIN as ngx_int_t;
+            }
+            return look_or_ask(r, conf, uri, ctx, None);
+        }
         if !ctx.subrequest.done {
             return NGX_AGAIN as ngx_int_t;
         }
         let outcome = ctx.subrequest;
-        return decide(r, conf, &outcome);
+        let latency = now_ms().wrapping_sub(ctx.started_ms);
+        let rc = decide(r, conf, &outcome, latency);
+        cache::remember(r, conf, &mut ctx.cache, &outcome);
+        return rc;
     }
+
+    // Opt-in auth_request_body (super::body): read the client's body first.
+    let body = match conf.ext.body_max() {
+        None => None,
+        Some(max) => match body::prepare(r, max) {
+            BodyStep::Ready(body) => body,
+            BodyStep::Reading(rc) | BodyStep::Refuse(rc) => return rc,
+        },
+    };
 
     let Some(ctx) = request::new_ctx::<AuthRequestCtx>(r, module) else {
         return NGX_ERROR as ngx_int_t;
     };
-    // SAFETY: the result slot lives in the request-pool context just set.
-    match unsafe { subrequest::start(r, uri, None, &mut ctx.subrequest) } {
-        Ok(_) => NGX_AGAIN as ngx_int_t,
-        Err(_) => NGX_ERROR as ngx_int_t,
+    look_or_ask(r, conf, uri, ctx, body)
+}
+
+/// Answers from the decision cache, waits for another request's answer to
+/// the same question, or starts the subrequest.
+fn look_or_ask(
+    r: &mut ngx_http_request_t,
+    conf: &AuthRequestConf,
+    uri: &ngx_str_t,
+    ctx: &mut AuthRequestCtx,
+    body: Option<ngx_str_t>,
+) -> ngx_int_t {
+    match lookup::look(r, &conf.cache, &mut ctx.cache, conf.variables().len()) {
+        Look::Hit(entry) => {
+            let (verdict, rc) = cache::answer(r, conf, &entry);
+            count(r, conf, slot_of(verdict), None);
+            return rc;
+        }
+        Look::Wait => return NGX_AGAIN as ngx_int_t,
+        Look::Ask => {}
     }
+    ctx.started_ms = now_ms();
+    // SAFETY: the result slot lives in the request-pool context.
+    match unsafe { subrequest::start(r, uri, None, &mut ctx.subrequest) } {
+        // SAFETY: start() returned a live subrequest in the request pool.
+        Ok(sr) => match body.map(|b| body::attach(unsafe { &mut *sr }, b)) {
+            Some(Err(_)) => NGX_ERROR as ngx_int_t,
+            _ => NGX_AGAIN as ngx_int_t,
+        },
+        Err(_) => {
+            lookup::release(&conf.cache, &mut ctx.cache);
+            count(r, conf, slots::ERROR, None);
+            NGX_ERROR as ngx_int_t
+        }
+    }
+}
+
+/// The status zone's slot for a verdict.
+fn slot_of(verdict: Verdict) -> usize {
+    match verdict {
+        Verdict::Allow => slots::ALLOW,
+        Verdict::Unauthorized => slots::UNAUTHORIZED,
+        Verdict::Forbidden => slots::FORBIDDEN,
+        Verdict::Pass(_) => slots::PASSED,
+        Verdict::Unexpected(_) | Verdict::NotAllowed(_) => slots::ERROR,
+    }
+}
+
+/// nginx's cached clock (milliseconds), updated by the event loop.
+fn now_ms() -> usize {
+    // SAFETY: read by this (single-threaded) worker's event loop only.
+    unsafe { ngx_current_msec }
+}
+
+/// Counts the decision in the status zone (once per request and auth URI).
+fn count(r: &mut ngx_http_request_t, conf: &AuthRequestConf, slot: usize, ms: Option<usize>) {
+    let latency = ms.map(|ms| (slots::LATENCY, ms as u64));
+    counters::count_decision(r, conf.counter, slot, latency);
 }
 
 /// The subrequest has finished: set variables, then map its status.
@@ -67,6 +151,7 @@ fn decide(
     r: &mut ngx_http_request_t,
     conf: &AuthRequestConf,
     outcome: &SubrequestResult,
+    latency_ms: usize,
 ) -> ngx_int_t {
     // Set on every outcome, before deciding, so that error_page targets and
     // logs see them; stored in the main request so they survive redirects.
@@ -80,7 +165,21 @@ fn decide(
         variables::store(r, &assignment.variable, value);
     }
 
-    match verdict(outcome.status) {
+    let verdict = verdict_with(
+        outcome.status,
+        conf.ext.allow_status.as_ref(),
+        conf.ext.pass_status.as_ref(),
+    );
+    // Opt-in (super::extensions): auth response headers to the client and
+    // to the upstream request; nothing without those directives.
+    // SAFETY: the finished subrequest lives in the shared request pool
+    // until the main request ends.
+    if respond::pass_on(r, unsafe { &*outcome.request }, &conf.ext, verdict).is_err() {
+        return NGX_ERROR as ngx_int_t;
+    }
+    count(r, conf, slot_of(verdict), Some(latency_ms));
+
+    match verdict {
         Verdict::Allow => NGX_OK as ngx_int_t,
         Verdict::Forbidden => NGX_HTTP_FORBIDDEN as ngx_int_t,
         Verdict::Unauthorized => {
@@ -98,6 +197,17 @@ fn decide(
                 NGX_LOG_ERR,
                 request::log(r),
                 "auth request unexpected status: {status}"
+            );
+            NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
+        }
+        // auth_request_pass_status: the client gets it, with the headers
+        // respond::pass_on() copied.
+        Verdict::Pass(status) => status as ngx_int_t,
+        Verdict::NotAllowed(status) => {
+            ngx::ngx_log_error!(
+                NGX_LOG_ERR,
+                request::log(r),
+                "auth request status {status} is not in auth_request_allow_status"
             );
             NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t
         }

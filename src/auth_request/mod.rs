@@ -7,10 +7,26 @@
 //!
 //! * [`conf`] — directives, configuration merge, C-module detection;
 //! * [`handler`] — the access-phase handler;
+//! * [`cache`] — what a cache hit replays and a miss stores;
 //! * [`verdict`] — status → decision, pure.
+//!
+//! Opt-in directives beyond the C module (nothing changes without them):
+//!
+//! * [`extensions`] — their configuration;
+//! * [`statuses`] — the status sets they take, pure;
+//! * [`respond`] — auth response headers to the client and the upstream;
+//! * [`upstream_headers`] — removing the client's copies of the headers the
+//!   auth response sets on the upstream request;
+//! * [`body`] — reading the client's body for the auth subrequest.
 
+pub mod body;
+pub mod cache;
 pub mod conf;
+pub mod extensions;
 pub mod handler;
+pub mod respond;
+pub mod statuses;
+pub mod upstream_headers;
 pub mod verdict;
 
 use core::ptr::addr_of;
@@ -18,7 +34,7 @@ use core::ptr::addr_of;
 use nginx_sys::{ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t};
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
-use crate::nginx::phase::postconfiguration_access;
+use crate::nginx::phase::{postconfiguration_access, register_handler};
 
 /// Type that ties the configuration structures to the module.
 pub struct AuthRequestModule;
@@ -32,11 +48,27 @@ impl HttpModule for AuthRequestModule {
 
     unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
         // SAFETY: nginx passes the configuration being finalised.
-        unsafe {
+        let rc = unsafe {
             postconfiguration_access(cf, handler::access_handler, |cf| {
                 AuthRequestModule::main_conf(cf).is_some_and(|m| m.used)
             })
+        };
+        if rc != nginx_sys::NGX_OK as ngx_int_t {
+            return rc;
         }
+        // SAFETY: as above.
+        let cf = unsafe { &mut *cf };
+        let needed = AuthRequestModule::main_conf(cf).is_some_and(|m| m.upstream_headers_used);
+        if needed
+            && !register_handler(
+                cf,
+                nginx_sys::ngx_http_phases_NGX_HTTP_PREACCESS_PHASE,
+                Some(upstream_headers::preaccess_handler),
+            )
+        {
+            return nginx_sys::NGX_ERROR as ngx_int_t;
+        }
+        rc
     }
 }
 

@@ -1,5 +1,9 @@
 //! What an auth subrequest's status means for the protected request.
-//! Pure logic, identical to nginx's C `ngx_http_auth_request_module`.
+//! Pure logic: [`verdict`] is nginx's C `ngx_http_auth_request_module`;
+//! [`verdict_with`] adds the opt-in `auth_request_allow_status` and
+//! `auth_request_pass_status`.
+
+use super::statuses::StatusSet;
 
 /// The decision for the main request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,6 +17,11 @@ pub enum Verdict {
     /// Anything else (1xx, 3xx, 404, 5xx, a failed subrequest): the service
     /// did not answer the question; fail closed with 500 and log the status.
     Unexpected(usize),
+    /// `auth_request_pass_status` lists it: the client gets this status.
+    Pass(usize),
+    /// A 2xx that `auth_request_allow_status` does not list: fail closed
+    /// with 500.
+    NotAllowed(usize),
 }
 
 /// Maps the auth subrequest's response status to a verdict.
@@ -25,9 +34,63 @@ pub fn verdict(status: usize) -> Verdict {
     }
 }
 
+/// [`verdict`], narrowed by `allow` (only these 2xx allow) and widened by
+/// `pass` (these otherwise unexpected statuses go to the client). With
+/// neither, exactly [`verdict`].
+pub fn verdict_with(status: usize, allow: Option<&StatusSet>, pass: Option<&StatusSet>) -> Verdict {
+    match verdict(status) {
+        Verdict::Allow if allow.is_some_and(|a| !a.contains(status)) => Verdict::NotAllowed(status),
+        Verdict::Unexpected(s) if pass.is_some_and(|p| p.contains(s)) => Verdict::Pass(s),
+        v => v,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth_request::statuses::{parse, Purpose};
+
+    #[test]
+    fn without_options_verdict_with_is_the_c_module() {
+        for status in 0..1000 {
+            assert_eq!(verdict_with(status, None, None), verdict(status));
+        }
+    }
+
+    #[test]
+    fn allow_status_narrows_2xx_only() {
+        let allow = parse(&[b"200", b"204"], Purpose::Allow).unwrap();
+        assert_eq!(verdict_with(200, Some(&allow), None), Verdict::Allow);
+        assert_eq!(verdict_with(204, Some(&allow), None), Verdict::Allow);
+        assert_eq!(
+            verdict_with(202, Some(&allow), None),
+            Verdict::NotAllowed(202)
+        );
+        assert_eq!(
+            verdict_with(206, Some(&allow), None),
+            Verdict::NotAllowed(206)
+        );
+        assert_eq!(verdict_with(401, Some(&allow), None), Verdict::Unauthorized);
+        assert_eq!(
+            verdict_with(302, Some(&allow), None),
+            Verdict::Unexpected(302)
+        );
+    }
+
+    #[test]
+    fn pass_status_turns_only_unexpected_statuses() {
+        let pass = parse(&[b"302", b"429", b"503"], Purpose::Pass).unwrap();
+        assert_eq!(verdict_with(302, None, Some(&pass)), Verdict::Pass(302));
+        assert_eq!(verdict_with(429, None, Some(&pass)), Verdict::Pass(429));
+        assert_eq!(verdict_with(503, None, Some(&pass)), Verdict::Pass(503));
+        assert_eq!(
+            verdict_with(301, None, Some(&pass)),
+            Verdict::Unexpected(301)
+        );
+        assert_eq!(verdict_with(0, None, Some(&pass)), Verdict::Unexpected(0));
+        assert_eq!(verdict_with(200, None, Some(&pass)), Verdict::Allow);
+        assert_eq!(verdict_with(403, None, Some(&pass)), Verdict::Forbidden);
+    }
 
     #[test]
     fn every_2xx_allows() {

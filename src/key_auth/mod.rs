@@ -15,6 +15,7 @@
 
 pub mod conf;
 pub mod consumers;
+pub mod expiry;
 pub mod handler;
 pub mod passage;
 pub mod quota;
@@ -49,6 +50,7 @@ impl HttpModule for KeyAuthModule {
             if !KeyAuthModule::main_conf(cf).is_some_and(|m| m.used) {
                 return NGX_OK as ngx_int_t;
             }
+            conf::register_counters(cf);
             respond::register_filters(cf);
             let preaccess = nginx_sys::ngx_http_phases_NGX_HTTP_PREACCESS_PHASE;
             let precontent = nginx_sys::ngx_http_phases_NGX_HTTP_PRECONTENT_PHASE;

@@ -14,6 +14,7 @@
 //! * [`variables`] — variable registration, complex values, storing a value in
 //!   the main request;
 //! * [`request`] — typed module context and log accessors;
+//! * [`response`] — a content handler's own response;
 //! * [`headers`] — copying and adding response headers;
 //! * [`headers_in`] — removing and adding request headers an upstream sees;
 //! * [`args`] — finding and removing query arguments, byte-exactly;
@@ -45,6 +46,7 @@ pub mod headers_in;
 pub mod phase;
 pub mod pool;
 pub mod request;
+pub mod response;
 pub mod shm;
 pub mod subrequest;
 pub mod upstream;

@@ -4,6 +4,8 @@
 //! that needs it.
 //!
 //! * [`upstream_blocks`] — every `upstream {}` block of the configuration;
+//! * [`keepalive_settings`] — a block's `keepalive_requests` and
+//!   `keepalive_time`, as nginx's keepalive module stores them;
 //! * [`InnerPeer`] — the hooks of the wrapped chain, saved per request, with
 //!   forwarders for the TLS session and notify hooks;
 //! * [`connection_reusable`] — nginx's own conditions for keeping an upstream
@@ -27,6 +29,7 @@ use nginx_sys::{ngx_event_save_peer_session_pt, ngx_event_set_peer_session_pt};
 use ngx::http::{HttpModuleMainConf, NgxHttpUpstreamModule};
 
 use super::bitfield;
+use super::conf::find_module;
 use super::ffi::guard;
 use super::NgxError;
 
@@ -41,6 +44,61 @@ pub fn upstream_blocks(cf: &ngx_conf_t) -> &[*mut ngx_http_upstream_srv_conf_t] 
         umcf.upstreams
             .as_slice::<*mut ngx_http_upstream_srv_conf_t>()
     }
+}
+
+/// `keepalive_requests` and `keepalive_time` of upstream block `uscf`
+/// (`None`: not set in the block, or nginx lacks the keepalive module).
+///
+/// The keepalive module's configuration structure is private to its C file
+/// and its layout changes between releases, so the fields are found the way
+/// nginx itself writes them: through the `offset` of the module's own
+/// directive table entries.
+pub fn keepalive_settings(
+    cf: &ngx_conf_t,
+    uscf: &ngx_http_upstream_srv_conf_t,
+) -> (Option<ngx_uint_t>, Option<ngx_msec_t>) {
+    // SAFETY: cf->cycle is the cycle being configured.
+    let Some(cycle) = (unsafe { cf.cycle.as_ref() }) else {
+        return (None, None);
+    };
+    let Some(module) = find_module(cycle, "ngx_http_upstream_keepalive_module") else {
+        return (None, None);
+    };
+    if module.commands.is_null() || uscf.srv_conf.is_null() {
+        return (None, None);
+    }
+    // SAFETY: an upstream block's srv_conf array has an entry for every
+    // HTTP module's ctx_index; the keepalive module creates its structure.
+    let conf = unsafe { *uscf.srv_conf.add(module.ctx_index) }.cast::<u8>();
+    if conf.is_null() {
+        return (None, None);
+    }
+    let field = |name: &[u8]| -> Option<ngx_uint_t> {
+        let mut cmd = module.commands;
+        // SAFETY: a module's command table ends with an entry whose name is
+        // empty; `offset` is where that directive's slot function writes in
+        // the structure at `conf`, an ngx_uint_t (ngx_msec_t is one too)
+        // for both directives looked up here.
+        unsafe {
+            while (*cmd).name.len != 0 {
+                if (*cmd).name.as_bytes() == name
+                    && (*cmd).conf == nginx_sys::NGX_HTTP_SRV_CONF_OFFSET
+                {
+                    let value = conf
+                        .add((*cmd).offset)
+                        .cast::<ngx_uint_t>()
+                        .read_unaligned();
+                    return (value != ngx_uint_t::MAX).then_some(value);
+                }
+                cmd = cmd.add(1);
+            }
+        }
+        None
+    };
+    (
+        field(b"keepalive_requests"),
+        field(b"keepalive_time").map(|t| t as ngx_msec_t),
+    )
 }
 
 /// The peer hooks a wrapper replaced, saved per request.

@@ -54,6 +54,33 @@ pub struct FreeFacts {
     /// The upstream allowed keep-alive, the request body was fully sent,
     /// nothing failed, the worker is not exiting.
     pub reusable: bool,
+    /// The connection has served its share ([`SessionLimits::spent`]): it
+    /// is not kept for another request.
+    pub spent: bool,
+}
+
+/// How long one bound connection may serve: `ntlm_max_requests` /
+/// `ntlm_max_time`, by default the upstream's `keepalive_requests` /
+/// `keepalive_time`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    pub max_requests: u64,
+    pub max_time_ms: u64,
+}
+
+impl SessionLimits {
+    /// nginx's defaults of `keepalive_requests` and `keepalive_time`.
+    pub const NGINX_KEEPALIVE_DEFAULTS: Self = Self {
+        max_requests: 1000,
+        max_time_ms: 3_600_000,
+    };
+
+    /// Whether a connection that has carried `requests` requests (this one
+    /// included) and was opened `age_ms` ago must close instead of waiting
+    /// for another request: the same test as nginx's upstream keepalive.
+    pub fn spent(&self, requests: u64, age_ms: u64) -> bool {
+        requests >= self.max_requests || age_ms > self.max_time_ms
+    }
 }
 
 /// The decision of `free`.
@@ -72,13 +99,13 @@ pub enum FreeAction {
 /// The decision of `free`.
 pub fn on_free(f: FreeFacts) -> FreeAction {
     match f.attempt {
-        Attempt::Bound if f.reusable => FreeAction::Park,
+        Attempt::Bound if f.reusable && !f.spent => FreeAction::Park,
         Attempt::Bound => FreeAction::Close,
         // A connection that carried credentials may now be authenticated: it
         // is either this client's bound connection or closed, never pooled.
         Attempt::Balancer if f.credentials => {
             let free_to_bind = matches!(f.binding, None | Some(BindingState::Unbound));
-            if f.reusable && free_to_bind && !f.multiplexed {
+            if f.reusable && !f.spent && free_to_bind && !f.multiplexed {
                 FreeAction::Park
             } else {
                 FreeAction::Close
@@ -95,7 +122,12 @@ pub fn not_bound_reason(f: FreeFacts) -> Option<&'static str> {
         return None;
     }
     Some(if f.multiplexed {
-        "the client uses HTTP/2 or HTTP/3, whose requests are never bound"
+        "the client uses HTTP/2 or HTTP/3, whose requests are never bound (an NTLM handshake \
+         cannot complete: serve this site on a listen without http2, where browsers use \
+         HTTP/1.1)"
+    } else if f.spent && f.reusable {
+        "the upstream connection has served ntlm_max_requests requests or ntlm_max_time \
+         (by default the upstream's keepalive_requests, keepalive_time)"
     } else if !f.reusable {
         "the upstream connection cannot be kept (no keep-alive from the upstream: are \
          proxy_http_version 1.1 and proxy_set_header Connection \"\" set?; or the request failed)"
@@ -122,7 +154,44 @@ mod tests {
             multiplexed: false,
             binding: None,
             reusable: true,
+            spent: false,
         }
+    }
+
+    #[test]
+    fn limits_as_nginx_keepalive() {
+        let l = SessionLimits {
+            max_requests: 3,
+            max_time_ms: 1000,
+        };
+        assert!(!l.spent(1, 0));
+        assert!(!l.spent(2, 1000));
+        assert!(l.spent(3, 0), "the 3rd request is the last");
+        assert!(l.spent(1, 1001));
+    }
+
+    #[test]
+    fn a_spent_connection_is_closed_never_parked_nor_passed_on() {
+        for attempt in [Attempt::Bound, Attempt::Balancer] {
+            let f = FreeFacts {
+                credentials: true,
+                spent: true,
+                ..facts(attempt)
+            };
+            assert_eq!(on_free(f), FreeAction::Close, "{attempt:?}");
+        }
+        let f = FreeFacts {
+            credentials: true,
+            spent: true,
+            ..facts(Attempt::Balancer)
+        };
+        assert!(not_bound_reason(f).unwrap().contains("ntlm_max_requests"));
+        // without credentials the limits are the chain's business
+        let f = FreeFacts {
+            spent: true,
+            ..facts(Attempt::Balancer)
+        };
+        assert_eq!(on_free(f), FreeAction::PassOn);
     }
 
     #[test]
@@ -166,6 +235,7 @@ mod tests {
                         multiplexed,
                         binding,
                         reusable,
+                        spent: false,
                     };
                     assert_ne!(on_free(f), FreeAction::PassOn, "{f:?}");
                 }

@@ -20,7 +20,7 @@ use core::ffi::c_void;
 use core::ptr;
 
 use nginx_sys::{
-    ngx_atomic_uint_t, ngx_chain_t, ngx_connection_t, ngx_http_request_t,
+    ngx_atomic_uint_t, ngx_chain_t, ngx_connection_t, ngx_current_msec, ngx_http_request_t,
     ngx_http_upstream_srv_conf_t, ngx_http_upstream_t, ngx_int_t, ngx_log_t, ngx_pcalloc,
     ngx_peer_connection_t, ngx_pnalloc, ngx_sockaddr_t, ngx_str_t, ngx_uint_t, socklen_t, NGX_DONE,
     NGX_ERROR, NGX_HTTP_VERSION_20, NGX_LOG_INFO, NGX_OK, NGX_PEER_FAILED, NGX_PEER_NEXT,
@@ -34,6 +34,7 @@ use super::conf::UpstreamState;
 use super::credentials::{binds, head_binds};
 use super::lru::Handle;
 use super::NtlmModule;
+use crate::counters::{schema::ntlm as slots, Counter};
 use crate::nginx::bitfield;
 use crate::nginx::ffi::guard;
 use crate::nginx::headers_in;
@@ -282,6 +283,8 @@ unsafe extern "C" fn get_peer(pc: *mut ngx_peer_connection_t, data: *mut c_void)
                 // leave the list before they are closed).
                 unsafe { unpark(c, pc.log) };
                 b.state = BindingState::InUse;
+                upstream.counter.dec(slots::IDLE);
+                upstream.counter.inc(slots::REQUESTS);
                 debug(
                     pc.log,
                     format_args!(
@@ -327,7 +330,33 @@ unsafe extern "C" fn free_peer(
             binding: unsafe { peer.binding.as_ref() }.map(|b| b.state),
             // SAFETY: the attempt's connection, live or null.
             reusable: connection_reusable(unsafe { c.as_ref() }, u, state),
+            // SAFETY: as above.
+            spent: unsafe { c.as_ref() }.is_some_and(|c| {
+                // SAFETY: nginx's cached clock, updated by the worker's
+                // event loop on this thread.
+                let now = unsafe { ngx_current_msec };
+                // SAFETY: the upstream state is per worker, never freed.
+                let limits = unsafe { (*peer.upstream).limits };
+                // nginx counts the connection's requests (c->requests) and
+                // stamps its opening (c->start_time) for its own keepalive.
+                limits.spent(c.requests as u64, now.wrapping_sub(c.start_time) as u64)
+            }),
         };
+        if peer.multiplexed && peer.credentials {
+            // SAFETY: the upstream state is per worker, never freed.
+            unsafe { (*peer.upstream).counter.inc(slots::HTTP2_REFUSED) };
+        }
+        if attempt == Attempt::Bound && facts.spent && facts.reusable {
+            ngx::ngx_log_error!(
+                NGX_LOG_INFO,
+                pc.log,
+                "ntlm: closing the bound upstream connection after {} requests: it reached \
+                 ntlm_max_requests or ntlm_max_time; the client's next request authenticates \
+                 again",
+                // SAFETY: `spent` implies a live connection.
+                unsafe { (*c).requests }
+            );
+        }
         if let Some(reason) = not_bound_reason(facts) {
             ngx::ngx_log_error!(
                 NGX_LOG_INFO,
@@ -360,6 +389,17 @@ unsafe extern "C" fn free_peer(
                         b.state = BindingState::Unbound;
                         b.connection = ptr::null_mut();
                     }
+                    let failed = state & NGX_PEER_FAILED as ngx_uint_t != 0;
+                    // SAFETY: the upstream state is per worker, never freed.
+                    let counter = unsafe { (*peer.upstream).counter };
+                    counter.dec(slots::BOUND);
+                    counter.inc(if failed {
+                        slots::CLOSE_ERROR
+                    } else if facts.spent && facts.reusable {
+                        slots::CLOSE_LIMIT
+                    } else {
+                        slots::CLOSE_UPSTREAM
+                    });
                 }
                 if !c.is_null() {
                     // SAFETY: `c` was this attempt's connection; nobody else
@@ -424,6 +464,10 @@ unsafe fn bind(peer: &mut NtlmPeer, pc: &ngx_peer_connection_t, c: *mut ngx_conn
     b.name = name_copy;
     b.connection = c;
     b.state = BindingState::InUse;
+    // SAFETY: the upstream state is per worker, never freed.
+    let counter = unsafe { (*peer.upstream).counter };
+    counter.inc(slots::CREATED);
+    counter.inc(slots::BOUND);
     debug(
         pc.log,
         format_args!(
@@ -451,6 +495,9 @@ unsafe fn park(b: *mut ClientBinding, c: *mut ngx_connection_t) {
     // SAFETY: per the contract; the hook (in the binding) outlives the
     // parking: the client cleanup unparks or closes first.
     if unsafe { park_idle(c, upstream.timeout, &mut b.hook) }.is_err() {
+        // Already closed or written to by the upstream.
+        upstream.counter.dec(slots::BOUND);
+        upstream.counter.inc(slots::CLOSE_UPSTREAM);
         // SAFETY: per the contract.
         unsafe { close_connection(c) };
         return;
@@ -464,16 +511,29 @@ unsafe fn park(b: *mut ClientBinding, c: *mut ngx_connection_t) {
         // SAFETY: entries refer to live bindings: a binding leaves the list
         // before its client pool goes away.
         unsafe { drop_idle(old.binding) };
+        close_counted(upstream.counter, slots::CLOSE_EVICTED);
     }
     match handle {
         Some(h) => {
             b.state = BindingState::Idle;
             b.handle = Some(h);
             b.connection = c;
+            upstream.counter.inc(slots::IDLE);
         }
-        // SAFETY: per the contract (capacity 0 cannot be configured).
-        None => unsafe { close_connection(c) },
+        None => {
+            upstream.counter.dec(slots::BOUND);
+            upstream.counter.inc(slots::CLOSE_ERROR);
+            // SAFETY: per the contract (capacity 0 cannot be configured).
+            unsafe { close_connection(c) }
+        }
     }
+}
+
+/// Counts an idle bound connection closed for `reason` (a `CLOSE_*` slot).
+fn close_counted(counter: Counter, reason: usize) {
+    counter.dec(slots::IDLE);
+    counter.dec(slots::BOUND);
+    counter.inc(reason);
 }
 
 /// Unbinds a binding whose idle connection left the list, and closes it.
@@ -503,6 +563,21 @@ unsafe fn idle_lost(hook: *mut IdleHook) {
     if let Some(h) = b.handle.take() {
         upstream.idle.remove(h);
     }
+    // SAFETY: the parked connection is still live (the glue closes it
+    // after this hook); its read event says whether the timer fired.
+    let timed_out = unsafe { b.connection.as_ref() }
+        // SAFETY: a live connection's read event.
+        .is_some_and(|c| bitfield::event::timedout(unsafe { &*c.read }));
+    // A worker shutting down closes its parked connections the same way:
+    // counted as closed by the upstream side.
+    close_counted(
+        upstream.counter,
+        if timed_out {
+            slots::CLOSE_TIMEOUT
+        } else {
+            slots::CLOSE_UPSTREAM
+        },
+    );
     debug(
         cycle_log(),
         format_args!(
@@ -536,6 +611,7 @@ unsafe extern "C" fn client_cleanup(data: *mut c_void) {
             }
             // SAFETY: `b` is live and just left the list.
             unsafe { drop_idle(b) };
+            close_counted(upstream.counter, slots::CLOSE_CLIENT);
         }
         binding.state = BindingState::Unbound;
     })

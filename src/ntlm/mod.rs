@@ -1,4 +1,4 @@
-//! `ntlm` / `ntlm_timeout`: binds the upstream connection that carried a
+//! `ntlm` / `ntlm_timeout` / `ntlm_max_requests` / `ntlm_max_time`: binds the upstream connection that carried a
 //! client's NTLM or Negotiate credentials to that client connection, so that
 //! connection-based Windows authentication works through nginx, and never
 //! lets another client use it.

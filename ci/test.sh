@@ -16,6 +16,9 @@
 #   8. prove -r t                      our module in the vendored nginx
 #   9. prove t/auth_request_*.t        the C reference, TEST_NGINX_MODULE=none: the same
 #                                      tests must describe the C module's behaviour
+#   9a. perf gate                   ci/perf-gate.sh: callgrind instructions/request of each
+#                                      mechanism over its reference (release build), within 3%
+#                                      of ci/perf-baseline.txt (about a minute)
 #   9b. soak --ci                      ci/soak.sh: 20 000 requests over every mechanism,
 #                                      3 reloads, every answer checked, RSS flat
 #  10. prove t/*.t under valgrind     TEST_NGINX_VALGRIND=1: memcheck, 0 errors and 0
@@ -237,6 +240,7 @@ step "cargo fuzz targets, ${FUZZ_SECONDS:=10}s each (ci/fuzz.sh)" env FUZZ_SECON
 step "C reference nginx (target/cref, +auth_request)" build_cref
 step "prove -r t (our module, vendored nginx)" prove_ours
 step "prove t/auth_request_*.t (C reference, no module)" prove_cref
+step "perf gate (ci/perf-gate.sh against ci/perf-baseline.txt)" bash ci/perf-gate.sh
 soak_lint() {
     cargo fmt --manifest-path ci/soak/Cargo.toml --check
     cargo clippy "${cargo_locked[@]}" --manifest-path ci/soak/Cargo.toml --all-targets -- -D warnings

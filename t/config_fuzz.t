@@ -138,6 +138,10 @@ my %near = (
     auth_http_client_id => ['$undefined_variable_x', '${', '$', 'a b'],
     auth_http_mountpoint => ['$', '${http_x', 'm/', '""'],
     auth_http_nomatch => ['allow deny', 'maybe', 'ALLOW', '""'],
+    key_auth_realm => ['""', '"a\\"b"', 'x y', "\x01", 'key'],
+    key_auth_preflight => ['maybe', 'pass check', 'PASS', '""'],
+    key_auth_allow => ['off', 'off x', 'group:', 'nobody', 'group:nobody', 'jack group:'],
+    key_auth_deny => ['off', 'off x', 'group:', 'nobody', 'group:nobody', '""'],
     key_auth => ['maybe', 'on off', 'ON', '1'],
     key_auth_header => ['a b', '""', 'x:y', 'apikey', "\x01"],
     key_auth_query => ['a=b', '""', 'apikey apikey', 'k&'],
@@ -150,7 +154,7 @@ my %near = (
     ntlm_max_time => ['0', '-1s', '1h30', 'soon', '0ms', '9999999999999999999d'],
     ntlm_timeout => ['0', '-1s', '1y', '9999999999999999999d', '1h30', 'soon', '0ms'],
 );
-my @attrs = qw(key credential custom_id limit limit_status);
+my @attrs = qw(key credential expires group custom_id limit limit_status);
 
 sub rnd { $_[int rand @_] }
 

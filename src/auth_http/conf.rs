@@ -10,10 +10,11 @@ use nginx_sys::{
 use ngx::core::Pool;
 use ngx::http::HttpModuleMainConf;
 
-use super::decision::NoMatch;
+use super::decision::{CachedAnswer, NoMatch};
 use super::params::{self, Piece, Placeholder};
 use super::retry::{self, RetryPolicy};
 use super::AuthHttpModule;
+use crate::decision_cache::conf::{self as cache, CacheConf};
 use crate::nginx::conf::{self, args, conf_message, emerg, set_once, CONF_ERROR, CONF_OK};
 use crate::nginx::subrequest::Method;
 use crate::nginx::variables::{self, AssignableVariable};
@@ -73,6 +74,8 @@ pub struct AuthHttpConf {
     pub client_id: Option<ngx_http_complex_value_t>,
     pub mountpoint: Option<ngx_http_complex_value_t>,
     pub nomatch: Option<NoMatch>,
+    /// `auth_http_cache`, `auth_http_cache_valid`.
+    pub cache: CacheConf,
 }
 
 fn active(setting: Option<ServiceSetting>) -> Option<&'static Service> {
@@ -114,6 +117,7 @@ impl AuthHttpConf {
         self.client_id = self.client_id.or(parent.client_id);
         self.mountpoint = self.mountpoint.or(parent.mountpoint);
         self.nomatch = self.nomatch.or(parent.nomatch);
+        self.cache.merge_from(&parent.cache);
     }
 }
 
@@ -144,7 +148,7 @@ const fn command(
     }
 }
 
-pub static mut COMMANDS: [ngx_command_t; 9] = [
+pub static mut COMMANDS: [ngx_command_t; 11] = [
     command(ngx::ngx_string!("auth_http_auth"), NGX_CONF_1MORE, set_auth),
     command(
         ngx::ngx_string!("auth_http_realm"),
@@ -177,8 +181,43 @@ pub static mut COMMANDS: [ngx_command_t; 9] = [
         NGX_CONF_TAKE1,
         set_nomatch,
     ),
+    command(
+        ngx::ngx_string!("auth_http_cache"),
+        NGX_CONF_TAKE1,
+        set_cache,
+    ),
+    command(
+        ngx::ngx_string!("auth_http_cache_valid"),
+        NGX_CONF_1MORE,
+        set_cache_valid,
+    ),
     ngx_command_t::empty(),
 ];
+
+/// `auth_http_cache zone | off;`
+unsafe extern "C" fn set_cache(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| cache::set_zone(cf, &mut conf.cache))
+}
+
+/// `auth_http_cache_valid answer ... time;`
+unsafe extern "C" fn set_cache_valid(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| {
+        cache::set_valid(cf, &mut conf.cache, None, |word| {
+            CachedAnswer::code_of(word).ok_or(
+                "is not an answer (authenticated, unauthenticated, superuser, \
+                 allow, deny, ignore, any)",
+            )
+        })
+    })
+}
 
 /// Runs a directive handler body with the configuration and this module's
 /// location configuration.
@@ -249,14 +288,7 @@ fn realm(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<&'static [u8], *mut c_
 /// The challenge for `realm`, or `None` when it cannot be sent as a plain
 /// quoted string.
 pub fn basic_challenge(realm: &[u8]) -> Option<Vec<u8>> {
-    let plain = |&b: &u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
-    if realm.is_empty() || !realm.iter().all(plain) {
-        return None;
-    }
-    let mut challenge = b"Basic realm=\"".to_vec();
-    challenge.extend_from_slice(realm);
-    challenge.push(b'"');
-    Some(challenge)
+    crate::nginx::headers::challenge("Basic", realm)
 }
 
 unsafe extern "C" fn set_superuser(

@@ -10,11 +10,13 @@ use ngx::collections::Vec;
 use ngx::core::Pool;
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
+use super::cache;
 use super::conf::{AuthHttpConf, Service, ValuePiece};
 use super::decision::{next_step, plain_encoding, Outcome, Policy, Stage, Step};
 use super::params::{self, Placeholder};
 use super::AuthHttpModule;
 use crate::counters::{self, schema::auth_http as slots, Counter};
+use crate::decision_cache::lookup::{Flight, Look};
 use crate::nginx::decimal::{decimal, DecimalBuf};
 use crate::nginx::ffi::guard_status;
 use crate::nginx::subrequest::{
@@ -35,6 +37,8 @@ struct AuthHttpCtx {
     subrequest: SubrequestResult,
     /// When the current attempt started (ngx_current_msec), for its latency.
     started_ms: usize,
+    /// The current stage's part in the decision cache.
+    cache: Flight,
 }
 
 /// The access-phase entry point.
@@ -83,14 +87,25 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     if !ctx.subrequest.done {
         return NGX_AGAIN as ngx_int_t;
     }
+    let answer = ctx.subrequest;
+    answered(r, conf, ctx, &answer, false)
+}
 
+/// The current stage's service answered (or the cache did, `cached`):
+/// decide, or go on to the next question.
+fn answered(
+    r: &mut ngx_http_request_t,
+    conf: &AuthHttpConf,
+    ctx: &mut AuthHttpCtx,
+    answer: &SubrequestResult,
+    cached: bool,
+) -> ngx_int_t {
     let policy = Policy {
         superuser_configured: conf.superuser().is_some(),
         acl_configured: conf.acl().is_some(),
         nomatch: conf.nomatch(),
         retry: conf.retry(),
     };
-    let answer = ctx.subrequest;
     // The captured body lives in the request pool.
     let body = answer.body.as_bytes();
     // A truncated answer (the service went away in the middle of its body)
@@ -116,7 +131,10 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         0
     };
     let counter = service(conf, ctx.stage).map_or_else(Default::default, |s| s.counter);
-    count_attempt(counter, ctx, answer.complete, plain);
+    if !cached {
+        count_attempt(counter, ctx, answer.complete, plain);
+        cache::remember(r, conf, &mut ctx.cache, ctx.stage, status, answer);
+    }
     match next_step(ctx.stage, ctx.attempt, status, body, &policy) {
         Step::Allow(outcome) => finish(r, counter, outcome, NGX_OK as ngx_int_t),
         Step::Deny(outcome) => finish(r, counter, outcome, NGX_HTTP_FORBIDDEN as ngx_int_t),
@@ -139,11 +157,13 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         Step::AskSuperuser => {
             ctx.stage = Stage::Superuser;
             ctx.attempt = 0;
+            ctx.cache = Flight::default();
             ask(r, conf, ctx)
         }
         Step::AskAcl => {
             ctx.stage = Stage::Acl;
             ctx.attempt = 0;
+            ctx.cache = Flight::default();
             ask(r, conf, ctx)
         }
         Step::RetryAfter(ms) => {
@@ -300,6 +320,25 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
         }
     };
 
+    // The decision cache, for the first attempt at this question.
+    if ctx.attempt == 0 {
+        let no_body = ngx_str_t::empty();
+        let sent = body.as_ref().map_or(&no_body, |b| &b.data);
+        let question = (&service.path, service.method, &args, sent);
+        match cache::look(r, conf, &mut ctx.cache, ctx.stage, question) {
+            Look::Hit(entry) => {
+                if let Some(answer) = cache::replayed(&entry) {
+                    return answered(r, conf, ctx, &answer, true);
+                }
+            }
+            Look::Wait => {
+                ctx.paused = true;
+                return NGX_AGAIN as ngx_int_t;
+            }
+            Look::Ask => {}
+        }
+    }
+
     let spec = SubrequestSpec {
         uri: &service.path,
         args: (!args.is_empty()).then_some(&args),
@@ -319,7 +358,10 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
     // SAFETY: the result slot lives in the request-pool context.
     match unsafe { subrequest::start_with(r, &spec, &mut ctx.subrequest) } {
         Ok(_) => NGX_AGAIN as ngx_int_t,
-        Err(_) => NGX_ERROR as ngx_int_t,
+        Err(_) => {
+            crate::decision_cache::lookup::release(&conf.cache, &mut ctx.cache);
+            NGX_ERROR as ngx_int_t
+        }
     }
 }
 

@@ -108,7 +108,9 @@ impl CacheConf {
     }
 
     /// The checks once the whole `http` block is known, for a level that
-    /// `protected` (its mechanism is on): the zone exists, a key is set.
+    /// `protected` (its mechanism is on): the zone exists, a key is set
+    /// (when the mechanism has a key directive; auth_http's key is the
+    /// question itself).
     /// `scope` names the question (see [`CacheConf::scope`]). Logs the
     /// `[emerg]` naming the cache directive's file and line.
     pub fn finish(
@@ -116,6 +118,7 @@ impl CacheConf {
         cf: &mut ngx_conf_t,
         directive: &str,
         protected: bool,
+        needs_key: bool,
         scope: &[&[u8]],
     ) -> Result<(), Refused> {
         let Some(CacheZone::Zone { zone, name, at }) = self.zone else {
@@ -130,7 +133,7 @@ impl CacheConf {
             );
             return Err(Refused);
         }
-        if protected && self.key.is_none() {
+        if protected && needs_key && self.key.is_none() {
             ngx::ngx_log_error!(
                 NGX_LOG_EMERG,
                 cf.log,

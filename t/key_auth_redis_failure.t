@@ -156,6 +156,38 @@ my $ok;
 for (1 .. 30) { last if ($ok = http_status(get('deny-key')) != 503); sleep 0.1 }
 ok($ok, 'stall over: counting resumes');
 
+# a client that goes away while its request waits: the reply, when it comes,
+# is dropped; the worker goes on
+$redis->pause;
+$s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . $t->port(8080), Timeout => 5) or die;
+print $s "GET /index.html HTTP/1.1\r\nHost: a\r\napikey: deny-key\r\n\r\n";
+sleep 0.05;
+close $s;
+sleep 0.05;
+$redis->resume;
+sleep 0.4;
+$ok = 0;
+for (1 .. 30) { last if ($ok = http_status(get('deny-key')) != 503); sleep 0.1 }
+ok($ok, 'a client gone while waiting: the worker carries on');
+
+# a reload while a request waits for a stalled Redis: the old worker
+# answers it (503 after the timeout) and exits cleanly
+$redis->pause;
+$s = IO::Socket::INET->new(PeerAddr => '127.0.0.1:' . $t->port(8080), Timeout => 5) or die;
+print $s "GET /index.html HTTP/1.1\r\nHost: a\r\napikey: deny-key\r\nConnection: close\r\n\r\n";
+sleep 0.05;
+my $exits = () = $t->error_log =~ /exited with code 0/g;
+$t->reload;
+$stalled = do { local $/; <$s> } // '';
+like($stalled, qr{^HTTP/1\.1 503}, 'reload while waiting: the old worker answers');
+$redis->resume;
+my $gone = 0;
+for (1 .. 50) { last if ($gone = (() = $t->error_log =~ /exited with code 0/g) > $exits); sleep 0.1 }
+ok($gone, 'reload while waiting: the old worker exits');
+$ok = 0;
+for (1 .. 30) { last if ($ok = http_status(get('deny-key')) != 503); sleep 0.1 }
+ok($ok, 'reload while waiting: the new worker counts');
+
 # Redis out of memory, and a read-only replica
 for my $case (['OOM', ['CONFIG', 'SET', 'maxmemory', '1'], ['CONFIG', 'SET', 'maxmemory', '0']],
               ['READONLY', ['REPLICAOF', '127.0.0.1', $t->port('nowhere')], ['REPLICAOF', 'NO', 'ONE']]) {
@@ -201,6 +233,35 @@ configure("redis://127.0.0.1:" . $locked->port . "/3 password_file=redis.pw time
 is(http_status(get('deny-key')), 200, 'a database: counted');
 is($locked->command('GET', 'db3:deny_c'), undef, 'not in database 0');
 is($locked->command_in_db(3, 'GET', 'db3:deny_c'), 1, 'in database 3 (SELECT)');
+
+# reconnects back off: a server that accepts and closes at once sees a
+# handful of connection attempts, not one per request
+my $accepts = $t->testdir . '/accepts';
+my $closer_port = $t->port('closer');
+$t->run_daemon(sub {
+    my $l = IO::Socket::INET->new(LocalAddr => "127.0.0.1:$closer_port", Listen => 64, ReuseAddr => 1)
+        or die "listen: $!";
+    my $n = 0;
+    while (my $c = $l->accept) {
+        close $c;
+        $n++;
+        open my $f, '>', $accepts or next;
+        print $f "$n\n";
+        close $f;
+    }
+});
+$t->waitforsocket("127.0.0.1:$closer_port");
+unlink $accepts;
+configure("redis://127.0.0.1:$closer_port timeout=300ms");
+log_mark();
+my (%cl, $n_req);
+my $t_end = time + 1.5;
+while (time < $t_end) { $cl{ http_status(get('deny-key')) }++; $n_req++; sleep 0.01 }
+my $attempts = ($t->read_file('accepts') // 0) + 0;
+is_deeply(\%cl, { 503 => $n_req }, "a server closing every connection: $n_req requests, all 503");
+ok($attempts >= 2 && $attempts <= 7, "reconnects back off (100 ms doubling to 1 s): $attempts connections in 1.5 s")
+    or diag($attempts);
+is(scalar(log_since(qr/key_auth_quota_store/)), 1, 'one line for the whole episode');
 
 # something that is not Redis
 configure("redis://127.0.0.1:$garbage_port timeout=300ms");

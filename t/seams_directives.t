@@ -19,6 +19,10 @@
 #   * key_auth_allow / key_auth_deny: per location: a consumer refused in
 #     one location (403) and moved by error_page 403 into another is let in
 #     or refused by that location's lists;
+#   * key_auth_realm / key_auth_preflight: a request moved (rewrite ...
+#     last, try_files) into a key_auth location is refused with that
+#     location's realm, and a preflight moved into a "pass" location goes
+#     through while a moved GET is still checked;
 #   * ntlm_max_requests / ntlm_max_time: a connection bound through a moved
 #     request is closed after its last allowed request, and the client's next
 #     request (moved again) authenticates again.
@@ -116,6 +120,25 @@ http {
             auth_http_realm "realm b";
             error_page 401 = @authn_b;
             proxy_set_header X-Hit authn-ep;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+
+        # key_auth_realm / key_auth_preflight after a move
+        location /kr/ {
+            rewrite ^/kr/(.*)$ /kr-target/$1 last;
+        }
+        location /kr-target/ {
+            key_auth on;
+            key_auth_realm "realm target";
+            alias %%TESTDIR%%/p/;
+        }
+        location /kp/ {
+            try_files /nope @kp;
+        }
+        location @kp {
+            key_auth on;
+            key_auth_preflight pass;
+            proxy_set_header X-Hit kp;
             proxy_pass http://127.0.0.1:%%PORT_8082%%;
         }
 
@@ -222,6 +245,18 @@ is_deeply([http_header($r, 'WWW-Authenticate')], ['Basic realm="realm b"'], 'aut
 is(scalar(grep { $_->{path} =~ /authn/ } $t->requests('auth')), 2, 'auth_http_auth: asked in both locations');
 is(scalar(hits('authn-b')) + scalar(hits('authn-ep')), 0, 'auth_http_auth: no protected upstream reached');
 $t->clear_requests('echo');
+
+# key_auth_realm / key_auth_preflight after a move
+$r = http_get('/kr/x');
+is(http_status($r), 401, 'key_auth_realm: moved by rewrite into /kr-target/, refused there');
+is_deeply([http_header($r, 'WWW-Authenticate')], ['apikey realm="realm target"'], 'key_auth_realm: with its realm');
+$t->clear_requests('echo');
+$r = http_get('/kp/x', method => 'OPTIONS',
+              headers => ['Origin: https://a.example', 'Access-Control-Request-Method: PUT']);
+is(http_status($r), 200, 'key_auth_preflight: a preflight moved by try_files into @kp (pass) goes through');
+is(scalar(hits('kp')), 1, 'key_auth_preflight: served by @kp');
+is(http_status(http_get('/kp/x')), 401, 'key_auth_preflight: a GET without a key moved there is still refused');
+is(http_status(http_get('/kp/x', headers => ['apikey: sj-key'])), 200, 'key_auth_preflight: with a key, served');
 
 # key_auth_allow / key_auth_deny after error_page 403
 $r = http_get('/kd/x', headers => ['apikey: sj-key']);

@@ -288,14 +288,7 @@ fn realm(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<&'static [u8], *mut c_
 /// The challenge for `realm`, or `None` when it cannot be sent as a plain
 /// quoted string.
 pub fn basic_challenge(realm: &[u8]) -> Option<Vec<u8>> {
-    let plain = |&b: &u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
-    if realm.is_empty() || !realm.iter().all(plain) {
-        return None;
-    }
-    let mut challenge = b"Basic realm=\"".to_vec();
-    challenge.extend_from_slice(realm);
-    challenge.push(b'"');
-    Some(challenge)
+    crate::nginx::headers::challenge("Basic", realm)
 }
 
 unsafe extern "C" fn set_superuser(

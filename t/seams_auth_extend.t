@@ -164,6 +164,14 @@ http {
             proxy_pass $E;
         }
 
+        location /sa-http-pass/ {
+            satisfy any;
+            auth_request /auth/302/sahttppass;
+            auth_http_acl /_acl/y;
+            proxy_set_header X-Hit P-sahttppass;
+            proxy_pass $E;
+        }
+
         # a mirror subrequest into a location with the directive: its own
         # header list, without the client's copies (the main request's
         # location names another header, so its upstream still gets them)
@@ -310,6 +318,13 @@ is_deeply([http_header($r, 'WWW-Authenticate')], [], "satisfy any: nginx hides t
 is_deeply([http_header($r, 'Set-Cookie')], ['c=/auth/401/sahttp'],
     "satisfy any: the refusal's client headers stay (as documented)");
 is_deeply([AGTest::req_header(last_echo(), 'X-User')], [], 'satisfy any: no X-User from a refusal');
+
+# satisfy any: a passed status is final, the later check is not asked
+$t->clear_requests('auth');
+$r = http_get('/sa-http-pass/x', headers => ['X-Ctl-Hdr: Location: https://sso.example/p']);
+is(http_status($r), 302, 'satisfy any: the passed 302 is final');
+is(scalar http_header($r, 'Location'), 'https://sso.example/p', 'satisfy any: with its Location');
+is_deeply(auth_paths(), ['/auth/302/sahttppass'], 'satisfy any: auth_http, which runs later, is not asked');
 
 # mirror: the subrequest's own list; the parent's is untouched
 $t->clear_requests('echo');

@@ -129,6 +129,7 @@ my %near = (
     auth_request_upstream_header => ['Host', 'Transfer_Encoding', 'a b', '""', 'X-User X-Groups'],
     auth_request_body => ['yes', 'on max=0', 'on max=-1', 'on max=1k max=2k', 'off max=1k', 'on size=1k', 'on max='],
     auth_http_auth => ['off', 'off x', '/auth method=get', '/auth params=p=%P,q=%z', '@auth', 'auth'],
+    auth_http_header => ['X-A %x', 'Host x', '"X Y" v', 'X-A 10%', 'X-A', 'X-A %c%u$remote_addr'],
     auth_http_realm => ['""', '"a\\"b"', 'a b', "caf\xc3\xa9", "\x01"],
     auth_http_superuser => ['off', 'off x', '/su method=get method=post', '/su params=a=%z', '@su', 'su'],
     auth_http_acl => ['/acl params="a=1,,b=2"', '/acl params=%u', '/acl params==x', '/acl method=put params=',

@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # Seams of the opt-in auth_request directives (issue 13): internal
 # redirects (try_files, error_page = @named / URI, rewrite ... last),
-# satisfy any / all, HTTP/1.1, HEAD and HTTP/2.
+# satisfy any / all, HTTP/1.0, HTTP/1.1, HEAD and HTTP/2.
 #
 #   * after a move into another protected location, the check runs again:
 #     the client gets the client headers of the last auth response only
@@ -164,6 +164,14 @@ http {
             proxy_pass $E;
         }
 
+        location /sa-http-pass/ {
+            satisfy any;
+            auth_request /auth/302/sahttppass;
+            auth_http_acl /_acl/y;
+            proxy_set_header X-Hit P-sahttppass;
+            proxy_pass $E;
+        }
+
         # a mirror subrequest into a location with the directive: its own
         # header list, without the client's copies (the main request's
         # location names another header, so its upstream still gets them)
@@ -200,10 +208,11 @@ sub auth_paths { [map { $_->{path} } $t->requests('auth')] }
 sub get {
     my ($proto, $uri, @h) = @_;
     return http2_request($uri, headers => [@$FORGED, @h]) if $proto eq 'h2';
-    return http_get($uri, headers => [@$FORGED, @h], $proto eq 'HEAD' ? (method => 'HEAD') : ());
+    return http_get($uri, headers => [@$FORGED, @h], $proto eq 'HEAD' ? (method => 'HEAD') : (),
+        $proto eq '1.0' ? (version => '1.0') : ());
 }
 
-for my $proto ('1.1', 'HEAD', 'h2') {
+for my $proto ('1.0', '1.1', 'HEAD', 'h2') {
     # try_files: two checks, the second one's headers only
     $t->clear_requests('auth');
     $t->clear_requests('echo');
@@ -267,7 +276,7 @@ for my $proto ('1.1', 'HEAD', 'h2') {
 
     # auth_request_body across moves: each check gets the whole body, so
     # does the upstream; satisfy any allowing first reads nothing early
-    next if $proto eq 'HEAD';
+    next if $proto eq 'HEAD' || $proto eq '1.0';
     my $body = join '', map { chr(65 + $_ % 26) } 1 .. 9000;
     my $post = sub {
         my ($uri, @h) = @_;
@@ -292,7 +301,7 @@ for my $proto ('1.1', 'HEAD', 'h2') {
     is(json_body($r)->{body_md5}, md5_hex($body), "$proto body satisfy any: the upstream got it whole");
 }
 
-for my $proto ('1.1', 'HEAD', 'h2') {
+for my $proto ('1.0', '1.1', 'HEAD', 'h2') {
     my $r;
     # allow_status: an unlisted 2xx is 500 -> error_page, never access
     $t->clear_requests('echo');
@@ -310,6 +319,13 @@ is_deeply([http_header($r, 'WWW-Authenticate')], [], "satisfy any: nginx hides t
 is_deeply([http_header($r, 'Set-Cookie')], ['c=/auth/401/sahttp'],
     "satisfy any: the refusal's client headers stay (as documented)");
 is_deeply([AGTest::req_header(last_echo(), 'X-User')], [], 'satisfy any: no X-User from a refusal');
+
+# satisfy any: a passed status is final, the later check is not asked
+$t->clear_requests('auth');
+$r = http_get('/sa-http-pass/x', headers => ['X-Ctl-Hdr: Location: https://sso.example/p']);
+is(http_status($r), 302, 'satisfy any: the passed 302 is final');
+is(scalar http_header($r, 'Location'), 'https://sso.example/p', 'satisfy any: with its Location');
+is_deeply(auth_paths(), ['/auth/302/sahttppass'], 'satisfy any: auth_http, which runs later, is not asked');
 
 # mirror: the subrequest's own list; the parent's is untouched
 $t->clear_requests('echo');

@@ -13,6 +13,8 @@
 #     with auth_http_auth, the credentials are asked about again there, and
 #     a refusal there carries that location's realm; error_page 401 into a
 #     protected location refuses again and never reaches its upstream;
+#   * auth_http_header: after the move, the question carries the new
+#     location's headers, expanded there;
 #   * ntlm_timeout: a connection bound through a moved request (try_files
 #     into a named location) is closed after ntlm_timeout like any other,
 #     and never reaches another client before or after;
@@ -91,6 +93,7 @@ http {
             auth_http_acl /_acl/acl method=get params=clientid=%c,mount=%m,topic=%t;
             auth_http_client_id $http_x_client;
             auth_http_mountpoint a/;
+            auth_http_header X-Loc a-%c;
             error_page 404 = @acl_b;
             alias %%TESTDIR%%/nope/;
         }
@@ -98,6 +101,7 @@ http {
             auth_http_acl /_acl/acl method=get params=clientid=%c,mount=%m,topic=%t;
             auth_http_client_id b-$http_x_client;
             auth_http_mountpoint b/;
+            auth_http_header X-Loc b-%c;
             proxy_set_header X-Hit acl-b;
             proxy_pass http://127.0.0.1:%%PORT_8082%%;
         }
@@ -215,6 +219,8 @@ like($q[0] // '', qr/(?:^|&)clientid=c1(?:&|$)/, 'auth_http: /acl-a/ asked with 
 like($q[0] // '', qr/(?:^|&)mount=a%2F(?:&|$)/, 'auth_http: /acl-a/ asked with its %m');
 like($q[1] // '', qr/(?:^|&)clientid=b-c1(?:&|$)/, 'auth_http: @acl_b asked with its own %c');
 like($q[1] // '', qr/(?:^|&)mount=b%2F(?:&|$)/, 'auth_http: @acl_b asked with its own %m');
+is_deeply([map { scalar AGTest::req_header($_, 'X-Loc') } grep { $_->{path} =~ m{/_acl/acl} } $t->requests('auth')],
+          ['a-c1', 'b-b-c1'], 'auth_http_header: each location\'s own header, expanded there');
 is(scalar(hits('acl-b')), 1, 'auth_http: the protected upstream served once');
 $t->clear_requests('echo');
 $t->clear_requests('auth');

@@ -102,7 +102,15 @@ pub struct KeyAuthConf {
     pub allow: Option<Option<&'static Restriction>>,
     /// `key_auth_deny` (`Some(None)`: `off`).
     pub deny: Option<Option<&'static Restriction>>,
+    /// The whole `WWW-Authenticate` value of `key_auth_realm`, in the
+    /// configuration pool (which outlives every request).
+    pub challenge: Option<&'static [u8]>,
+    /// `key_auth_preflight pass` (true) or `check`.
+    pub preflight_pass: Option<bool>,
 }
+
+/// The challenge sent with a 401 when `key_auth_realm` is not set (APISIX's).
+pub const DEFAULT_CHALLENGE: &[u8] = br#"apikey realm="key""#;
 
 /// One entry of `key_auth_allow` / `key_auth_deny`.
 #[derive(Debug, PartialEq, Eq)]
@@ -167,6 +175,13 @@ impl KeyAuthConf {
         }
     }
 
+    pub fn challenge(&self) -> &'static [u8] {
+        self.challenge.unwrap_or(DEFAULT_CHALLENGE)
+    }
+    pub fn preflight_pass(&self) -> bool {
+        self.preflight_pass.unwrap_or(false)
+    }
+
     /// The anonymous consumer's index, when one is configured.
     pub fn anonymous(&self) -> Option<usize> {
         match self.anonymous {
@@ -196,7 +211,7 @@ const fn command(
 }
 
 /// The directive table.
-pub static mut COMMANDS: [ngx_command_t; 11] = [
+pub static mut COMMANDS: [ngx_command_t; 13] = [
     command(
         ngx::ngx_string!("key_auth_consumers"),
         nginx_sys::NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_BLOCK | nginx_sys::NGX_CONF_NOARGS,
@@ -243,6 +258,18 @@ pub static mut COMMANDS: [ngx_command_t; 11] = [
         ngx::ngx_string!("key_auth_anonymous_consumer"),
         LOC | nginx_sys::NGX_CONF_TAKE1,
         set_anonymous,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_realm"),
+        LOC | nginx_sys::NGX_CONF_TAKE1,
+        set_realm,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_preflight"),
+        LOC | nginx_sys::NGX_CONF_TAKE1,
+        set_preflight,
         nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
     ),
     command(
@@ -456,6 +483,60 @@ fn anonymous(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<Anonymous, *mut c_
         line,
         index: None,
     })
+}
+
+/// `key_auth_realm text;`
+unsafe extern "C" fn set_realm(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_enabled().
+    unsafe { set_loc(cf, conf, |c| &mut c.challenge, realm) }
+}
+
+/// `apikey realm="VALUE"`, in the configuration pool.
+fn realm(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<&'static [u8], *mut c_char> {
+    let Some(challenge) = crate::nginx::headers::challenge("apikey", value.as_bytes()) else {
+        return Err(emerg(
+            cf,
+            format_args!(
+                "\"key_auth_realm\": invalid realm \"{value}\" (not empty; printable ASCII \
+                 without '\"' or '\\')"
+            ),
+        ));
+    };
+    // SAFETY: allocation in the configuration pool.
+    let copy = unsafe { ngx_str_t::from_bytes(cf.pool, &challenge) }.ok_or(CONF_ERROR)?;
+    // SAFETY: `copy` holds `challenge.len()` bytes in the configuration
+    // pool, which outlives every request using them.
+    Ok(unsafe { core::slice::from_raw_parts(copy.data, copy.len) })
+}
+
+/// `key_auth_preflight pass | check;`
+unsafe extern "C" fn set_preflight(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_enabled().
+    unsafe {
+        set_loc(
+            cf,
+            conf,
+            |c| &mut c.preflight_pass,
+            |cf, value| match value.as_bytes() {
+                b"pass" => Ok(true),
+                b"check" => Ok(false),
+                _ => Err(emerg(
+                    cf,
+                    format_args!(
+                        "\"key_auth_preflight\": invalid value \"{value}\" (pass or check)"
+                    ),
+                )),
+            },
+        )
+    }
 }
 
 /// `key_auth_allow NAME | group:NAME … | off;`
@@ -1005,6 +1086,8 @@ fn merge_levels(cf: &mut ngx_conf_t, parent: &KeyAuthConf, child: &mut KeyAuthCo
     child.query = child.query.or(parent.query);
     child.hide_credentials = child.hide_credentials.or(parent.hide_credentials);
     child.anonymous = child.anonymous.or(parent.anonymous);
+    child.challenge = child.challenge.or(parent.challenge);
+    child.preflight_pass = child.preflight_pass.or(parent.preflight_pass);
     child.allow = child.allow.or(parent.allow);
     child.deny = child.deny.or(parent.deny);
     for (directive, list) in [

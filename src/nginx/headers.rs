@@ -279,6 +279,23 @@ pub fn www_authenticate_values(
     })
 }
 
+/// `SCHEME realm="REALM"`, the value of a `WWW-Authenticate` challenge, or
+/// `None` when `realm` cannot be sent as a plain quoted string: it must be
+/// printable ASCII without `"` or `\`, not empty (directives refuse other
+/// realms at configuration time).
+pub fn challenge(scheme: &str, realm: &[u8]) -> Option<Vec<u8>> {
+    let plain = |&b: &u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+    if realm.is_empty() || !realm.iter().all(plain) {
+        return None;
+    }
+    let mut value = Vec::with_capacity(scheme.len() + realm.len() + 9);
+    value.extend_from_slice(scheme.as_bytes());
+    value.extend_from_slice(b" realm=\"");
+    value.extend_from_slice(realm);
+    value.push(b'"');
+    Some(value)
+}
+
 /// Whether the response already carries `WWW-Authenticate: value` (one
 /// nginx has not hidden: `satisfy any` zeroes the hash of the challenges it
 /// drops when another check allows). A request refused again after an

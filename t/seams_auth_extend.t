@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # Seams of the opt-in auth_request directives (issue 13): internal
 # redirects (try_files, error_page = @named / URI, rewrite ... last),
-# satisfy any / all, HTTP/1.1, HEAD and HTTP/2.
+# satisfy any / all, HTTP/1.0, HTTP/1.1, HEAD and HTTP/2.
 #
 #   * after a move into another protected location, the check runs again:
 #     the client gets the client headers of the last auth response only
@@ -208,10 +208,11 @@ sub auth_paths { [map { $_->{path} } $t->requests('auth')] }
 sub get {
     my ($proto, $uri, @h) = @_;
     return http2_request($uri, headers => [@$FORGED, @h]) if $proto eq 'h2';
-    return http_get($uri, headers => [@$FORGED, @h], $proto eq 'HEAD' ? (method => 'HEAD') : ());
+    return http_get($uri, headers => [@$FORGED, @h], $proto eq 'HEAD' ? (method => 'HEAD') : (),
+        $proto eq '1.0' ? (version => '1.0') : ());
 }
 
-for my $proto ('1.1', 'HEAD', 'h2') {
+for my $proto ('1.0', '1.1', 'HEAD', 'h2') {
     # try_files: two checks, the second one's headers only
     $t->clear_requests('auth');
     $t->clear_requests('echo');
@@ -275,7 +276,7 @@ for my $proto ('1.1', 'HEAD', 'h2') {
 
     # auth_request_body across moves: each check gets the whole body, so
     # does the upstream; satisfy any allowing first reads nothing early
-    next if $proto eq 'HEAD';
+    next if $proto eq 'HEAD' || $proto eq '1.0';
     my $body = join '', map { chr(65 + $_ % 26) } 1 .. 9000;
     my $post = sub {
         my ($uri, @h) = @_;
@@ -300,7 +301,7 @@ for my $proto ('1.1', 'HEAD', 'h2') {
     is(json_body($r)->{body_md5}, md5_hex($body), "$proto body satisfy any: the upstream got it whole");
 }
 
-for my $proto ('1.1', 'HEAD', 'h2') {
+for my $proto ('1.0', '1.1', 'HEAD', 'h2') {
     my $r;
     # allow_status: an unlisted 2xx is 500 -> error_page, never access
     $t->clear_requests('echo');

@@ -13,6 +13,9 @@
 #     with auth_http_auth, the credentials are asked about again there, and
 #     a refusal there carries that location's realm; error_page 401 into a
 #     protected location refuses again and never reaches its upstream;
+#   * answer=json: each location reads the service's answer its own way;
+#   * auth_http_header: after the move, the question carries the new
+#     location's headers, expanded there;
 #   * ntlm_timeout: a connection bound through a moved request (try_files
 #     into a named location) is closed after ntlm_timeout like any other,
 #     and never reaches another client before or after;
@@ -91,6 +94,7 @@ http {
             auth_http_acl /_acl/acl method=get params=clientid=%c,mount=%m,topic=%t;
             auth_http_client_id $http_x_client;
             auth_http_mountpoint a/;
+            auth_http_header X-Loc a-%c;
             error_page 404 = @acl_b;
             alias %%TESTDIR%%/nope/;
         }
@@ -98,7 +102,20 @@ http {
             auth_http_acl /_acl/acl method=get params=clientid=%c,mount=%m,topic=%t;
             auth_http_client_id b-$http_x_client;
             auth_http_mountpoint b/;
+            auth_http_header X-Loc b-%c;
             proxy_set_header X-Hit acl-b;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+
+        # answer=json after a move
+        location /json-a/ {
+            auth_http_acl /_acl/json method=get answer=json;
+            error_page 404 = @json_b;
+            alias %%TESTDIR%%/nope/;
+        }
+        location @json_b {
+            auth_http_acl /_acl/text method=get;
+            proxy_set_header X-Hit json-b;
             proxy_pass http://127.0.0.1:%%PORT_8082%%;
         }
 
@@ -215,12 +232,23 @@ like($q[0] // '', qr/(?:^|&)clientid=c1(?:&|$)/, 'auth_http: /acl-a/ asked with 
 like($q[0] // '', qr/(?:^|&)mount=a%2F(?:&|$)/, 'auth_http: /acl-a/ asked with its %m');
 like($q[1] // '', qr/(?:^|&)clientid=b-c1(?:&|$)/, 'auth_http: @acl_b asked with its own %c');
 like($q[1] // '', qr/(?:^|&)mount=b%2F(?:&|$)/, 'auth_http: @acl_b asked with its own %m');
+is_deeply([map { scalar AGTest::req_header($_, 'X-Loc') } grep { $_->{path} =~ m{/_acl/acl} } $t->requests('auth')],
+          ['a-c1', 'b-b-c1'], 'auth_http_header: each location\'s own header, expanded there');
 is(scalar(hits('acl-b')), 1, 'auth_http: the protected upstream served once');
 $t->clear_requests('echo');
 $t->clear_requests('auth');
 $r = http_get('/acl-a/x', headers => ['X-Client: c1', 'X-Ctl-Status: 403']);
 is(http_status($r), 403, 'auth_http: denied in /acl-a/: 403, no move');
 is(scalar(hits('acl-b')), 0, 'auth_http: denied: the protected upstream is never asked');
+
+# answer=json after a move: each location reads the answer its way
+$r = http_get('/json-a/x', headers => ['X-Ctl-Body: {"result":"allow"}']);
+is(http_status($r), 200, 'answer=json: allowed in /json-a/ (json), moved, allowed in @json_b (text: any body)');
+is(scalar(hits('json-b')), 1, 'answer=json: served by @json_b');
+$t->clear_requests('echo');
+$r = http_get('/json-a/x', headers => ['X-Ctl-Body: allow']);
+is(http_status($r), 403, 'answer=json: a text "allow" is no JSON answer: denied in /json-a/, no move');
+is(scalar(hits('json-b')), 0, 'answer=json: the protected upstream is never asked');
 
 # auth_http_auth / auth_http_realm after a move
 use MIME::Base64;

@@ -4,7 +4,8 @@
 //!
 //! The question (the key) is: which service (authentication, superuser,
 //! ACL: its URI), the method, the query and body sent (the expanded
-//! `params`, with the credentials they carry), and the client's
+//! `params`, with the credentials they carry; the expanded
+//! `auth_http_header`s), and the client's
 //! `Authorization` and `Cookie` headers, which the subrequest carries too.
 //! A service that decides on other client headers must receive them in
 //! `params` to be cached safely. Unreachable, truncated and encoded answers
@@ -30,7 +31,7 @@ pub fn look(
     conf: &AuthHttpConf,
     flight: &mut Flight,
     stage: Stage,
-    question: (&ngx_str_t, Method, &ngx_str_t, &ngx_str_t),
+    question: (&ngx_str_t, Method, &ngx_str_t, &ngx_str_t, &ngx_str_t),
 ) -> Look {
     if conf.cache.zone().is_none() {
         return Look::Ask;
@@ -96,7 +97,13 @@ pub fn remember(
 fn key(
     r: &ngx_http_request_t,
     stage: Stage,
-    (path, method, args, body): (&ngx_str_t, Method, &ngx_str_t, &ngx_str_t),
+    (path, method, args, body, extra_headers): (
+        &ngx_str_t,
+        Method,
+        &ngx_str_t,
+        &ngx_str_t,
+        &ngx_str_t,
+    ),
 ) -> Option<Vec<u8, Pool>> {
     // SAFETY: the live request pool outlives the key's use.
     let out = RefCell::new(Vec::new_in(unsafe { Pool::from_ngx_pool(r.pool) }));
@@ -122,6 +129,8 @@ fn key(
     part(method)?;
     part(args.as_bytes())?;
     part(body.as_bytes())?;
+    // auth_http_header, expanded: the service sees them
+    part(extra_headers.as_bytes())?;
     let failed = RefCell::new(false);
     for name in [&b"Authorization"[..], b"Cookie"] {
         part(name)?;

@@ -144,13 +144,13 @@ echo "auth_http benchmark — nginx $(bench_nginx_version "$OURS_NGINX"), 1 work
     "(front end and service), wrk -t1 -c$BENCH_CONNECTIONS, ${BENCH_DURATION}s × $BENCH_ROUNDS round(s)"
 # shellcheck disable=SC2034  # a column of the table: bench_table reads it by name
 declare -A subs=([noauth]=0 [auth_req]=1 [acl]=1 [su+acl]=2 [auth_req+st]=1 [acl+st]=1)
-bench_table 10 "req/s:12:rps" "CPU µs/req:14:cpu" "instr/req:14:ir" "subrequests per request::subs" -- "${variants[@]}"
+bench_table 12 "req/s:12:rps" "CPU µs/req:14:cpu" "instr/req:14:ir" "subrequests per request::subs" -- "${variants[@]}"
 
 echo
-bench_ratio_line 18 acl/auth_req: acl auth_req rps cpu ir
-bench_ratio_line 18 su+acl/auth_req: su+acl auth_req rps cpu ir
-bench_ratio_line 18 auth_req+st/auth_req: auth_req+st auth_req rps cpu ir
-bench_ratio_line 18 acl+st/acl: acl+st acl rps cpu ir
+bench_ratio_line 22 acl/auth_req: acl auth_req rps cpu ir
+bench_ratio_line 22 su+acl/auth_req: su+acl auth_req rps cpu ir
+bench_ratio_line 22 auth_req+st/auth_req: auth_req+st auth_req rps cpu ir
+bench_ratio_line 22 acl+st/acl: acl+st acl rps cpu ir
 echo "target: status zone on/off instructions per request <= 1.01 (the +st/ lines, instr/req)"
 
 bench_die_if_failed "${variants[@]}"

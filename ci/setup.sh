@@ -32,6 +32,8 @@ source "$(dirname "$0")/lib.sh"
 #   prometheus                       t/status_*.t: `promtool check metrics` and a real Prometheus
 #                                    server the test starts on its own port; the package's own
 #                                    service is never started (policy-rc.d below) nor used
+#   redis-server                     the key_auth_quota_store tests (t/*redis*.t) start a real
+#                                    Redis on a free port; never started as a service
 packages=(
     libclang-dev gcc libc6-dev make libpcre2-dev libssl-dev zlib1g-dev
     perl libio-socket-ssl-perl
@@ -39,6 +41,7 @@ packages=(
     git ca-certificates
     nginx nginx-dev rpm rpm2cpio cpio
     prometheus
+    redis-server
 )
 
 missing=()
@@ -58,12 +61,12 @@ if ((${#missing[@]})); then
     fi
     aptlog=$(mktemp)
     # Debian's nginx package starts an nginx on port 80 when installed. The
-    # tests run it with their own prefix and ports only, so keep the service
+    # tests run it (and redis-server) with their own prefix and ports only, so keep the service
     # from starting: invoke-rc.d and deb-systemd-invoke obey policy-rc.d's
     # 101 ("action forbidden"). Containers usually have one already; if not,
     # one is in place for this install only.
     policy=/usr/sbin/policy-rc.d policy_added=0
-    if [[ ! -e $policy ]] && printf '%s\n' "${missing[@]}" | grep -qxE 'nginx|prometheus'; then
+    if [[ ! -e $policy ]] && printf '%s\n' "${missing[@]}" | grep -qxE 'nginx|prometheus|redis-server'; then
         printf '#!/bin/sh\n# ci/setup.sh: no service starts while it installs packages\nexit 101\n' |
             "${sudo[@]}" tee "$policy" >/dev/null
         "${sudo[@]}" chmod 755 "$policy"

@@ -16,6 +16,9 @@
 #   8. prove -r t                      our module in the vendored nginx
 #   9. prove t/auth_request_*.t        the C reference, TEST_NGINX_MODULE=none: the same
 #                                      tests must describe the C module's behaviour
+#   9a. perf gate                   ci/perf-gate.sh: callgrind instructions/request of each
+#                                      mechanism over its reference (release build), within 3%
+#                                      of ci/perf-baseline.txt (about a minute)
 #   9b. soak --ci                      ci/soak.sh: 20 000 requests over every mechanism,
 #                                      3 reloads, every answer checked, RSS flat
 #  10. prove t/*.t under valgrind     TEST_NGINX_VALGRIND=1: memcheck, 0 errors and 0
@@ -97,15 +100,16 @@ lint_scripts() {
 # bindgen's bit-field accessors are wrong on some nginx releases (see
 # src/nginx/bitfield.rs): the module must not call them outside the files
 # allowed below. Their names come from the bindings of this build; a few
-# that are also ordinary Rust methods (len, count, uri, read, write) are not
-# checked.
+# that are also ordinary Rust methods (len, count, uri, read, write, and
+# store: the atomics') or methods of the module's own types (active: the
+# counters' handle; waiting: the decision cache's flight) are not checked.
 lint_bitfields() {
     local bindings names pattern hits
     bindings=$(dirname "$(dirname "$(find_nginx "$(target_dir)" debug)")")/bindings.rs
     [[ -f $bindings ]] || die "no bindings.rs under $(target_dir)/debug/build (cargo build first)"
     names=$(awk '/pub fn [a-z_0-9]+\(&self\)/ { match($0, /pub fn [a-z_0-9]+/); name = substr($0, RSTART + 7, RLENGTH - 7) }
                  /self\._bitfield_[0-9]+\.get\(/ && name != "" { print name; name = "" }' "$bindings" |
-        grep -vxE 'len|count|uri|write|read' | sort -u | paste -sd '|')
+        grep -vxE 'len|count|uri|write|read|store|active|waiting' | sort -u | paste -sd '|')
     [[ -n $names ]] || die "found no bit-field accessors in $bindings"
     pattern="\.(set_)?($names)\("
     hits=$(grep -rnE "$pattern" src --include='*.rs' |
@@ -237,6 +241,7 @@ step "cargo fuzz targets, ${FUZZ_SECONDS:=10}s each (ci/fuzz.sh)" env FUZZ_SECON
 step "C reference nginx (target/cref, +auth_request)" build_cref
 step "prove -r t (our module, vendored nginx)" prove_ours
 step "prove t/auth_request_*.t (C reference, no module)" prove_cref
+step "perf gate (ci/perf-gate.sh against ci/perf-baseline.txt)" bash ci/perf-gate.sh
 soak_lint() {
     cargo fmt --manifest-path ci/soak/Cargo.toml --check
     cargo clippy "${cargo_locked[@]}" --manifest-path ci/soak/Cargo.toml --all-targets -- -D warnings

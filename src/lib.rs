@@ -7,10 +7,12 @@
 pub mod auth_http;
 pub mod auth_request;
 pub mod counters;
+pub mod decision_cache;
 pub mod key_auth;
 pub mod keyed_hash;
 pub mod nginx;
 pub mod ntlm;
+pub mod redis;
 
 /// Exports the tables nginx reads from a module library at `load_module`:
 /// `ngx_modules`, `ngx_module_names` and `ngx_module_order`.
@@ -54,6 +56,8 @@ module_table!(
     key_auth::ngx_http_authgate_key_auth_module => "ngx_http_authgate_key_auth_module",
     auth_request::ngx_http_authgate_auth_request_module => "ngx_http_authgate_auth_request_module",
     auth_http::ngx_http_authgate_auth_http_module => "ngx_http_authgate_auth_http_module",
+    // No access handler: the cache's zone, purge handler and variable.
+    decision_cache::module::ngx_http_authgate_decision_cache_module => "ngx_http_authgate_decision_cache_module",
     // No access handler; wraps upstream peer hooks, so its position is free.
     ntlm::ngx_http_authgate_ntlm_module => "ngx_http_authgate_ntlm_module",
     // A content handler and the shared counters; no access handler.

@@ -66,6 +66,17 @@ like($out, qr/"auth_request" in (?:a server block|location "\/p")/, 'names where
 ($rc, $out) = $t->nginx_t(conf('', 'auth_request_set $u $upstream_http_x_user;'));
 isnt($rc, 0, 'auth_request_set alone: nginx -t fails too');
 
+# the opt-in directives extend our auth_request only: refused, never ignored
+for my $d ('auth_request_pass_status 302;', 'auth_request_allow_status 204;',
+           'auth_request_client_header Set-Cookie;', 'auth_request_upstream_header X-User;',
+           'auth_request_body on;') {
+    (my $name = $d) =~ s/ .*//;
+    ($rc, $out) = $t->nginx_t(conf('', $d));
+    isnt($rc, 0, "$name without auth_request: nginx -t fails");
+    like($out, qr/\[emerg\] "\Q$name\E" extends nginx-authgate's auth_request, which this nginx cannot use: it has nginx's own ngx_http_auth_request_module compiled in.* in \S+:\d+$/m,
+        "$name: the [emerg] says why, with FILE:LINE") or diag($out);
+}
+
 ($rc, $out) = $t->nginx_t(conf('', 'auth_request off;'));
 is($rc, 0, '"auth_request off" only: accepted') or diag($out);
 

@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # Seams of the opt-in auth_request directives (issue 13): internal
 # redirects (try_files, error_page = @named / URI, rewrite ... last),
-# satisfy any / all, HTTP/1.1, HEAD and HTTP/2.
+# satisfy any / all, HTTP/1.0, HTTP/1.1, HEAD and HTTP/2.
 #
 #   * after a move into another protected location, the check runs again:
 #     the client gets the client headers of the last auth response only
@@ -13,6 +13,10 @@
 #   * a passed status goes through error_page like nginx's own statuses;
 #   * an auth_request_allow_status refusal (500) goes through error_page
 #     and grants nothing.
+#   * auth_request_body: the body is read once and every check of the
+#     request (error_page = @named, try_files into another protected
+#     location) gets it whole, so does the upstream; with satisfy any a
+#     neighbour that allows first means no check, so max= never applies.
 #
 # The auth location scripts the answer from the auth URI: every auth
 # response carries "Set-Cookie: c=<auth uri>" and "X-User: u<auth uri>".
@@ -117,6 +121,72 @@ http {
             proxy_pass $E;
         }
 
+        # auth_request_body: read once, sent to every check, whole upstream
+        location /auth-body/ {
+            internal;
+            proxy_pass http://127.0.0.1:%%PORT_8081%%;
+        }
+        location /bep/ {
+            auth_request /auth-body/401/first;
+            auth_request_body on;
+            error_page 401 = \@body2;
+            proxy_pass $E;
+        }
+        location /btf/ {
+            auth_request /auth-body/tf;
+            auth_request_body on;
+            try_files /nope \@body2;
+        }
+        location \@body2 {
+            auth_request /auth-body/second;
+            auth_request_body on;
+            proxy_set_header X-Hit P-body2;
+            proxy_pass $E;
+        }
+        location /bsa/ {
+            satisfy any;
+            allow all;
+            auth_request /auth-body/sa;
+            auth_request_body on max=10;
+            proxy_pass $E;
+        }
+
+        # satisfy any: auth_request refuses (401), auth_http then allows
+        location /_acl/ {
+            internal;
+            proxy_pass http://127.0.0.1:%%PORT_8081%%/acl/;
+        }
+        location /sa-http/ {
+            satisfy any;
+            auth_request /auth/401/sahttp;
+            auth_http_acl /_acl/x;
+            proxy_set_header X-Hit P-sahttp;
+            proxy_pass $E;
+        }
+
+        location /sa-http-pass/ {
+            satisfy any;
+            auth_request /auth/302/sahttppass;
+            auth_http_acl /_acl/y;
+            proxy_set_header X-Hit P-sahttppass;
+            proxy_pass $E;
+        }
+
+        # a mirror subrequest into a location with the directive: its own
+        # header list, without the client's copies (the main request's
+        # location names another header, so its upstream still gets them)
+        location /miru/ {
+            auth_request_upstream_header X-Other;
+            mirror /mt/m;
+            proxy_set_header X-Hit U-miru;
+            proxy_pass $E;
+        }
+        location /mt/ {
+            internal;
+            proxy_set_header X-Hit P-mt;
+            proxy_pass $E;
+        }
+
         # auth_request_allow_status refusal through error_page
         location /exact/ {
             auth_request /auth/exact;
@@ -138,10 +208,11 @@ sub auth_paths { [map { $_->{path} } $t->requests('auth')] }
 sub get {
     my ($proto, $uri, @h) = @_;
     return http2_request($uri, headers => [@$FORGED, @h]) if $proto eq 'h2';
-    return http_get($uri, headers => [@$FORGED, @h], $proto eq 'HEAD' ? (method => 'HEAD') : ());
+    return http_get($uri, headers => [@$FORGED, @h], $proto eq 'HEAD' ? (method => 'HEAD') : (),
+        $proto eq '1.0' ? (version => '1.0') : ());
 }
 
-for my $proto ('1.1', 'HEAD', 'h2') {
+for my $proto ('1.0', '1.1', 'HEAD', 'h2') {
     # try_files: two checks, the second one's headers only
     $t->clear_requests('auth');
     $t->clear_requests('echo');
@@ -203,6 +274,35 @@ for my $proto ('1.1', 'HEAD', 'h2') {
     is_deeply(auth_paths(), [], "$proto satisfy all: auth service not asked");
     is_deeply([AGTest::req_header(last_echo(), 'X-User')], [], "$proto satisfy all: no forged X-User");
 
+    # auth_request_body across moves: each check gets the whole body, so
+    # does the upstream; satisfy any allowing first reads nothing early
+    next if $proto eq 'HEAD' || $proto eq '1.0';
+    my $body = join '', map { chr(65 + $_ % 26) } 1 .. 9000;
+    my $post = sub {
+        my ($uri, @h) = @_;
+        return $proto eq 'h2' ? http2_request($uri, method => 'POST', body => $body, headers => \@h)
+                              : http_post($uri, $body, headers => \@h);
+    };
+    for my $case (['/bep/x', ['/auth-body/401/first', '/auth-body/second']],
+                  ['/btf/x', ['/auth-body/tf', '/auth-body/second']]) {
+        my ($uri, $checks, @h) = @$case;
+        $t->clear_requests('auth');
+        $r = $post->($uri, @h);
+        is(http_status($r), 200, "$proto body $uri: allowed by the second check");
+        my @a = $t->requests('auth');
+        is_deeply([map { $_->{path} } @a], $checks, "$proto body $uri: both checks");
+        is_deeply([map { $_->{body_md5} } @a], [(md5_hex($body)) x 2], "$proto body $uri: both got the body");
+        is(json_body($r)->{body_md5}, md5_hex($body), "$proto body $uri: the upstream got it whole");
+    }
+    $t->clear_requests('auth');
+    $r = $post->('/bsa/x');
+    is(http_status($r), 200, "$proto body satisfy any: allowed (max=10 never applies: not asked)");
+    is_deeply(auth_paths(), [], "$proto body satisfy any: not asked");
+    is(json_body($r)->{body_md5}, md5_hex($body), "$proto body satisfy any: the upstream got it whole");
+}
+
+for my $proto ('1.0', '1.1', 'HEAD', 'h2') {
+    my $r;
     # allow_status: an unlisted 2xx is 500 -> error_page, never access
     $t->clear_requests('echo');
     $r = get($proto, '/exact/x', 'X-Ctl-Status: 200');
@@ -211,5 +311,32 @@ for my $proto ('1.1', 'HEAD', 'h2') {
     is_deeply([AGTest::req_header(last_echo(), 'X-User')], [], "$proto allow_status: no X-User");
     is_deeply([http_header($r, 'Set-Cookie')], [], "$proto allow_status: no cookie on a failure");
 }
+
+# satisfy any: a later check allows after auth_request refused with 401
+my $r = http_get('/sa-http/x', headers => ['X-Ctl-Www: Basic realm="s"']);
+is(http_status($r), 200, 'satisfy any: auth_http allows after the 401');
+is_deeply([http_header($r, 'WWW-Authenticate')], [], "satisfy any: nginx hides the refusal's challenge");
+is_deeply([http_header($r, 'Set-Cookie')], ['c=/auth/401/sahttp'],
+    "satisfy any: the refusal's client headers stay (as documented)");
+is_deeply([AGTest::req_header(last_echo(), 'X-User')], [], 'satisfy any: no X-User from a refusal');
+
+# satisfy any: a passed status is final, the later check is not asked
+$t->clear_requests('auth');
+$r = http_get('/sa-http-pass/x', headers => ['X-Ctl-Hdr: Location: https://sso.example/p']);
+is(http_status($r), 302, 'satisfy any: the passed 302 is final');
+is(scalar http_header($r, 'Location'), 'https://sso.example/p', 'satisfy any: with its Location');
+is_deeply(auth_paths(), ['/auth/302/sahttppass'], 'satisfy any: auth_http, which runs later, is not asked');
+
+# mirror: the subrequest's own list; the parent's is untouched
+$t->clear_requests('echo');
+$r = http_get('/miru/x', headers => ['X-User: client-user', 'X_User: client2']);
+is(http_status($r), 200, 'mirror: main request served');
+for (1 .. 50) { last if (my @e = $t->requests('echo')) >= 2; select undef, undef, undef, 0.05 }
+my %by = map { (AGTest::req_header($_, 'X-Hit') // '') => $_ } $t->requests('echo');
+ok($by{'P-mt'}, 'mirror: the mirror subrequest reached its upstream');
+is_deeply([AGTest::req_header($by{'P-mt'} // {}, 'X-User')], [], 'mirror subrequest: no client X-User');
+is_deeply([AGTest::req_header($by{'P-mt'} // {}, 'X_User')], [], 'mirror subrequest: no client X_User');
+is_deeply([AGTest::req_header($by{'U-miru'} // {}, 'X-User')], ['client-user'],
+    "mirror: the parent's own upstream still gets its headers (its location does not name X-User)");
 
 $t->done;

@@ -1,6 +1,6 @@
 //! `key_auth_consumers` lines (src/key_auth/consumers.rs): `parse_line` and
 //! `Registry::add` are total; accepted values are what the docs promise,
-//! limits and keys round-trip, and a plain key never shows in a message.
+//! limits, keys and expiry times round-trip, and a plain key never shows in a message.
 //!
 //! Input: consumer lines, one per `\n`, words separated by blanks (as
 //! nginx's configuration parser hands them over).
@@ -8,6 +8,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nginx_authgate::key_auth::consumers::{parse_key, parse_limit, parse_line, sha256, Registry};
+use nginx_authgate::key_auth::expiry::{format_utc, parse_expires};
 
 fn words(line: &[u8]) -> Vec<&[u8]> {
     line.split(|&b| b == b' ' || b == b'\t')
@@ -53,6 +54,11 @@ fuzz_target!(|data: &[u8]| {
             assert!(limit.count >= 1 && limit.window_ms >= 1);
             let text = format!("{}/{}ms", limit.count, limit.window_ms);
             assert_eq!(parse_limit(text.as_bytes()), Ok(limit), "limit round trip");
+        }
+        if let Some(at) = parsed.expires {
+            // an accepted expiry round-trips through its log form
+            let text = format_utc(at);
+            assert_eq!(parse_expires(text.as_bytes()), Ok(at), "expires round trip");
         }
         if let Some(status) = parsed.limit_status {
             assert!((400..=599).contains(&status));

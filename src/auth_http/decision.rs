@@ -132,9 +132,137 @@ fn no_match(nomatch: NoMatch) -> Step {
     }
 }
 
+/// A service's answer as the decision cache keeps it (`auth_http_cache`):
+/// exactly what [`next_step`] reads of it, so that a cached answer leads to
+/// the step the service's own answer led to. Unreachable answers are never
+/// kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CachedAnswer {
+    /// The authentication service answered 200.
+    Authenticated,
+    /// The authentication service answered another status.
+    Unauthenticated,
+    /// The superuser service answered 200.
+    Superuser,
+    /// The ACL service answered 200 with another body than `ignore`.
+    Allow,
+    /// The ACL service (or the superuser service: "not a superuser")
+    /// answered another status.
+    Deny,
+    /// The ACL service answered 200 `ignore`.
+    Ignore,
+}
+
+impl CachedAnswer {
+    const ALL: [(CachedAnswer, &'static str, u16); 6] = [
+        (CachedAnswer::Authenticated, "authenticated", 10),
+        (CachedAnswer::Unauthenticated, "unauthenticated", 11),
+        (CachedAnswer::Superuser, "superuser", 12),
+        (CachedAnswer::Allow, "allow", 13),
+        (CachedAnswer::Deny, "deny", 14),
+        (CachedAnswer::Ignore, "ignore", 15),
+    ];
+
+    /// What `stage`'s answer (`status`, `body`) is; `None` when it is no
+    /// answer (the service was not reached).
+    pub fn of(stage: Stage, status: usize, body: &[u8]) -> Option<Self> {
+        if unreachable(status) {
+            return None;
+        }
+        Some(match stage {
+            Stage::Auth if status == 200 => CachedAnswer::Authenticated,
+            Stage::Auth => CachedAnswer::Unauthenticated,
+            Stage::Superuser if status == 200 => CachedAnswer::Superuser,
+            Stage::Superuser => CachedAnswer::Deny,
+            Stage::Acl if status == 200 && body == b"ignore" => CachedAnswer::Ignore,
+            Stage::Acl if status == 200 => CachedAnswer::Allow,
+            Stage::Acl => CachedAnswer::Deny,
+        })
+    }
+
+    /// The code stored in the cache entry and used by the
+    /// `auth_http_cache_valid` rules.
+    pub fn code(self) -> u16 {
+        Self::ALL.iter().find(|a| a.0 == self).map_or(0, |a| a.2)
+    }
+
+    /// The stored code back; `None` for anything else.
+    pub fn from_code(code: u16) -> Option<Self> {
+        Self::ALL.iter().find(|a| a.2 == code).map(|a| a.0)
+    }
+
+    /// The rule code of an `auth_http_cache_valid` word (`any`: every
+    /// answer).
+    pub fn code_of(name: &[u8]) -> Option<u16> {
+        if name == b"any" {
+            return Some(crate::decision_cache::valid::ANY);
+        }
+        Self::ALL
+            .iter()
+            .find(|a| a.1.as_bytes() == name)
+            .map(|a| a.2)
+    }
+
+    /// A status and body that [`next_step`] reads as this answer.
+    pub fn replay(self) -> (usize, &'static [u8]) {
+        match self {
+            CachedAnswer::Authenticated | CachedAnswer::Superuser | CachedAnswer::Allow => {
+                (200, b"")
+            }
+            CachedAnswer::Ignore => (200, b"ignore"),
+            CachedAnswer::Unauthenticated | CachedAnswer::Deny => (403, b""),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_cached_answer_leads_to_the_same_step() {
+        let retry = RetryPolicy::default();
+        for stage in [Stage::Auth, Stage::Superuser, Stage::Acl] {
+            for (status, body) in [
+                (200, &b""[..]),
+                (200, b"ignore"),
+                (200, b"x"),
+                (403, b""),
+                (401, b"ignore"),
+                (404, b""),
+                (500, b""),
+                (0, b""),
+                (502, b""),
+                (503, b""),
+                (504, b""),
+            ] {
+                for nomatch in [NoMatch::Allow, NoMatch::Deny] {
+                    for (su, acl) in [(false, false), (true, false), (false, true), (true, true)] {
+                        let policy = Policy {
+                            superuser_configured: su,
+                            acl_configured: acl,
+                            nomatch,
+                            retry,
+                        };
+                        let Some(answer) = CachedAnswer::of(stage, status, body) else {
+                            assert!(unreachable(status));
+                            continue;
+                        };
+                        assert_eq!(CachedAnswer::from_code(answer.code()), Some(answer));
+                        let (s, b) = answer.replay();
+                        assert_eq!(
+                            next_step(stage, 0, s, b, &policy),
+                            next_step(stage, 0, status, body, &policy),
+                            "{stage:?} {status} {body:?}"
+                        );
+                    }
+                }
+            }
+        }
+        assert_eq!(CachedAnswer::code_of(b"any"), Some(0));
+        assert_eq!(CachedAnswer::code_of(b"allow"), Some(13));
+        assert_eq!(CachedAnswer::code_of(b"error"), None);
+    }
 
     fn policy(nomatch: NoMatch) -> Policy {
         Policy {

@@ -14,6 +14,8 @@ use ngx::http::{HttpModuleLocationConf, HttpModuleMainConf, NgxHttpCoreModule};
 use super::extensions::{self, Extensions};
 use super::AuthRequestModule;
 use crate::counters;
+use crate::decision_cache::conf::{self as cache, CacheConf};
+use crate::decision_cache::valid;
 use crate::nginx::conf::{
     args, conf_message, directive, emerg, find_module, merge, CONF_ERROR, CONF_OK,
 };
@@ -52,6 +54,9 @@ pub struct AuthRequestConf {
     pub ext: Extensions,
     /// The status zone's series for this auth URI (inherited with it).
     pub counter: crate::counters::Counter,
+    /// `auth_request_cache`, `auth_request_cache_key`,
+    /// `auth_request_cache_valid`.
+    pub cache: CacheConf,
 }
 
 impl AuthRequestConf {
@@ -83,6 +88,7 @@ impl AuthRequestConf {
             self.variables = parent.variables;
         }
         self.ext.merge_from(&parent.ext);
+        self.cache.merge_from(&parent.cache);
     }
 }
 
@@ -102,7 +108,7 @@ pub struct AuthRequestMainConf {
 }
 
 /// The directive table.
-pub static mut COMMANDS: [ngx_command_t; 8] = [
+pub static mut COMMANDS: [ngx_command_t; 11] = [
     ngx_command_t {
         name: ngx::ngx_string!("auth_request"),
         type_: (nginx_sys::NGX_HTTP_MAIN_CONF
@@ -181,8 +187,95 @@ pub static mut COMMANDS: [ngx_command_t; 8] = [
         offset: 0,
         post: core::ptr::null_mut(),
     },
+    ngx_command_t {
+        name: ngx::ngx_string!("auth_request_cache"),
+        type_: (nginx_sys::NGX_HTTP_MAIN_CONF
+            | nginx_sys::NGX_HTTP_SRV_CONF
+            | nginx_sys::NGX_HTTP_LOC_CONF
+            | nginx_sys::NGX_CONF_TAKE1) as _,
+        set: Some(set_cache),
+        conf: nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("auth_request_cache_key"),
+        type_: (nginx_sys::NGX_HTTP_MAIN_CONF
+            | nginx_sys::NGX_HTTP_SRV_CONF
+            | nginx_sys::NGX_HTTP_LOC_CONF
+            | nginx_sys::NGX_CONF_TAKE1) as _,
+        set: Some(set_cache_key),
+        conf: nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    },
+    ngx_command_t {
+        name: ngx::ngx_string!("auth_request_cache_valid"),
+        type_: (nginx_sys::NGX_HTTP_MAIN_CONF
+            | nginx_sys::NGX_HTTP_SRV_CONF
+            | nginx_sys::NGX_HTTP_LOC_CONF
+            | nginx_sys::NGX_CONF_1MORE) as _,
+        set: Some(set_cache_valid),
+        conf: nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+        offset: 0,
+        post: core::ptr::null_mut(),
+    },
     ngx_command_t::empty(),
 ];
+
+/// `auth_request_cache zone | off;`
+unsafe extern "C" fn set_cache(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_auth_request().
+    unsafe {
+        directive(cf, conf, |cf, c: &mut AuthRequestConf| {
+            cache::set_zone(cf, &mut c.cache)
+        })
+    }
+}
+
+/// `auth_request_cache_key string;`
+unsafe extern "C" fn set_cache_key(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_auth_request().
+    unsafe {
+        directive(cf, conf, |cf, c: &mut AuthRequestConf| {
+            cache::set_key(cf, &mut c.cache)
+        })
+    }
+}
+
+/// `auth_request_cache_valid [code ...] time;`: codes are 2xx statuses,
+/// `401`, `403` or `any` (all three kinds); without codes, every 2xx.
+unsafe extern "C" fn set_cache_valid(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_auth_request().
+    unsafe {
+        directive(cf, conf, |cf, c: &mut AuthRequestConf| {
+            cache::set_valid(cf, &mut c.cache, Some(valid::ANY_2XX), |word| {
+                if word == b"any" {
+                    return Ok(valid::ANY);
+                }
+                match core::str::from_utf8(word)
+                    .ok()
+                    .and_then(|w| w.parse::<u16>().ok())
+                {
+                    Some(code @ (200..=299 | 401 | 403)) => Ok(code),
+                    _ => Err("cannot be cached: only 2xx, 401 and 403 answers are decisions"),
+                }
+            })
+        })
+    }
+}
 
 /// `auth_request uri | off;`
 unsafe extern "C" fn set_auth_request(
@@ -311,6 +404,22 @@ fn merge_levels(
     child: &mut AuthRequestConf,
 ) -> *mut c_char {
     child.merge_from(parent);
+    if let Some(directive) = child.ext.any_directive() {
+        if AuthRequestModule::main_conf(cf).is_some_and(|m| m.c_module_index.is_some()) {
+            ngx::ngx_conf_log_error!(
+                NGX_LOG_EMERG,
+                cf,
+                "\"{directive}\" extends nginx-authgate's auth_request, which this nginx \
+                 cannot use: it has nginx's own ngx_http_auth_request_module compiled in, \
+                 which takes the \"auth_request\" directive and ignores \"{directive}\"; use \
+                 an nginx built without --with-http_auth_request_module"
+            );
+            return CONF_ERROR;
+        }
+    }
+    if finish_cache(cf, child).is_err() {
+        return CONF_ERROR;
+    }
     let Some(location) = c_module_in_use(cf) else {
         return CONF_OK;
     };
@@ -324,6 +433,44 @@ fn merge_levels(
          auth_request"
     );
     CONF_ERROR
+}
+
+/// The cache checks, and the cached question's scope: the service URI and
+/// every `auth_request_set` (variable and value text), so that a location
+/// asking another question, or a reload that changes them, never reuses
+/// an entry. The opt-in directives whose effect a hit could not replay
+/// (auth response headers passed on, passed statuses, the client's body in
+/// the question) are refused with the cache; `auth_request_allow_status`
+/// is re-applied to the stored status on a hit.
+fn finish_cache(cf: &mut ngx_conf_t, conf: &mut AuthRequestConf) -> Result<(), cache::Refused> {
+    let uri = conf.uri().map_or(&[][..], |u| u.as_bytes());
+    let mut scope: std::vec::Vec<std::vec::Vec<u8>> = vec![b"auth_request".to_vec(), uri.to_vec()];
+    for a in conf.variables() {
+        scope.push(a.variable.index.to_le_bytes().to_vec());
+        scope.push(a.value.value.as_bytes().to_vec());
+    }
+    let parts: std::vec::Vec<&[u8]> = scope.iter().map(|p| p.as_slice()).collect();
+    let protected = conf.uri().is_some();
+    conf.cache
+        .finish(cf, "auth_request_cache", protected, true, &parts)?;
+    // What these directives pass on is not part of a cached decision.
+    let ext = &conf.ext;
+    let not_replayable = [
+        ("auth_request_pass_status", ext.pass_status.is_some()),
+        (
+            "auth_request_client_header",
+            !ext.client_headers().is_empty(),
+        ),
+        (
+            "auth_request_upstream_header",
+            !ext.upstream_headers().is_empty(),
+        ),
+        ("auth_request_body", ext.body_max().is_some()),
+    ];
+    match not_replayable.iter().find(|(_, used)| *used) {
+        Some((other, _)) if protected => conf.cache.refuse_with(cf, "auth_request_cache", other),
+        _ => Ok(()),
+    }
 }
 
 /// When the C module is present and the block being merged uses it, names

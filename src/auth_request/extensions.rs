@@ -71,6 +71,22 @@ impl Extensions {
         self.body = self.body.or(parent.body);
     }
 
+    /// The name of one opt-in directive in effect here, if any.
+    pub fn any_directive(&self) -> Option<&'static str> {
+        [
+            (self.pass_status.is_some(), "auth_request_pass_status"),
+            (self.allow_status.is_some(), "auth_request_allow_status"),
+            (self.client_headers.is_some(), "auth_request_client_header"),
+            (
+                self.upstream_headers.is_some(),
+                "auth_request_upstream_header",
+            ),
+            (self.body.is_some(), "auth_request_body"),
+        ]
+        .into_iter()
+        .find_map(|(set, name)| set.then_some(name))
+    }
+
     /// The `auth_request_client_header` names in effect here.
     pub fn client_headers(&self) -> &[ngx_str_t] {
         list(self.client_headers)

@@ -5,21 +5,29 @@
 //! The phase engine calls again after the subrequest finished: evaluate
 //! `auth_request_set` in the subrequest's context, then decide from its
 //! status (see [`super::verdict`]).
+//!
+//! With `auth_request_cache`, the decision cache is asked first: a hit
+//! answers without a subrequest, a concurrent miss waits for the request
+//! already asking; after the verdict, the answer is stored (see
+//! [`super::cache`]).
 
 use nginx_sys::{
-    ngx_current_msec, ngx_http_request_t, ngx_int_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR,
+    ngx_current_msec, ngx_http_request_t, ngx_int_t, ngx_str_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR,
     NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_UNAUTHORIZED, NGX_LOG_ERR, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf};
 
+use super::body::{self, BodyStep};
+use super::cache;
 use super::conf::AuthRequestConf;
 use super::respond;
 use super::verdict::{verdict_with, Verdict};
 use super::AuthRequestModule;
 use crate::counters::{self, schema::auth_request as slots};
+use crate::decision_cache::lookup::{self, Flight, Look};
 use crate::nginx::ffi::guard_status;
 use crate::nginx::subrequest::{self, SubrequestResult};
-use crate::nginx::{headers, request, variables};
+use crate::nginx::{delay, headers, request, variables};
 
 /// Per-request state, reset by nginx on internal redirects.
 #[derive(Clone, Copy, Default)]
@@ -27,6 +35,7 @@ struct AuthRequestCtx {
     subrequest: SubrequestResult,
     /// When the subrequest started (ngx_current_msec), for its latency.
     started_ms: usize,
+    cache: Flight,
 }
 
 /// The access-phase entry point.
@@ -49,25 +58,82 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
 
     let module = AuthRequestModule::module();
     if let Some(ctx) = request::ctx::<AuthRequestCtx>(r, module) {
+        if ctx.cache.waiting() {
+            if delay::is_paused(r) {
+                return NGX_AGAIN as ngx_int_t;
+            }
+            return look_or_ask(r, conf, uri, ctx, None);
+        }
         if !ctx.subrequest.done {
             return NGX_AGAIN as ngx_int_t;
         }
         let outcome = ctx.subrequest;
         let latency = now_ms().wrapping_sub(ctx.started_ms);
-        return decide(r, conf, &outcome, latency);
+        let rc = decide(r, conf, &outcome, latency);
+        cache::remember(r, conf, &mut ctx.cache, &outcome);
+        return rc;
     }
+
+    // Opt-in auth_request_body (super::body): read the client's body first.
+    let body = match conf.ext.body_max() {
+        None => None,
+        Some(max) => match body::prepare(r, max) {
+            BodyStep::Ready(body) => body,
+            BodyStep::Reading(rc) | BodyStep::Refuse(rc) => return rc,
+        },
+    };
 
     let Some(ctx) = request::new_ctx::<AuthRequestCtx>(r, module) else {
         return NGX_ERROR as ngx_int_t;
     };
+    look_or_ask(r, conf, uri, ctx, body)
+}
+
+/// Answers from the decision cache, waits for another request's answer to
+/// the same question, or starts the subrequest.
+fn look_or_ask(
+    r: &mut ngx_http_request_t,
+    conf: &AuthRequestConf,
+    uri: &ngx_str_t,
+    ctx: &mut AuthRequestCtx,
+    body: Option<ngx_str_t>,
+) -> ngx_int_t {
+    match lookup::look(r, &conf.cache, &mut ctx.cache, conf.variables().len()) {
+        Look::Hit(entry) => {
+            conf.counter.inc(slots::CACHE_HIT);
+            let (verdict, rc) = cache::answer(r, conf, &entry);
+            count(r, conf, slot_of(verdict), None);
+            return rc;
+        }
+        Look::Wait => return NGX_AGAIN as ngx_int_t,
+        // The cache was asked and had no fresh answer (not a bypass).
+        Look::Ask if ctx.cache.asking() => conf.counter.inc(slots::CACHE_MISS),
+        Look::Ask => {}
+    }
     ctx.started_ms = now_ms();
-    // SAFETY: the result slot lives in the request-pool context just set.
+    // SAFETY: the result slot lives in the request-pool context.
     match unsafe { subrequest::start(r, uri, None, &mut ctx.subrequest) } {
-        Ok(_) => NGX_AGAIN as ngx_int_t,
+        // SAFETY: start() returned a live subrequest in the request pool.
+        Ok(sr) => match body.map(|b| body::attach(unsafe { &mut *sr }, b)) {
+            Some(Err(_)) => NGX_ERROR as ngx_int_t,
+            _ => NGX_AGAIN as ngx_int_t,
+        },
         Err(_) => {
+            lookup::release(&conf.cache, &mut ctx.cache);
             count(r, conf, slots::ERROR, None);
             NGX_ERROR as ngx_int_t
         }
+    }
+}
+
+/// The status zone's slot for a verdict.
+fn slot_of(verdict: Verdict) -> usize {
+    match verdict {
+        Verdict::Allow => slots::ALLOW,
+        Verdict::Unauthorized => slots::UNAUTHORIZED,
+        Verdict::Forbidden => slots::FORBIDDEN,
+        Verdict::Pass(_) => slots::PASSED,
+        Verdict::Unexpected(_) | Verdict::NotAllowed(_) => slots::ERROR,
     }
 }
 
@@ -114,14 +180,7 @@ fn decide(
     if respond::pass_on(r, unsafe { &*outcome.request }, &conf.ext, verdict).is_err() {
         return NGX_ERROR as ngx_int_t;
     }
-    let slot = match verdict {
-        Verdict::Allow => slots::ALLOW,
-        Verdict::Unauthorized => slots::UNAUTHORIZED,
-        Verdict::Forbidden => slots::FORBIDDEN,
-        Verdict::Pass(_) => slots::PASSED,
-        Verdict::Unexpected(_) | Verdict::NotAllowed(_) => slots::ERROR,
-    };
-    count(r, conf, slot, Some(latency_ms));
+    count(r, conf, slot_of(verdict), Some(latency_ms));
 
     match verdict {
         Verdict::Allow => NGX_OK as ngx_int_t,

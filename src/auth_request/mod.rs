@@ -7,6 +7,7 @@
 //!
 //! * [`conf`] — directives, configuration merge, C-module detection;
 //! * [`handler`] — the access-phase handler;
+//! * [`cache`] — what a cache hit replays and a miss stores;
 //! * [`verdict`] — status → decision, pure.
 //!
 //! Opt-in directives beyond the C module (nothing changes without them):
@@ -15,8 +16,11 @@
 //! * [`statuses`] — the status sets they take, pure;
 //! * [`respond`] — auth response headers to the client and the upstream;
 //! * [`upstream_headers`] — removing the client's copies of the headers the
-//!   auth response sets on the upstream request.
+//!   auth response sets on the upstream request;
+//! * [`body`] — reading the client's body for the auth subrequest.
 
+pub mod body;
+pub mod cache;
 pub mod conf;
 pub mod extensions;
 pub mod handler;

@@ -10,13 +10,15 @@ use nginx_sys::{
 };
 use ngx::http::{HttpModule, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCoreModule};
 
-use super::consumers::{parse_line, Registry};
+use super::consumers::{parse_line, Consumer, Registry};
+use super::expiry;
 use super::quota::{Slot, Table};
 use super::KeyAuthModule;
 use crate::counters::{self, Counter};
 use crate::nginx::bitfield;
 use crate::nginx::conf::{
-    args, conf_message, directive, emerg, merge, set_once, CONF_ERROR, CONF_OK,
+    args, conf_message, directive, emerg, merge, refuse_duplicate_options, set_once, CONF_ERROR,
+    CONF_OK,
 };
 use crate::nginx::ffi::{guard_conf, guard_status};
 use crate::nginx::shm::{self, ZoneError};
@@ -40,6 +42,11 @@ pub struct KeyAuthMainConf {
     pub target_variables: Vec<ngx_int_t>,
     /// `key_auth_header` names with `_` already warned about (file, line).
     pub underscore_warned: Vec<(usize, usize)>,
+    /// `key_auth_quota_store`: quotas counted in Redis instead of the zone.
+    pub store: Option<Box<crate::redis::client::Store>>,
+    /// Where `key_auth_quota_store` was (file, line), for errors found once
+    /// the whole `http` block is read.
+    pub store_at: Option<(ngx_str_t, usize)>,
     /// The status zone's key_auth series, and one per consumer (indexed
     /// like the registry) with `authgate_status_zone … consumers=on`.
     pub counter: Counter,
@@ -57,6 +64,8 @@ impl Default for KeyAuthMainConf {
             used: false,
             target_variables: Vec::new(),
             underscore_warned: Vec::new(),
+            store: None,
+            store_at: None,
             counter: Counter::default(),
             consumer_counters: Vec::new(),
         }
@@ -89,6 +98,51 @@ pub struct KeyAuthConf {
     pub query: Option<ngx_str_t>,
     pub hide_credentials: Option<bool>,
     pub anonymous: Option<Anonymous>,
+    /// `key_auth_allow` (`Some(None)`: `off`).
+    pub allow: Option<Option<&'static Restriction>>,
+    /// `key_auth_deny` (`Some(None)`: `off`).
+    pub deny: Option<Option<&'static Restriction>>,
+    /// The whole `WWW-Authenticate` value of `key_auth_realm`, in the
+    /// configuration pool (which outlives every request).
+    pub challenge: Option<&'static [u8]>,
+    /// `key_auth_preflight pass` (true) or `check`.
+    pub preflight_pass: Option<bool>,
+}
+
+/// The challenge sent with a 401 when `key_auth_realm` is not set (APISIX's).
+pub const DEFAULT_CHALLENGE: &[u8] = br#"apikey realm="key""#;
+
+/// One entry of `key_auth_allow` / `key_auth_deny`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Member {
+    Consumer(String),
+    Group(String),
+}
+
+/// A `key_auth_allow` or `key_auth_deny` list, in the configuration pool
+/// (which outlives every request and every level that points at it).
+pub struct Restriction {
+    pub members: Vec<Member>,
+    /// Where the directive was, for errors found when merging.
+    file: ngx_str_t,
+    line: usize,
+}
+
+impl Restriction {
+    /// Whether `consumer` is named in the list, by name or by a group.
+    pub fn names(&self, consumer: &Consumer) -> bool {
+        self.members.iter().any(|m| match m {
+            Member::Consumer(name) => *name == consumer.name,
+            Member::Group(group) => consumer.groups.iter().any(|g| g == group),
+        })
+    }
+}
+
+/// Why a location's `key_auth_allow` / `key_auth_deny` refuses a consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forbidden {
+    Denied,
+    NotAllowed,
 }
 
 pub const DEFAULT_NAME: &[u8] = b"apikey";
@@ -106,6 +160,28 @@ impl KeyAuthConf {
     pub fn hide_credentials(&self) -> bool {
         self.hide_credentials.unwrap_or(false)
     }
+    /// Whether `key_auth_deny` / `key_auth_allow` refuse `consumer` here:
+    /// a consumer the deny list names is refused; with an allow list, so
+    /// is every consumer it does not name.
+    pub fn forbids(&self, consumer: &Consumer) -> Option<Forbidden> {
+        if let Some(Some(deny)) = self.deny {
+            if deny.names(consumer) {
+                return Some(Forbidden::Denied);
+            }
+        }
+        match self.allow {
+            Some(Some(allow)) if !allow.names(consumer) => Some(Forbidden::NotAllowed),
+            _ => None,
+        }
+    }
+
+    pub fn challenge(&self) -> &'static [u8] {
+        self.challenge.unwrap_or(DEFAULT_CHALLENGE)
+    }
+    pub fn preflight_pass(&self) -> bool {
+        self.preflight_pass.unwrap_or(false)
+    }
+
     /// The anonymous consumer's index, when one is configured.
     pub fn anonymous(&self) -> Option<usize> {
         match self.anonymous {
@@ -135,7 +211,7 @@ const fn command(
 }
 
 /// The directive table.
-pub static mut COMMANDS: [ngx_command_t; 8] = [
+pub static mut COMMANDS: [ngx_command_t; 13] = [
     command(
         ngx::ngx_string!("key_auth_consumers"),
         nginx_sys::NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_BLOCK | nginx_sys::NGX_CONF_NOARGS,
@@ -146,6 +222,12 @@ pub static mut COMMANDS: [ngx_command_t; 8] = [
         ngx::ngx_string!("key_auth_zone"),
         nginx_sys::NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_TAKE2,
         set_zone,
+        nginx_sys::NGX_HTTP_MAIN_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_quota_store"),
+        nginx_sys::NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_1MORE,
+        set_quota_store,
         nginx_sys::NGX_HTTP_MAIN_CONF_OFFSET,
     ),
     command(
@@ -176,6 +258,30 @@ pub static mut COMMANDS: [ngx_command_t; 8] = [
         ngx::ngx_string!("key_auth_anonymous_consumer"),
         LOC | nginx_sys::NGX_CONF_TAKE1,
         set_anonymous,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_realm"),
+        LOC | nginx_sys::NGX_CONF_TAKE1,
+        set_realm,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_preflight"),
+        LOC | nginx_sys::NGX_CONF_TAKE1,
+        set_preflight,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_allow"),
+        LOC | nginx_sys::NGX_CONF_1MORE,
+        set_allow,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_deny"),
+        LOC | nginx_sys::NGX_CONF_1MORE,
+        set_deny,
         nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
     ),
     ngx_command_t::empty(),
@@ -379,6 +485,175 @@ fn anonymous(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<Anonymous, *mut c_
     })
 }
 
+/// `key_auth_realm text;`
+unsafe extern "C" fn set_realm(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_enabled().
+    unsafe { set_loc(cf, conf, |c| &mut c.challenge, realm) }
+}
+
+/// `apikey realm="VALUE"`, in the configuration pool.
+fn realm(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<&'static [u8], *mut c_char> {
+    let Some(challenge) = crate::nginx::headers::challenge("apikey", value.as_bytes()) else {
+        return Err(emerg(
+            cf,
+            format_args!(
+                "\"key_auth_realm\": invalid realm \"{value}\" (not empty; printable ASCII \
+                 without '\"' or '\\')"
+            ),
+        ));
+    };
+    // SAFETY: allocation in the configuration pool.
+    let copy = unsafe { ngx_str_t::from_bytes(cf.pool, &challenge) }.ok_or(CONF_ERROR)?;
+    // SAFETY: `copy` holds `challenge.len()` bytes in the configuration
+    // pool, which outlives every request using them.
+    Ok(unsafe { core::slice::from_raw_parts(copy.data, copy.len) })
+}
+
+/// `key_auth_preflight pass | check;`
+unsafe extern "C" fn set_preflight(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_enabled().
+    unsafe {
+        set_loc(
+            cf,
+            conf,
+            |c| &mut c.preflight_pass,
+            |cf, value| match value.as_bytes() {
+                b"pass" => Ok(true),
+                b"check" => Ok(false),
+                _ => Err(emerg(
+                    cf,
+                    format_args!(
+                        "\"key_auth_preflight\": invalid value \"{value}\" (pass or check)"
+                    ),
+                )),
+            },
+        )
+    }
+}
+
+/// `key_auth_allow NAME | group:NAME … | off;`
+unsafe extern "C" fn set_allow(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_enabled().
+    unsafe {
+        directive(cf, conf, |cf, conf: &mut KeyAuthConf| {
+            set_restriction(cf, &mut conf.allow)
+        })
+    }
+}
+
+/// `key_auth_deny NAME | group:NAME … | off;`
+unsafe extern "C" fn set_deny(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_enabled().
+    unsafe {
+        directive(cf, conf, |cf, conf: &mut KeyAuthConf| {
+            set_restriction(cf, &mut conf.deny)
+        })
+    }
+}
+
+fn set_restriction(
+    cf: &mut ngx_conf_t,
+    slot: &mut Option<Option<&'static Restriction>>,
+) -> *mut c_char {
+    if slot.is_some() {
+        return conf_message(c"is duplicate");
+    }
+    let words = args(cf).to_vec();
+    let directive = words[0];
+    if words[1].as_bytes() == b"off" {
+        if words.len() > 2 {
+            return emerg(cf, format_args!("\"{directive} off\" takes nothing else"));
+        }
+        *slot = Some(None);
+        return CONF_OK;
+    }
+    let members: Result<Vec<Member>, &str> = words[1..]
+        .iter()
+        .map(|w| parse_member(w.as_bytes()))
+        .collect();
+    let members = match members {
+        Ok(members) => members,
+        Err(why) => return emerg(cf, format_args!("\"{directive}\": {why}")),
+    };
+    let (file, line) = conf_position(cf);
+    // SAFETY: cf->pool is the configuration pool; Pool::allocate registers
+    // a cleanup that drops the list when the pool goes.
+    let pool = unsafe { ngx::core::Pool::from_ngx_pool(cf.pool) };
+    let restriction = pool.allocate(Restriction {
+        members,
+        file,
+        line,
+    });
+    // SAFETY: a non-null result is an initialised Restriction in that pool.
+    match unsafe { restriction.as_ref() } {
+        Some(r) => {
+            *slot = Some(Some(r));
+            CONF_OK
+        }
+        None => CONF_ERROR,
+    }
+}
+
+/// `NAME` or `group:NAME`.
+fn parse_member(word: &[u8]) -> Result<Member, &'static str> {
+    let (group, name) = match word.strip_prefix(b"group:") {
+        Some(name) => (true, name),
+        None => (false, word),
+    };
+    if name.is_empty() {
+        return Err("empty name (NAME or group:NAME)");
+    }
+    let name = core::str::from_utf8(name)
+        .map_err(|_| "not UTF-8")?
+        .to_owned();
+    Ok(if group {
+        Member::Group(name)
+    } else {
+        Member::Consumer(name)
+    })
+}
+
+/// Checks that every member of `list` is a known consumer or group.
+fn check_members(cf: &mut ngx_conf_t, directive: &str, list: &Restriction) -> Result<(), ()> {
+    let Some(main) = KeyAuthModule::main_conf(cf) else {
+        return Err(());
+    };
+    for member in &list.members {
+        let (known, what, name) = match member {
+            Member::Consumer(n) => (main.registry.find(n.as_bytes()).is_some(), "consumer", n),
+            Member::Group(g) => (main.registry.has_group(g), "group", g),
+        };
+        if !known {
+            ngx::ngx_log_error!(
+                NGX_LOG_EMERG,
+                cf.log,
+                "\"{directive}\" names the {what} \"{name}\", which no line of \
+                 \"key_auth_consumers\" defines, in {}:{}",
+                list.file,
+                list.line
+            );
+            return Err(());
+        }
+    }
+    Ok(())
+}
+
 /// The file and line being parsed.
 fn conf_position(cf: &ngx_conf_t) -> (ngx_str_t, usize) {
     // SAFETY: while a directive is parsed, cf->conf_file is the file being
@@ -436,6 +711,111 @@ unsafe extern "C" fn set_zone(
             Err(ZoneError::Refused) => CONF_ERROR,
         }
     })
+}
+
+/// `key_auth_quota_store redis://[user[:password]@]host[:port][/db]
+/// [timeout=50ms] [prefix=authgate:] [on_error=deny|local|allow]
+/// [password_file=FILE];`
+///
+/// The password file is read here, by the master as it reads the
+/// configuration (so it may be readable by root only); `nginx -s reload`
+/// reads it again. The host is resolved here too, as for `upstream`
+/// servers. No message shows the password.
+unsafe extern "C" fn set_quota_store(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: nginx passes this module's main configuration.
+    let (cf, main) = unsafe { (&mut *cf, &mut *conf.cast::<KeyAuthMainConf>()) };
+    guard_conf(cf.log, || {
+        if main.store.is_some() {
+            return conf_message(c"is duplicate");
+        }
+        let words = args(cf).to_vec();
+        if let Err(rv) = refuse_duplicate_options(cf, words[0], &words[2..]) {
+            return rv;
+        }
+        let options: Vec<&[u8]> = words[2..].iter().map(|w| w.as_bytes()).collect();
+        let mut spec = match crate::redis::spec::parse(words[1].as_bytes(), &options) {
+            Ok(spec) => spec,
+            Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
+        };
+        if let Some(file) = spec.password_file.clone() {
+            match read_password_file(cf, &file) {
+                Ok(password) => spec.password = Some(password),
+                Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
+            }
+        }
+        let sockaddr = match resolve(cf, &spec) {
+            Ok(sockaddr) => sockaddr,
+            Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
+        };
+        main.store = Some(crate::redis::client::Store::new(spec, sockaddr));
+        main.store_at = Some(conf_position(cf));
+        CONF_OK
+    })
+}
+
+/// The password in `password_file=`: the file's first line (a trailing
+/// newline is not part of it). A relative name is relative to the
+/// directory of nginx.conf, as for `include`.
+fn read_password_file(cf: &ngx_conf_t, name: &[u8]) -> Result<Vec<u8>, String> {
+    use std::os::unix::ffi::OsStrExt;
+    let shown = name.escape_ascii().to_string();
+    let mut path = std::path::PathBuf::new();
+    if name.first() != Some(&b'/') {
+        // SAFETY: the cycle being configured and its prefix string.
+        let prefix = unsafe { (*cf.cycle).conf_prefix };
+        path.push(std::ffi::OsStr::from_bytes(prefix.as_bytes()));
+    }
+    path.push(std::ffi::OsStr::from_bytes(name));
+    let text =
+        std::fs::read(&path).map_err(|e| format!("cannot read \"password_file={shown}\": {e}"))?;
+    let line = text.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line.is_empty() {
+        return Err(format!(
+            "\"password_file={shown}\" holds no password on its first line"
+        ));
+    }
+    Ok(line.to_vec())
+}
+
+/// The store's address, resolved now (the first address of the name).
+fn resolve(cf: &mut ngx_conf_t, spec: &crate::redis::spec::StoreSpec) -> Result<Vec<u8>, String> {
+    let host = String::from_utf8_lossy(&spec.host);
+    let text = if spec.host.contains(&b':') {
+        format!("[{host}]:{}", spec.port)
+    } else {
+        format!("{host}:{}", spec.port)
+    };
+    // SAFETY: all-zero is how nginx callers start an ngx_url_t.
+    let mut u: nginx_sys::ngx_url_t = unsafe { core::mem::zeroed() };
+    u.url = ngx_str_t {
+        len: text.len(),
+        data: text.as_ptr().cast_mut(),
+    };
+    u.default_port = spec.port;
+    // SAFETY: the URL text outlives the call; results live in cf's pool.
+    let rc = unsafe { nginx_sys::ngx_parse_url(cf.pool, &mut u) };
+    if rc != nginx_sys::NGX_OK as ngx_int_t || u.naddrs == 0 || u.addrs.is_null() {
+        let why = if u.err.is_null() {
+            "host not found".to_string()
+        } else {
+            // SAFETY: nginx's error strings are static C strings.
+            unsafe { core::ffi::CStr::from_ptr(u.err) }
+                .to_string_lossy()
+                .into_owned()
+        };
+        return Err(format!("cannot resolve \"{text}\": {why}"));
+    }
+    // SAFETY: naddrs >= 1 resolved addresses in cf's pool.
+    let addr = unsafe { &*u.addrs };
+    // SAFETY: the address's sockaddr holds socklen bytes.
+    let bytes =
+        unsafe { core::slice::from_raw_parts(addr.sockaddr.cast::<u8>(), addr.socklen as usize) };
+    Ok(bytes.to_vec())
 }
 
 /// The quota zone's contents: a header, then the counter slots.
@@ -565,11 +945,39 @@ unsafe extern "C" fn consumer_line(
             *cf = save;
             return rv;
         }
-        match parse_line(&words).and_then(|line| registry.add(line)) {
-            Ok(()) => CONF_OK,
-            Err(message) => emerg(cf, format_args!("key_auth_consumers: {message}")),
+        let line = match parse_line(&words) {
+            Ok(line) => line,
+            Err(message) => return emerg(cf, format_args!("key_auth_consumers: {message}")),
+        };
+        let expires = line
+            .expires
+            .map(|at| (at, line.name.clone(), line.credential.clone()));
+        if let Err(message) = registry.add(line) {
+            return emerg(cf, format_args!("key_auth_consumers: {message}"));
         }
+        if let Some((at, name, credential)) = expires {
+            if expiry::expired(Some(at), now()) {
+                ngx::ngx_conf_log_error!(
+                    NGX_LOG_WARN,
+                    cf,
+                    "key_auth_consumers: the key of consumer \"{name}\" ({}) expired at {}: \
+                     it is refused",
+                    expiry::describe_credential(credential.as_deref()),
+                    expiry::format_utc(at)
+                );
+            }
+        }
+        CONF_OK
     })
+}
+
+/// nginx's cached wall-clock time, Unix seconds.
+pub fn now() -> i64 {
+    // SAFETY: ngx_cached_time points at nginx's current cached time slot,
+    // updated by ngx_time_update() on this (single-threaded) process.
+    let seconds = unsafe { (*nginx_sys::ngx_cached_time).sec };
+    #[allow(clippy::useless_conversion)] // time_t is narrower on some platforms
+    i64::from(seconds)
 }
 
 /// Declares the variables.
@@ -624,13 +1032,28 @@ pub fn check_main(cf: &mut ngx_conf_t) -> bool {
     let Some(main) = KeyAuthModule::main_conf(cf) else {
         return false;
     };
-    if main.zone.is_null() {
+    let local = main
+        .store
+        .as_ref()
+        .is_some_and(|s| s.spec.on_error == crate::redis::spec::OnError::Local);
+    if let (true, true, Some((file, line))) = (main.zone.is_null(), local, main.store_at) {
+        ngx::ngx_log_error!(
+            NGX_LOG_EMERG,
+            cf.log,
+            "\"key_auth_quota_store\" has \"on_error=local\" but no \"key_auth_zone\" is \
+             configured to count in, in {}:{}",
+            file,
+            line
+        );
+        return false;
+    }
+    if main.zone.is_null() && main.store.is_none() {
         if let Some(c) = main.registry.first_limited() {
             ngx::ngx_conf_log_error!(
                 NGX_LOG_EMERG,
                 cf,
-                "key_auth_consumers: consumer \"{}\" has a \"limit\" but no \"key_auth_zone\" is \
-                 configured",
+                "key_auth_consumers: consumer \"{}\" has a \"limit\" but no \"key_auth_zone\" \
+                 or \"key_auth_quota_store\" is configured",
                 c.name
             );
             return false;
@@ -663,6 +1086,20 @@ fn merge_levels(cf: &mut ngx_conf_t, parent: &KeyAuthConf, child: &mut KeyAuthCo
     child.query = child.query.or(parent.query);
     child.hide_credentials = child.hide_credentials.or(parent.hide_credentials);
     child.anonymous = child.anonymous.or(parent.anonymous);
+    child.challenge = child.challenge.or(parent.challenge);
+    child.preflight_pass = child.preflight_pass.or(parent.preflight_pass);
+    child.allow = child.allow.or(parent.allow);
+    child.deny = child.deny.or(parent.deny);
+    for (directive, list) in [
+        ("key_auth_allow", child.allow),
+        ("key_auth_deny", child.deny),
+    ] {
+        if let Some(Some(list)) = list {
+            if check_members(cf, directive, list).is_err() {
+                return CONF_ERROR;
+            }
+        }
+    }
     if let Some(Anonymous::Named {
         name,
         file,

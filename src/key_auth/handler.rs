@@ -19,9 +19,12 @@
 //!    send it somewhere).
 //! 4. Set `$key_auth_*` (so even a refused-by-quota request is logged with
 //!    its consumer).
-//! 5. Quota: count in the shared zone (once per request and consumer);
-//!    add `X-RateLimit-*`; over the limit → the consumer's `limit_status`,
-//!    no upstream request, and the refusal is kept in the passage.
+//! 5. Quota: count in the shared zone, or in Redis with
+//!    `key_auth_quota_store` (the request waits for the reply: `NGX_AGAIN`,
+//!    then this handler runs again and goes on from here), once per
+//!    request and consumer; add `X-RateLimit-*`; over the limit → the
+//!    consumer's `limit_status`, no upstream request, and the refusal is
+//!    kept in the passage. Redis failing: `on_error` (503 by default).
 //! 6. Tell the upstream who the consumer is.
 //! 7. (precontent phase, [`hide_handler`]) With `key_auth_hide_credentials
 //!    on`, hide the key also when the access phase let the request in
@@ -30,13 +33,15 @@
 use core::ptr;
 
 use nginx_sys::{
-    ngx_current_msec, ngx_http_request_t, ngx_int_t, ngx_str_t, NGX_DECLINED, NGX_ERROR,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_OK,
+    ngx_current_msec, ngx_http_request_t, ngx_int_t, ngx_str_t, ngx_uint_t, NGX_AGAIN,
+    NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR,
+    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
-use super::conf::{KeyAuthConf, KeyAuthMainConf, ZoneHeader};
+use super::conf::{Forbidden, KeyAuthConf, KeyAuthMainConf, ZoneHeader};
 use super::consumers::{Consumer, Credential};
+use super::expiry;
 use super::passage::{hidden_sources, Identity, Passage, Refusal, Source, Step, Verdict};
 use super::quota::Decision;
 use super::respond::Denial;
@@ -214,24 +219,33 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     if !conf.enabled() {
         return NGX_DECLINED as ngx_int_t;
     }
+    // key_auth_preflight pass: a CORS preflight carries no key (browsers
+    // never send credentials with it); it is not key_auth's to refuse.
+    if conf.preflight_pass() && is_preflight(r) {
+        return NGX_DECLINED as ngx_int_t;
+    }
     let Some(passage) = request::kept_or_new::<Passage>(r, KeyAuthModule::module()) else {
         return NGX_ERROR as ngx_int_t;
     };
 
-    passage.verdict = match passage.step(conf.anonymous()) {
-        Step::Check => {
-            passage.checked_in = conf_id(conf);
-            identify(r, conf, main)
-        }
-        Step::Refuse(refusal) => Verdict::Refused(refusal),
-        Step::Continue(identity) => Verdict::Allowed(identity),
-    };
+    // Steps 1 to 3 ran already when the request resumes after Redis
+    // answered (or gave up on) its count.
+    if passage.quota_wait.is_none() {
+        passage.verdict = match passage.step(conf.anonymous()) {
+            Step::Check => {
+                passage.checked_in = conf_id(conf);
+                identify(r, conf, main)
+            }
+            Step::Refuse(refusal) => Verdict::Refused(refusal),
+            Step::Continue(identity) => Verdict::Allowed(identity),
+        };
 
-    if conf.hide_credentials() {
-        if hide(r, conf, main, passage).is_err() {
-            return fail(passage);
+        if conf.hide_credentials() {
+            if hide(r, conf, main, passage).is_err() {
+                return fail(passage);
+            }
+            passage.hidden_by = conf_id(conf);
         }
-        passage.hidden_by = conf_id(conf);
     }
 
     let identity = match passage.verdict {
@@ -249,10 +263,27 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
 
     set_variables(r, main, consumer, credential);
 
+    // key_auth_allow / key_auth_deny: before the quota, so that a consumer
+    // refused here is not charged. Not kept in the passage: a location an
+    // internal redirect leads to applies its own lists.
+    if let Some(why) = conf.forbids(consumer) {
+        ngx::ngx_log_error!(
+            NGX_LOG_ERR,
+            request::log(r),
+            "key_auth: access forbidden to consumer \"{}\" by {}",
+            consumer.name,
+            match why {
+                Forbidden::Denied => "key_auth_deny",
+                Forbidden::NotAllowed => "key_auth_allow",
+            }
+        );
+        return NGX_HTTP_FORBIDDEN as ngx_int_t;
+    }
+
     if let (Some(limit), true) = (&consumer.limit, passage.needs_count(identity.consumer)) {
-        passage.counted = Some(identity.consumer);
-        let refusal = match count(main, consumer, limit) {
-            None => {
+        let refusal = match count(r, main, consumer, limit, passage) {
+            Count::Waiting => return NGX_AGAIN as ngx_int_t,
+            Count::ZoneFull => {
                 ngx::ngx_log_error!(
                     NGX_LOG_ERR,
                     request::log(r),
@@ -263,7 +294,13 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
                 count_outcome(r, main, slots::ZONE_FULL, Some((identity.consumer, false)));
                 Some(Refusal::Status(NGX_HTTP_SERVICE_UNAVAILABLE as u16))
             }
-            Some(decision) => {
+            // The store logged the failure (once per episode).
+            Count::StoreFailed => {
+                count_outcome(r, main, slots::ERROR, Some((identity.consumer, false)));
+                Some(Refusal::Status(NGX_HTTP_SERVICE_UNAVAILABLE as u16))
+            }
+            Count::Uncounted => None,
+            Count::Decided(decision) => {
                 if rate_limit_headers(r, &decision).is_err() {
                     return fail(passage);
                 }
@@ -273,6 +310,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
                 (!decision.allowed).then(|| Refusal::Status(consumer.over_limit_status()))
             }
         };
+        passage.counted = Some(identity.consumer);
         if let Some(refusal) = refusal {
             passage.verdict = Verdict::Refused(refusal);
             return refuse(r, refusal);
@@ -323,6 +361,14 @@ fn count_outcome(
     }
 }
 
+/// A CORS preflight: `OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method` (the Fetch standard's definition).
+fn is_preflight(r: &ngx_http_request_t) -> bool {
+    r.method == nginx_sys::NGX_HTTP_OPTIONS as ngx_uint_t
+        && headers_in::find(r, b"origin").is_some()
+        && headers_in::find(r, b"access-control-request-method").is_some()
+}
+
 /// Steps 2: the key (header when present, even empty or wrong; otherwise
 /// the query argument, percent-decoded), its credential, or the anonymous
 /// consumer.
@@ -338,12 +384,14 @@ fn identify(r: &ngx_http_request_t, conf: &KeyAuthConf, main: &KeyAuthMainConf) 
         }),
     };
     let denial = match found {
-        Some((Some(index), source)) => {
+        Some((Some(index), source)) if !key_expired(r, main, index) => {
             return Verdict::Allowed(Identity {
                 consumer: main.registry.credential(index).consumer,
                 credential: Some((index, source)),
             })
         }
+        // an expired key is an invalid key
+        Some((Some(_), _)) => Denial::Invalid,
         Some((None, _)) => Denial::Invalid,
         None => Denial::Missing,
     };
@@ -354,6 +402,32 @@ fn identify(r: &ngx_http_request_t, conf: &KeyAuthConf, main: &KeyAuthMainConf) 
         }),
         None => Verdict::Refused(Refusal::Unauthorized(denial)),
     }
+}
+
+/// Whether the key of credential `index` has expired (`expires=`); says so
+/// at `[info]`, naming the consumer and credential, never the key.
+fn key_expired(r: &ngx_http_request_t, main: &KeyAuthMainConf, index: usize) -> bool {
+    let credential = main.registry.credential(index);
+    if !expiry::expired(credential.expires, super::conf::now()) {
+        return false;
+    }
+    // Without nginx's request context: its request line may hold the key
+    // (`?apikey=…`).
+    // SAFETY: a request's connection is live while its handlers run.
+    let client = unsafe { (*r.connection).addr_text };
+    request::without_request_context(r, |log| {
+        ngx::ngx_log_error!(
+            NGX_LOG_INFO,
+            log,
+            "key_auth: the key of consumer \"{}\" ({}) expired at {}; refused as an invalid \
+             key, client: {client}, uri: \"{}\"",
+            main.registry.consumer(credential.consumer).name,
+            expiry::describe_credential(credential.id.as_deref()),
+            expiry::format_utc(credential.expires.unwrap_or_default()),
+            r.uri
+        );
+    });
+    true
 }
 
 /// Step 3: removes the key's source: the header, or the argument from the
@@ -473,8 +547,72 @@ fn set_variables(
     }
 }
 
-/// Counts the request in the shared zone. `None`: the zone is full.
+/// How counting a request went.
+enum Count {
+    Decided(Decision),
+    /// The store is counting it: the request waits (`NGX_AGAIN`) and runs
+    /// again when Redis answered or the store gave up.
+    Waiting,
+    /// The zone is full.
+    ZoneFull,
+    /// Redis could not count it and `on_error=deny`: 503.
+    StoreFailed,
+    /// Redis could not count it and `on_error=allow`: let in uncounted.
+    Uncounted,
+}
+
+/// Step 5's count: in Redis with `key_auth_quota_store` (one round trip,
+/// the request waiting meanwhile; `on_error` when Redis fails), else in
+/// the shared zone.
 fn count(
+    r: &mut ngx_http_request_t,
+    main: &KeyAuthMainConf,
+    consumer: &Consumer,
+    limit: &super::consumers::Limit,
+    passage: &mut Passage,
+) -> Count {
+    use crate::redis::client::Outcome;
+    use crate::redis::spec::OnError;
+    let Some(store) = main.store.as_deref() else {
+        return count_in_zone(main, consumer, limit).map_or(Count::ZoneFull, Count::Decided);
+    };
+    let outcome = match passage.quota_wait {
+        Some(ticket) => match store.take(ticket) {
+            None => return Count::Waiting,
+            Some(outcome) => {
+                passage.quota_wait = None;
+                outcome
+            }
+        },
+        None => {
+            // The consumer's name, never a key: every node counts the
+            // consumer together, and Redis never holds a credential.
+            let mut key = Vec::with_capacity(store.spec.prefix.len() + consumer.name.len());
+            key.extend_from_slice(&store.spec.prefix);
+            key.extend_from_slice(consumer.name.as_bytes());
+            match store.count(r, &key, limit.window_ms) {
+                Some(ticket) => {
+                    passage.quota_wait = Some(ticket);
+                    return Count::Waiting;
+                }
+                None => Outcome::Failed,
+            }
+        }
+    };
+    match (outcome, store.spec.on_error) {
+        (Outcome::Counted { count, ttl_ms }, _) => {
+            Count::Decided(super::quota::shared_decision(limit, count, ttl_ms))
+        }
+        (Outcome::Failed, OnError::Deny) => Count::StoreFailed,
+        (Outcome::Failed, OnError::Allow) => Count::Uncounted,
+        (Outcome::Failed, OnError::Local) => {
+            count_in_zone(main, consumer, limit).map_or(Count::ZoneFull, Count::Decided)
+        }
+    }
+}
+
+/// Counts the request in the shared zone. `None`: the zone is full.
+fn count_in_zone(
     main: &KeyAuthMainConf,
     consumer: &Consumer,
     limit: &super::consumers::Limit,

@@ -15,6 +15,7 @@
 
 pub mod conf;
 pub mod consumers;
+pub mod expiry;
 pub mod handler;
 pub mod passage;
 pub mod quota;

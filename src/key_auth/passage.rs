@@ -60,6 +60,9 @@ pub struct Passage {
     /// location's `key_auth_header` / `key_auth_query` names too, which may
     /// differ from its own.
     pub checked_in: usize,
+    /// The quota store (`key_auth_quota_store`) is counting this request:
+    /// the access handler waits for this ticket's outcome.
+    pub quota_wait: Option<crate::redis::client::Ticket>,
 }
 
 /// What a `key_auth` location does with a request, given its passage.
@@ -135,6 +138,7 @@ mod tests {
             counted: None,
             hidden_by: 0,
             checked_in: 0,
+            quota_wait: None,
         }
     }
 

@@ -77,6 +77,20 @@ pub fn take(slot: &mut Slot, limit: &Limit, now_ms: u64) -> Decision {
     }
 }
 
+/// The verdict for one request counted in Redis (`key_auth_quota_store`):
+/// `count` is the window's count including this request, `ttl_ms` the
+/// window's remaining time, both as the quota script answered. Unlike the
+/// zone, Redis counts refused requests too; only the first `limit.count`
+/// of a window are allowed either way.
+pub fn shared_decision(limit: &Limit, count: u64, ttl_ms: u64) -> Decision {
+    Decision {
+        allowed: count <= limit.count,
+        limit: limit.count,
+        remaining: limit.count.saturating_sub(count),
+        reset_secs: ttl_ms.min(limit.window_ms).div_ceil(1000),
+    }
+}
+
 /// An open-addressing hash table of [`Slot`]s (linear probing). When it is
 /// full, counters whose window is over are dropped by [`Table::compact`] —
 /// at most once per counter window end, not once per request: the zone
@@ -251,6 +265,28 @@ mod tests {
         count: 3,
         window_ms: 30_000,
     };
+
+    #[test]
+    fn shared_walkthrough() {
+        let d: Vec<_> = (1..=5)
+            .map(|n| shared_decision(&L, n, 30_000 - n * 100))
+            .collect();
+        assert_eq!(
+            d.iter().map(|d| d.allowed).collect::<Vec<_>>(),
+            [true, true, true, false, false]
+        );
+        assert_eq!(
+            d.iter().map(|d| d.remaining).collect::<Vec<_>>(),
+            [2, 1, 0, 0, 0]
+        );
+        assert!(d.iter().all(|d| d.limit == 3 && d.reset_secs == 30));
+        // Milliseconds, rounded up to seconds; never more than one window
+        // (a TTL in the wrong unit would say 30000 s).
+        assert_eq!(shared_decision(&L, 1, 1).reset_secs, 1);
+        assert_eq!(shared_decision(&L, 1, 0).reset_secs, 0);
+        assert_eq!(shared_decision(&L, 1, 30_000_000).reset_secs, 30);
+        assert_eq!(shared_decision(&L, u64::MAX, 5).remaining, 0);
+    }
 
     #[test]
     fn walkthrough_window() {

@@ -121,6 +121,10 @@ bitfields! {
             => authgate_bf_request_valid_unparsed_uri / authgate_bf_request_set_valid_unparsed_uri;
         internal / set_internal
             => authgate_bf_request_internal / authgate_bf_request_set_internal;
+        discard_body / set_discard_body
+            => authgate_bf_request_discard_body / authgate_bf_request_set_discard_body;
+        preserve_body / set_preserve_body
+            => authgate_bf_request_preserve_body / authgate_bf_request_set_preserve_body;
     }
 
     /// `ngx_http_headers_in_t`.
@@ -158,6 +162,7 @@ bitfields! {
         timer_set / set_timer_set => authgate_bf_event_timer_set / authgate_bf_event_set_timer_set;
         ready / set_ready => authgate_bf_event_ready / authgate_bf_event_set_ready;
         delayed / set_delayed => authgate_bf_event_delayed / authgate_bf_event_set_delayed;
+        posted / set_posted => authgate_bf_event_posted / authgate_bf_event_set_posted;
     }
 
     /// `ngx_connection_t`.
@@ -176,6 +181,7 @@ bitfields! {
         temporary / set_temporary => authgate_bf_buf_temporary / authgate_bf_buf_set_temporary;
         memory / set_memory => authgate_bf_buf_memory / authgate_bf_buf_set_memory;
         mmap / set_mmap => authgate_bf_buf_mmap / authgate_bf_buf_set_mmap;
+        in_file / set_in_file => authgate_bf_buf_in_file / authgate_bf_buf_set_in_file;
         last_buf / set_last_buf => authgate_bf_buf_last_buf / authgate_bf_buf_set_last_buf;
         last_in_chain / set_last_in_chain
             => authgate_bf_buf_last_in_chain / authgate_bf_buf_set_last_in_chain;

@@ -29,6 +29,8 @@
     X(ngx_http_request_t, request, valid_unparsed_uri)                      \
     X(ngx_http_request_t, request, internal)                                \
     X(ngx_http_request_t, request, count)                                   \
+    X(ngx_http_request_t, request, discard_body)                            \
+    X(ngx_http_request_t, request, preserve_body)                           \
     X(ngx_http_headers_in_t, headers_in, chunked)                           \
     X(ngx_http_upstream_t, upstream, header_sent)                           \
     X(ngx_http_upstream_t, upstream, buffering)                             \
@@ -43,12 +45,14 @@
     X(ngx_event_t, event, timer_set)                                        \
     X(ngx_event_t, event, ready)                                            \
     X(ngx_event_t, event, delayed)                                          \
+    X(ngx_event_t, event, posted)                                           \
     X(ngx_connection_t, connection, idle)                                   \
     X(ngx_connection_t, connection, close)                                  \
     X(ngx_peer_connection_t, peer, cached)                                  \
     X(ngx_buf_t, buf, temporary)                                            \
     X(ngx_buf_t, buf, memory)                                               \
     X(ngx_buf_t, buf, mmap)                                                 \
+    X(ngx_buf_t, buf, in_file)                                              \
     X(ngx_buf_t, buf, last_buf)                                             \
     X(ngx_buf_t, buf, last_in_chain)                                        \
     X(ngx_slab_pool_t, slab_pool, log_nomem)                                \

@@ -20,12 +20,7 @@ pub fn copy_www_authenticate(
     r: &mut ngx_http_request_t,
     sr: &ngx_http_request_t,
 ) -> Result<(), NgxError> {
-    let mut h = sr.headers_out.www_authenticate;
-    if h.is_null() && !sr.upstream.is_null() {
-        // SAFETY: a subrequest's upstream lives in the request pool until the
-        // main request is finalised.
-        h = unsafe { (*sr.upstream).headers_in.www_authenticate };
-    }
+    let mut h = first_www_authenticate(sr);
 
     // nginx 1.23 chained repeated headers through `next`; older nginx kept
     // only the first one.
@@ -252,6 +247,55 @@ pub fn push_response(
     Ok(h)
 }
 
+/// The first `WWW-Authenticate` of a finished subrequest, where
+/// [`copy_www_authenticate`] takes them from.
+fn first_www_authenticate(sr: &ngx_http_request_t) -> *mut ngx_table_elt_t {
+    let h = sr.headers_out.www_authenticate;
+    if h.is_null() && !sr.upstream.is_null() {
+        // SAFETY: a subrequest's upstream lives in the request pool until the
+        // main request is finalised.
+        return unsafe { (*sr.upstream).headers_in.www_authenticate };
+    }
+    h
+}
+
+/// The values [`copy_www_authenticate`] would copy, in order.
+pub fn www_authenticate_values(
+    sr: &ngx_http_request_t,
+) -> impl Iterator<Item = &[u8]> + Clone + '_ {
+    let mut h = first_www_authenticate(sr);
+    core::iter::from_fn(move || {
+        // SAFETY: header elements live in the shared request pool.
+        let elt = unsafe { h.as_ref()? };
+        #[cfg(nginx1_23_0)]
+        {
+            h = elt.next;
+        }
+        #[cfg(not(nginx1_23_0))]
+        {
+            h = core::ptr::null_mut();
+        }
+        Some(elt.value.as_bytes())
+    })
+}
+
+/// `SCHEME realm="REALM"`, the value of a `WWW-Authenticate` challenge, or
+/// `None` when `realm` cannot be sent as a plain quoted string: it must be
+/// printable ASCII without `"` or `\`, not empty (directives refuse other
+/// realms at configuration time).
+pub fn challenge(scheme: &str, realm: &[u8]) -> Option<Vec<u8>> {
+    let plain = |&b: &u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+    if realm.is_empty() || !realm.iter().all(plain) {
+        return None;
+    }
+    let mut value = Vec::with_capacity(scheme.len() + realm.len() + 9);
+    value.extend_from_slice(scheme.as_bytes());
+    value.extend_from_slice(b" realm=\"");
+    value.extend_from_slice(realm);
+    value.push(b'"');
+    Some(value)
+}
+
 /// Whether the response already carries `WWW-Authenticate: value` (one
 /// nginx has not hidden: `satisfy any` zeroes the hash of the challenges it
 /// drops when another check allows). A request refused again after an
@@ -281,10 +325,7 @@ pub fn has_www_authenticate(r: &ngx_http_request_t, value: &[u8]) -> bool {
 /// Adds a `WWW-Authenticate: value` challenge to the response, linked into
 /// `r->headers_out.www_authenticate` so that nginx can hide it when
 /// `satisfy any` lets the request through another way.
-pub fn push_www_authenticate(
-    r: &mut ngx_http_request_t,
-    value: &'static [u8],
-) -> Result<(), NgxError> {
+pub fn push_www_authenticate(r: &mut ngx_http_request_t, value: &[u8]) -> Result<(), NgxError> {
     let h = push_response(r, b"WWW-Authenticate", value)?;
     #[cfg(nginx1_23_0)]
     // SAFETY: the chain consists of live response header elements.

@@ -42,6 +42,26 @@ pub fn log(r: &ngx_http_request_t) -> *mut ngx_log_t {
     unsafe { (*r.connection).log }
 }
 
+/// Runs `write` with the request's log stripped of nginx's request
+/// context (`client: …, server: …, request: "GET /x?key=… HTTP/1.1"`), for
+/// a line that must not carry the request line: it may hold a secret in its
+/// query string. The caller names what it needs (the client address) in
+/// its own message.
+pub fn without_request_context(r: &ngx_http_request_t, write: impl FnOnce(*mut ngx_log_t)) {
+    let log = log(r);
+    if log.is_null() {
+        return;
+    }
+    // SAFETY: the connection's log is live; the handler that appends the
+    // context is put back before anything else can log (single thread).
+    unsafe {
+        let handler = (*log).handler;
+        (*log).handler = None;
+        write(log);
+        (*log).handler = handler;
+    }
+}
+
 /// A module's per-request record that survives internal redirects.
 ///
 /// nginx zeroes `r->ctx` whenever a request moves to another location

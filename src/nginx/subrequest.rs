@@ -240,32 +240,45 @@ fn set_method_and_body(
 
     match spec.body {
         None => sr.headers_in.content_length_n = -1,
-        Some(Body { data, .. }) => {
-            sr.headers_in.content_length_n = data.len as _;
-            if data.len > 0 {
-                // SAFETY: allocations in the live request pool.
-                let buf =
-                    unsafe { ngx_pcalloc(sr.pool, size_of::<ngx_buf_t>()) }.cast::<ngx_buf_t>();
-                let chain = unsafe { ngx_alloc_chain_link(sr.pool) };
-                if buf.is_null() || chain.is_null() {
-                    return Err(NgxError);
-                }
-                // SAFETY: both were just allocated; `data` lives in the
-                // request pool per the Body contract and is only read.
-                unsafe {
-                    (*buf).pos = data.data;
-                    (*buf).start = data.data;
-                    (*buf).last = data.data.add(data.len);
-                    (*buf).end = (*buf).last;
-                    bitfield::buf::set_memory(&mut *buf, true);
-                    bitfield::buf::set_last_buf(&mut *buf, true);
-                    bitfield::buf::set_last_in_chain(&mut *buf, true);
-                    (*chain).buf = buf;
-                    (*chain).next = ptr::null_mut();
-                }
-                body.bufs = chain;
-            }
+        Some(Body { data, .. }) => attach_body(sr, body, data)?,
+    }
+    Ok(())
+}
+
+/// Makes `data` (request-pool bytes) the whole body subrequest `sr` sends,
+/// `Content-Length` included (an upstream module computes it from
+/// `content_length_n`; the client's framing headers are its own to skip).
+/// `body` is the subrequest's own request body structure ([`start_with`]
+/// gives it one), never the client's.
+pub fn attach_body(
+    sr: &mut ngx_http_request_t,
+    body: &mut ngx_http_request_body_t,
+    data: ngx_str_t,
+) -> Result<(), NgxError> {
+    sr.headers_in.content_length_n = data.len as _;
+    bitfield::headers_in::set_chunked(&mut sr.headers_in, false);
+    body.bufs = ptr::null_mut();
+    if data.len > 0 {
+        // SAFETY: allocations in the live request pool.
+        let buf = unsafe { ngx_pcalloc(sr.pool, size_of::<ngx_buf_t>()) }.cast::<ngx_buf_t>();
+        let chain = unsafe { ngx_alloc_chain_link(sr.pool) };
+        if buf.is_null() || chain.is_null() {
+            return Err(NgxError);
         }
+        // SAFETY: both were just allocated; `data` lives in the
+        // request pool per the Body contract and is only read.
+        unsafe {
+            (*buf).pos = data.data;
+            (*buf).start = data.data;
+            (*buf).last = data.data.add(data.len);
+            (*buf).end = (*buf).last;
+            bitfield::buf::set_memory(&mut *buf, true);
+            bitfield::buf::set_last_buf(&mut *buf, true);
+            bitfield::buf::set_last_in_chain(&mut *buf, true);
+            (*chain).buf = buf;
+            (*chain).next = ptr::null_mut();
+        }
+        body.bufs = chain;
     }
     Ok(())
 }

@@ -4,7 +4,7 @@ package AGBackend;
 # and an echo server in one.  Every request is answered according to the
 # request itself and recorded (one JSON object per line) to a log file.
 #
-#   AGBackend::serve(port => N, name => 'auth', mode => 'auth'|'echo',
+#   AGBackend::serve(port => N, name => 'auth', mode => 'auth'|'echo'|'oauth2',
 #                    log => '/path/auth.requests');
 #
 # Response control ("ctl" parameters), later sources override earlier ones:
@@ -222,6 +222,8 @@ sub handle_connection {
             }
         }
 
+        _oauth2_proxy(\%ctl, $path, $query, $hv) if $mode eq 'oauth2';
+
         if (defined $ctl{fail_first} && $ctl{fail_first} =~ /^\d+$/ && $o{log}) {
             my $key = $ctl{fail_key} // $path;
             if (_count_request("$o{log}.fail-" . md5_hex($key)) < $ctl{fail_first}) {
@@ -289,6 +291,56 @@ sub handle_connection {
             close $c;
             return;
         }
+    }
+}
+
+# mode oauth2: plays oauth2-proxy's contract with nginx's auth_request (its
+# --skip-provider-button flow, the identity provider short-circuited):
+#   GET /oauth2/auth      session cookie "_oauth2_proxy=session-N" present:
+#                         202 with X-Auth-Request-User/-Email and a refreshed
+#                         session cookie (N+1) plus the CSRF cookie cleared;
+#                         else 302 to /oauth2/start?rd=<X-Forwarded-Uri>
+#   GET /oauth2/start     302 to /oauth2/callback?code=c0de&state=<rd>, with
+#                         a CSRF cookie
+#   GET /oauth2/callback  with the CSRF cookie and code=c0de: the session
+#                         cookie (session-1) and 302 to state; else 403
+# "session-revoked" is refused like no cookie. X-Ctl-* is ignored.
+sub _oauth2_proxy {
+    my ($ctl, $path, $query, $hv) = @_;
+    my %cookie;
+    for my $c (map { split /;\s*/ } $hv->('cookie')) {
+        my ($n, $v) = split /=/, $c, 2;
+        $cookie{$n} = $v // '' if defined $n;
+    }
+    my %q = map { my ($k, $v) = split /=/, $_, 2; (_url_decode($k), _url_decode($v // '')) }
+        grep { length } split /&/, $query;
+    my $enc = sub { my $s = shift; $s =~ s/([^A-Za-z0-9\/._~-])/sprintf('%%%02X', ord $1)/ge; $s };
+    %$ctl = (www => [], hdr => [], body => '');
+    if ($path eq '/oauth2/auth') {
+        my $s = $cookie{_oauth2_proxy} // '';
+        if ($s =~ /^session-(\d+)$/) {
+            my $next = $1 + 1;
+            $ctl->{status} = 202;
+            push @{ $ctl->{hdr} }, 'X-Auth-Request-User: alice', 'X-Auth-Request-Email: alice@example.com',
+                "Set-Cookie: _oauth2_proxy=session-$next; Path=/; HttpOnly; SameSite=Lax",
+                'Set-Cookie: _oauth2_proxy_csrf=; Path=/; Max-Age=0';
+        } else {
+            my ($rd) = $hv->('x-forwarded-uri');
+            $ctl->{status} = 302;
+            push @{ $ctl->{hdr} }, 'Location: /oauth2/start?rd=' . $enc->($rd // '/');
+        }
+    } elsif ($path eq '/oauth2/start') {
+        $ctl->{status} = 302;
+        push @{ $ctl->{hdr} }, 'Set-Cookie: _oauth2_proxy_csrf=x5rf; Path=/; HttpOnly',
+            'Location: /oauth2/callback?code=c0de&state=' . $enc->($q{rd} // '/');
+    } elsif ($path eq '/oauth2/callback'
+             && ($cookie{_oauth2_proxy_csrf} // '') eq 'x5rf' && ($q{code} // '') eq 'c0de') {
+        $ctl->{status} = 302;
+        push @{ $ctl->{hdr} }, 'Set-Cookie: _oauth2_proxy=session-1; Path=/; HttpOnly; SameSite=Lax',
+            'Location: ' . ($q{state} // '/');
+    } else {
+        $ctl->{status} = 403;
+        $ctl->{body} = "oauth2: forbidden\n";
     }
 }
 

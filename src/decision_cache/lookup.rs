@@ -1,0 +1,346 @@
+//! The request path: look a question up before asking the service, wait
+//! for another request's answer to the same question, store the answer
+//! after the verdict.
+//!
+//! A cache failure (no zone, an unreadable entry, no room) is never a
+//! request failure and never an allow: the request is asked about as if
+//! there were no cache.
+
+use nginx_sys::{
+    ngx_current_msec, ngx_http_request_t, ngx_list_t, ngx_pnalloc, ngx_str_t, ngx_table_elt_t,
+    NGX_LOG_INFO, NGX_LOG_WARN,
+};
+use ngx::http::HttpModuleMainConf;
+
+use super::conf::CacheConf;
+use super::entry::{self, Entry};
+use super::freshness::{self, Lifetime};
+use super::module::DecisionCacheModule;
+use super::table::{Begin, StoreError, DATA_CAP};
+use super::zone::Zone;
+use super::CacheStatus;
+use crate::nginx::{delay, request, variables};
+
+/// How long a request asking the service for an entry holds the other
+/// requests with the same question waiting (ms); after it they ask for
+/// themselves.
+pub const FLIGHT_MS: u64 = 5000;
+/// How often a waiting request looks again (ms).
+pub const WAIT_STEP_MS: u64 = 10;
+
+/// A request's part in the cache, kept in the mechanism's context.
+#[derive(Clone, Copy, Default)]
+pub struct Flight {
+    // Bytes, not `u128`: request pools align to 8 only.
+    id: [u8; 16],
+    key_id: [u8; 16],
+    state: State,
+    wait_until_ms: u64,
+}
+
+#[derive(Clone, Copy, Default, PartialEq, Eq)]
+enum State {
+    /// Nothing looked up yet.
+    #[default]
+    New,
+    /// Waiting for another request's answer.
+    Waiting,
+    /// Asking the service, holding the single-flight marker.
+    Owner,
+    /// Asking the service, without the marker.
+    Asking,
+    /// Nothing (more) to do with the cache.
+    Done,
+}
+
+impl Flight {
+    /// The request is paused waiting for another request's answer.
+    pub fn waiting(&self) -> bool {
+        self.state == State::Waiting
+    }
+
+    /// The request asks the service for an answer the cache may keep:
+    /// [`store`] or [`release`] are due (without a cache, never: the
+    /// caller then skips preparing what to store).
+    pub fn asking(&self) -> bool {
+        matches!(self.state, State::Owner | State::Asking)
+    }
+}
+
+/// What the cache says.
+pub enum Look {
+    /// The stored decision (its strings live in the request pool).
+    Hit(Entry<'static>),
+    /// Paused (see [`crate::nginx::delay`]); return `NGX_AGAIN` and look
+    /// again when the phase engine calls back.
+    Wait,
+    /// Ask the service, then [`store`] or [`release`].
+    Ask,
+}
+
+/// Looks the request's question up, filed under the location's
+/// `*_cache_key`. `values` is how many variable values the mechanism
+/// stores with an entry (an entry with another count is not used).
+pub fn look(
+    r: &mut ngx_http_request_t,
+    cache: &CacheConf,
+    flight: &mut Flight,
+    values: usize,
+) -> Look {
+    if cache.zone().is_none() {
+        // No cache here: nothing to do, nothing more to cost.
+        return Look::Ask;
+    }
+    let key = match cache.key() {
+        Some(cv) if flight.state == State::New => variables::evaluate(r, cv),
+        _ => None,
+    };
+    // SAFETY: evaluated values live in the request pool.
+    let key = key.map(|k| unsafe { core::slice::from_raw_parts(k.data, k.len) });
+    look_key(r, cache, flight, values, key.unwrap_or(&[]))
+}
+
+/// [`look`] with the key given by the mechanism (auth_http's key is the
+/// question it asks). An empty key is not looked up (`BYPASS`).
+pub fn look_key(
+    r: &mut ngx_http_request_t,
+    cache: &CacheConf,
+    flight: &mut Flight,
+    values: usize,
+    key: &[u8],
+) -> Look {
+    let Some(zone) = cache.zone() else {
+        flight.state = State::Done;
+        return Look::Ask;
+    };
+    if flight.state == State::Done {
+        return Look::Ask;
+    }
+    let zone = Zone(zone);
+    let first = flight.state == State::New;
+    // SAFETY: ngx_current_msec is nginx's cached monotonic clock, read on
+    // the worker's own thread.
+    let now = unsafe { ngx_current_msec } as u64;
+    if first && key.is_empty() {
+        set_status(r, CacheStatus::Bypass);
+        flight.state = State::Done;
+        return Look::Ask;
+    }
+    let key = first.then_some(key);
+    let pool = r.pool;
+    let looked = zone.with(|secret, table| {
+        if let Some(key) = key {
+            flight.id = secret.hash(&[&cache.scope, key]).to_le_bytes();
+            flight.key_id = secret.hash(&[b"key", key]).to_le_bytes();
+            flight.wait_until_ms = now + FLIGHT_MS;
+        }
+        let may_wait = now < flight.wait_until_ms;
+        match table.begin(
+            u128::from_le_bytes(flight.id),
+            u128::from_le_bytes(flight.key_id),
+            now,
+            FLIGHT_MS,
+            may_wait,
+            first,
+        ) {
+            Begin::Hit(i) => {
+                let data = table.data(i);
+                // SAFETY: allocation in the live request pool.
+                let copy = unsafe { ngx_pnalloc(pool, data.len().max(1)) }.cast::<u8>();
+                if copy.is_null() {
+                    return Err(());
+                }
+                // SAFETY: `copy` has room for `data`; the pool outlives
+                // every use of the entry by this request.
+                unsafe {
+                    core::ptr::copy_nonoverlapping(data.as_ptr(), copy, data.len());
+                    Ok((Begin::Hit(i), core::slice::from_raw_parts(copy, data.len())))
+                }
+            }
+            other => Ok((other, &[][..])),
+        }
+    });
+    let Some(Ok((begun, data))) = looked else {
+        set_status(r, CacheStatus::Bypass);
+        flight.state = State::Done;
+        return Look::Ask;
+    };
+    match begun {
+        Begin::Hit(_) => {
+            flight.state = State::Done;
+            match Entry::parse(data).filter(|e| e.value_count() == values) {
+                Some(entry) => {
+                    set_status(r, CacheStatus::Hit);
+                    Look::Hit(entry)
+                }
+                None => {
+                    ngx::ngx_log_error!(
+                        NGX_LOG_WARN,
+                        request::log(r),
+                        "auth cache: unreadable entry, asking the service"
+                    );
+                    set_status(r, CacheStatus::Bypass);
+                    Look::Ask
+                }
+            }
+        }
+        Begin::Wait => {
+            flight.state = State::Waiting;
+            delay::pause(r, WAIT_STEP_MS);
+            Look::Wait
+        }
+        Begin::Ask { claimed, expired } => {
+            flight.state = if claimed { State::Owner } else { State::Asking };
+            set_status(
+                r,
+                if expired {
+                    CacheStatus::Expired
+                } else {
+                    CacheStatus::Miss
+                },
+            );
+            Look::Ask
+        }
+    }
+}
+
+/// After the verdict: stores the decision when `code` has a
+/// `*_cache_valid` time and the service's headers allow it, for the
+/// smaller of the two; otherwise ends the flight (waiters ask for
+/// themselves). Returns whether it stored (for the status zone).
+pub fn store<'s>(
+    r: &ngx_http_request_t,
+    cache: &CacheConf,
+    flight: &mut Flight,
+    code: u16,
+    lifetime: Lifetime,
+    challenges: impl Iterator<Item = &'s [u8]> + Clone,
+    values: impl Iterator<Item = &'s [u8]> + Clone,
+) -> bool {
+    if !matches!(flight.state, State::Owner | State::Asking) {
+        return false;
+    }
+    let Some(zone) = cache.zone().map(Zone) else {
+        return false;
+    };
+    let seconds = cache
+        .valid_seconds(code)
+        .map_or(0, |s| lifetime.cap(u64::from(s)));
+    if seconds == 0 {
+        release(cache, flight);
+        return false;
+    }
+    let mut buf = [0u8; DATA_CAP];
+    let Some(len) = entry::encode(&mut buf, code, challenges, values) else {
+        ngx::ngx_log_error!(
+            NGX_LOG_INFO,
+            request::log(r),
+            "auth cache: decision larger than {} bytes, not stored",
+            DATA_CAP
+        );
+        release(cache, flight);
+        return false;
+    };
+    // SAFETY: as in look().
+    let now = unsafe { ngx_current_msec } as u64;
+    let expires = now.saturating_add(seconds.saturating_mul(1000));
+    let stored = zone.with(|_, table| {
+        table.store(
+            u128::from_le_bytes(flight.id),
+            u128::from_le_bytes(flight.key_id),
+            expires,
+            &buf[..len],
+        )
+    });
+    flight.state = State::Done;
+    let why = match stored {
+        Some(Ok(())) => return true,
+        Some(Err(StoreError::TooLarge)) => "decision too large",
+        Some(Err(StoreError::NoRoom)) => "the zone has no room",
+        None => "the zone is not ready",
+    };
+    ngx::ngx_log_error!(
+        NGX_LOG_WARN,
+        request::log(r),
+        "auth cache: not stored: {why}"
+    );
+    false
+}
+
+/// Ends the request's flight without storing anything.
+pub fn release(cache: &CacheConf, flight: &mut Flight) {
+    if flight.state == State::Owner {
+        if let Some(zone) = cache.zone().map(Zone) {
+            zone.with(|_, table| table.release(u128::from_le_bytes(flight.id)));
+        }
+    }
+    flight.state = State::Done;
+}
+
+/// Sets `$auth_cache_status`; kept in the main request's variables, so it
+/// survives internal redirects and reaches the access log.
+fn set_status(r: &mut ngx_http_request_t, status: CacheStatus) {
+    let Some(var) = DecisionCacheModule::main_conf(r).and_then(|m| m.status_variable.as_ref())
+    else {
+        return;
+    };
+    let s = status.as_str();
+    // SAFETY: a static string; nginx only reads variable values.
+    let main = unsafe { &mut *r.main };
+    variables::store(
+        main,
+        var,
+        ngx_str_t {
+            len: s.len(),
+            data: s.as_ptr().cast_mut(),
+        },
+    );
+}
+
+/// The lifetime the service's `Cache-Control` and `X-Accel-Expires`
+/// headers allow for the answer of the finished subrequest `sr`: those of
+/// its upstream (a proxied service; nginx hides `X-Accel-Expires` from the
+/// response) and of its own response (`add_header`, `expires`).
+pub fn service_lifetime(sr: &ngx_http_request_t) -> Lifetime {
+    // SAFETY: ngx_cached_time is nginx's time cache, read on the worker's
+    // own thread.
+    let now = unsafe { (*nginx_sys::ngx_cached_time).sec } as u64;
+    let mut lifetime = Lifetime::Unlimited;
+    let mut visit = |h: &ngx_table_elt_t| {
+        let (name, value) = (h.key.as_bytes(), h.value.as_bytes());
+        if name.eq_ignore_ascii_case(b"Cache-Control") {
+            lifetime = lifetime.min(freshness::cache_control(value));
+        } else if name.eq_ignore_ascii_case(b"X-Accel-Expires") {
+            lifetime = lifetime.min(freshness::x_accel_expires(value, now));
+        }
+    };
+    if !sr.upstream.is_null() {
+        // SAFETY: a finished subrequest's upstream lives in the request pool
+        // until the main request ends.
+        for_each_header(unsafe { &(*sr.upstream).headers_in.headers }, &mut visit);
+    }
+    for_each_header(&sr.headers_out.headers, &mut visit);
+    lifetime
+}
+
+/// Calls `f` for every live element of a header list.
+fn for_each_header(list: &ngx_list_t, f: &mut impl FnMut(&ngx_table_elt_t)) {
+    let mut part: *const nginx_sys::ngx_list_part_t = &list.part;
+    if list.nalloc == 0 {
+        return;
+    }
+    while !part.is_null() {
+        // SAFETY: the list's parts and their `nelts` elements are live
+        // request memory.
+        let (elts, n) = unsafe { ((*part).elts.cast::<ngx_table_elt_t>(), (*part).nelts) };
+        for i in 0..n {
+            // SAFETY: i < nelts.
+            let h = unsafe { &*elts.add(i) };
+            if h.hash != 0 {
+                f(h);
+            }
+        }
+        // SAFETY: as above.
+        part = unsafe { (*part).next };
+    }
+}

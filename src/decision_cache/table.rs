@@ -1,0 +1,544 @@
+//! The entry table in the shared zone: hash buckets, least-recently-used
+//! order and the single-flight marker, pure (it works on slices, which the
+//! zone provides in shared memory and the tests on the heap).
+//!
+//! Fixed-size slots: a full zone always has a slot to give (the least
+//! recently used one), nothing fragments, and a slot never holds a key —
+//! only the keyed hash of the question (`id`) and of the key value alone
+//! (`key_id`, for purging one key in every cache sharing the zone).
+
+/// Bytes of entry data a slot holds (the slot is 1 KiB).
+pub const DATA_CAP: usize = 952;
+
+const NIL: u32 = u32::MAX;
+
+/// One entry. Plain data: an all-zero slot is a valid free one.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Slot {
+    id: u128,
+    key_id: u128,
+    /// The data is fresh before this time (ms); 0: no data.
+    expires_ms: u64,
+    /// A request is asking the service for this entry until this time
+    /// (ms); 0: nobody.
+    pending_until_ms: u64,
+    bucket_next: u32,
+    lru_prev: u32,
+    lru_next: u32,
+    in_use: u32,
+    len: u32,
+    _reserved: u32,
+    data: [u8; DATA_CAP],
+}
+
+impl Default for Slot {
+    fn default() -> Self {
+        Self {
+            id: 0,
+            key_id: 0,
+            expires_ms: 0,
+            pending_until_ms: 0,
+            bucket_next: NIL,
+            lru_prev: NIL,
+            lru_next: NIL,
+            in_use: 0,
+            len: 0,
+            _reserved: 0,
+            data: [0; DATA_CAP],
+        }
+    }
+}
+
+/// The table's bookkeeping, at the start of the zone.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Header {
+    /// Most recently used first.
+    lru_head: u32,
+    lru_tail: u32,
+    free_head: u32,
+    pub used: u32,
+}
+
+impl Header {
+    /// An empty table over `slots` (which [`Table::format`] links).
+    pub fn new() -> Self {
+        Self {
+            lru_head: NIL,
+            lru_tail: NIL,
+            free_head: NIL,
+            used: 0,
+        }
+    }
+}
+
+impl Default for Header {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The table: header, buckets (slot indexes), slots.
+pub struct Table<'a> {
+    header: &'a mut Header,
+    buckets: &'a mut [u32],
+    slots: &'a mut [Slot],
+}
+
+/// What the start of a lookup found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Begin {
+    /// A fresh entry: its data is [`Table::data`] of this slot.
+    Hit(u32),
+    /// Another request is asking the service for this entry: look again
+    /// later.
+    Wait,
+    /// Ask the service. `claimed`: this request holds the single-flight
+    /// marker (others wait for it). `expired`: an entry was there but is
+    /// stale.
+    Ask { claimed: bool, expired: bool },
+}
+
+/// Why an answer was not stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreError {
+    /// Larger than [`DATA_CAP`].
+    TooLarge,
+    /// The table has no slots at all.
+    NoRoom,
+}
+
+impl<'a> Table<'a> {
+    /// The table over memory laid out by [`Table::format`] (or a previous
+    /// run of it, when a zone survives a reload).
+    pub fn new(header: &'a mut Header, buckets: &'a mut [u32], slots: &'a mut [Slot]) -> Self {
+        Self {
+            header,
+            buckets,
+            slots,
+        }
+    }
+
+    /// Makes every slot free and every bucket empty.
+    pub fn format(&mut self) {
+        *self.header = Header::new();
+        self.buckets.fill(NIL);
+        for i in (0..self.slots.len()).rev() {
+            self.slots[i] = Slot::default();
+            self.slots[i].bucket_next = self.header.free_head;
+            self.header.free_head = i as u32;
+        }
+    }
+
+    /// Starts a lookup for `id` at `now` (ms).
+    ///
+    /// A fresh entry is a hit (and becomes the most recently used). When
+    /// another request's marker is live and `may_wait`, wait. Otherwise
+    /// ask; with `may_claim` the request puts up its own marker, valid
+    /// `flight_ms`, so that others wait for its answer instead of asking
+    /// too.
+    pub fn begin(
+        &mut self,
+        id: u128,
+        key_id: u128,
+        now: u64,
+        flight_ms: u64,
+        may_wait: bool,
+        may_claim: bool,
+    ) -> Begin {
+        let found = self.find(id);
+        let mut expired = false;
+        if let Some(i) = found {
+            let slot = &self.slots[i as usize];
+            if slot.expires_ms > now {
+                self.touch(i);
+                return Begin::Hit(i);
+            }
+            expired = slot.expires_ms != 0;
+            if slot.pending_until_ms > now && may_wait {
+                return Begin::Wait;
+            }
+        }
+        if !may_claim {
+            return Begin::Ask {
+                claimed: false,
+                expired,
+            };
+        }
+        let Some(i) = found.or_else(|| self.insert(id, key_id)) else {
+            return Begin::Ask {
+                claimed: false,
+                expired,
+            };
+        };
+        self.slots[i as usize].pending_until_ms = now.saturating_add(flight_ms).max(1);
+        Begin::Ask {
+            claimed: true,
+            expired,
+        }
+    }
+
+    /// The data of slot `i` (after [`Begin::Hit`]).
+    pub fn data(&self, i: u32) -> &[u8] {
+        let slot = &self.slots[i as usize];
+        &slot.data[..slot.len as usize]
+    }
+
+    /// Stores `data` for `id`, fresh until `expires_ms`, and ends its
+    /// flight. A full table gives up its least recently used entry.
+    pub fn store(
+        &mut self,
+        id: u128,
+        key_id: u128,
+        expires_ms: u64,
+        data: &[u8],
+    ) -> Result<(), StoreError> {
+        if data.len() > DATA_CAP {
+            self.release(id);
+            return Err(StoreError::TooLarge);
+        }
+        let Some(i) = self.find(id).or_else(|| self.insert(id, key_id)) else {
+            return Err(StoreError::NoRoom);
+        };
+        let slot = &mut self.slots[i as usize];
+        slot.data[..data.len()].copy_from_slice(data);
+        slot.len = data.len() as u32;
+        slot.expires_ms = expires_ms.max(1);
+        slot.pending_until_ms = 0;
+        self.touch(i);
+        Ok(())
+    }
+
+    /// Ends `id`'s flight without an answer to store: waiters stop
+    /// waiting. An entry without data leaves the table.
+    pub fn release(&mut self, id: u128) {
+        if let Some(i) = self.find(id) {
+            self.slots[i as usize].pending_until_ms = 0;
+            if self.slots[i as usize].expires_ms == 0 {
+                self.remove(i);
+            }
+        }
+    }
+
+    /// Removes every entry whose key value hashed to `key_id`; returns how
+    /// many.
+    pub fn purge_key(&mut self, key_id: u128) -> usize {
+        self.purge_where(|slot| slot.key_id == key_id)
+    }
+
+    /// Removes every entry; returns how many.
+    pub fn purge_all(&mut self) -> usize {
+        self.purge_where(|_| true)
+    }
+
+    fn purge_where(&mut self, matches: impl Fn(&Slot) -> bool) -> usize {
+        let mut removed = 0;
+        for i in 0..self.slots.len() {
+            if self.slots[i].in_use != 0 && matches(&self.slots[i]) {
+                self.remove(i as u32);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    fn bucket(&self, id: u128) -> usize {
+        (id as u64 % self.buckets.len().max(1) as u64) as usize
+    }
+
+    fn find(&self, id: u128) -> Option<u32> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let mut i = self.buckets[self.bucket(id)];
+        while i != NIL {
+            let slot = &self.slots[i as usize];
+            if slot.id == id {
+                return Some(i);
+            }
+            i = slot.bucket_next;
+        }
+        None
+    }
+
+    /// A new entry for `id` (free slot, else the least recently used one),
+    /// most recently used, without data.
+    fn insert(&mut self, id: u128, key_id: u128) -> Option<u32> {
+        if self.buckets.is_empty() {
+            return None;
+        }
+        let i = if self.header.free_head != NIL {
+            let i = self.header.free_head;
+            self.header.free_head = self.slots[i as usize].bucket_next;
+            i
+        } else if self.header.lru_tail != NIL {
+            let i = self.header.lru_tail;
+            self.remove(i);
+            self.header.free_head = self.slots[i as usize].bucket_next;
+            i
+        } else {
+            return None;
+        };
+        let b = self.bucket(id);
+        let slot = &mut self.slots[i as usize];
+        slot.id = id;
+        slot.key_id = key_id;
+        slot.expires_ms = 0;
+        slot.pending_until_ms = 0;
+        slot.len = 0;
+        slot.in_use = 1;
+        slot.bucket_next = self.buckets[b];
+        self.buckets[b] = i;
+        self.link_front(i);
+        self.header.used += 1;
+        Some(i)
+    }
+
+    fn remove(&mut self, i: u32) {
+        let b = self.bucket(self.slots[i as usize].id);
+        // Unlink from the bucket chain.
+        let next = self.slots[i as usize].bucket_next;
+        if self.buckets[b] == i {
+            self.buckets[b] = next;
+        } else {
+            let mut j = self.buckets[b];
+            while j != NIL {
+                if self.slots[j as usize].bucket_next == i {
+                    self.slots[j as usize].bucket_next = next;
+                    break;
+                }
+                j = self.slots[j as usize].bucket_next;
+            }
+        }
+        self.unlink_lru(i);
+        let slot = &mut self.slots[i as usize];
+        slot.in_use = 0;
+        slot.expires_ms = 0;
+        slot.pending_until_ms = 0;
+        slot.len = 0;
+        slot.id = 0;
+        slot.key_id = 0;
+        slot.bucket_next = self.header.free_head;
+        self.header.free_head = i;
+        self.header.used -= 1;
+    }
+
+    fn touch(&mut self, i: u32) {
+        if self.header.lru_head != i {
+            self.unlink_lru(i);
+            self.link_front(i);
+        }
+    }
+
+    fn link_front(&mut self, i: u32) {
+        let head = self.header.lru_head;
+        self.slots[i as usize].lru_prev = NIL;
+        self.slots[i as usize].lru_next = head;
+        if head != NIL {
+            self.slots[head as usize].lru_prev = i;
+        } else {
+            self.header.lru_tail = i;
+        }
+        self.header.lru_head = i;
+    }
+
+    fn unlink_lru(&mut self, i: u32) {
+        let (prev, next) = (
+            self.slots[i as usize].lru_prev,
+            self.slots[i as usize].lru_next,
+        );
+        if prev != NIL {
+            self.slots[prev as usize].lru_next = next;
+        } else if self.header.lru_head == i {
+            self.header.lru_head = next;
+        }
+        if next != NIL {
+            self.slots[next as usize].lru_prev = prev;
+        } else if self.header.lru_tail == i {
+            self.header.lru_tail = prev;
+        }
+        self.slots[i as usize].lru_prev = NIL;
+        self.slots[i as usize].lru_next = NIL;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Mem {
+        header: Header,
+        buckets: Vec<u32>,
+        slots: Vec<Slot>,
+    }
+
+    impl Mem {
+        fn new(n: usize) -> Self {
+            let mut m = Mem {
+                header: Header::new(),
+                buckets: vec![0; n],
+                slots: vec![Slot::default(); n],
+            };
+            m.table().format();
+            m
+        }
+        fn table(&mut self) -> Table<'_> {
+            Table::new(&mut self.header, &mut self.buckets, &mut self.slots)
+        }
+    }
+
+    const ASK: Begin = Begin::Ask {
+        claimed: true,
+        expired: false,
+    };
+
+    #[test]
+    fn miss_store_hit_expire() {
+        let mut m = Mem::new(4);
+        let mut t = m.table();
+        assert_eq!(t.begin(1, 10, 100, 5000, true, true), ASK);
+        t.store(1, 10, 200, b"decision").unwrap();
+        let Begin::Hit(i) = t.begin(1, 10, 150, 5000, true, true) else {
+            panic!("no hit")
+        };
+        assert_eq!(t.data(i), b"decision");
+        assert_eq!(
+            t.begin(1, 10, 200, 5000, true, true),
+            Begin::Ask {
+                claimed: true,
+                expired: true
+            }
+        );
+    }
+
+    #[test]
+    fn single_flight() {
+        let mut m = Mem::new(4);
+        let mut t = m.table();
+        assert_eq!(t.begin(1, 10, 100, 5000, true, true), ASK);
+        // others wait while the marker lives
+        assert_eq!(t.begin(1, 10, 101, 5000, true, true), Begin::Wait);
+        // a waiter that may not wait any longer asks without a marker
+        assert_eq!(
+            t.begin(1, 10, 102, 5000, false, false),
+            Begin::Ask {
+                claimed: false,
+                expired: false
+            }
+        );
+        // the marker's deadline passes: the next one claims
+        assert_eq!(t.begin(1, 10, 5101, 5000, true, true), ASK);
+        // the flight ends without an answer: nobody waits
+        t.release(1);
+        assert_eq!(t.m_used(), 0);
+        assert_eq!(t.begin(1, 10, 5102, 5000, true, true), ASK);
+        t.store(1, 10, 9000, b"x").unwrap();
+        assert!(matches!(
+            t.begin(1, 10, 5103, 5000, true, true),
+            Begin::Hit(_)
+        ));
+    }
+
+    #[test]
+    fn full_table_evicts_least_recently_used() {
+        let mut m = Mem::new(3);
+        let mut t = m.table();
+        for id in 1..=3u128 {
+            t.store(id, id, 1000, b"v").unwrap();
+        }
+        // use 1, so 2 is the least recently used
+        assert!(matches!(t.begin(1, 1, 0, 10, true, true), Begin::Hit(_)));
+        t.store(4, 4, 1000, b"v").unwrap();
+        assert!(matches!(
+            t.begin(2, 2, 0, 10, false, false),
+            Begin::Ask { .. }
+        ));
+        for id in [1u128, 3, 4] {
+            assert!(
+                matches!(t.begin(id, id, 0, 10, false, false), Begin::Hit(_)),
+                "{id}"
+            );
+        }
+        assert_eq!(t.m_used(), 3);
+    }
+
+    #[test]
+    fn too_large_releases_the_flight() {
+        let mut m = Mem::new(2);
+        let mut t = m.table();
+        assert_eq!(t.begin(1, 1, 0, 5000, true, true), ASK);
+        assert_eq!(
+            t.store(1, 1, 100, &[0; DATA_CAP + 1]),
+            Err(StoreError::TooLarge)
+        );
+        assert_eq!(t.begin(1, 1, 1, 5000, true, true), ASK);
+        assert!(t.store(1, 1, 100, &[0; DATA_CAP]).is_ok());
+    }
+
+    #[test]
+    fn empty_table_never_stores() {
+        let mut m = Mem::new(0);
+        let mut t = m.table();
+        assert_eq!(
+            t.begin(1, 1, 0, 5000, true, true),
+            Begin::Ask {
+                claimed: false,
+                expired: false
+            }
+        );
+        assert_eq!(t.store(1, 1, 100, b"x"), Err(StoreError::NoRoom));
+    }
+
+    #[test]
+    fn purge_by_key_and_all() {
+        let mut m = Mem::new(8);
+        let mut t = m.table();
+        t.store(1, 100, 1000, b"a").unwrap();
+        t.store(2, 100, 1000, b"b").unwrap();
+        t.store(3, 200, 1000, b"c").unwrap();
+        assert_eq!(t.purge_key(100), 2);
+        assert!(matches!(
+            t.begin(1, 100, 0, 10, false, false),
+            Begin::Ask { .. }
+        ));
+        assert!(matches!(
+            t.begin(3, 200, 0, 10, false, false),
+            Begin::Hit(_)
+        ));
+        assert_eq!(t.purge_all(), 1);
+        assert_eq!(t.m_used(), 0);
+    }
+
+    #[test]
+    fn colliding_buckets_and_churn() {
+        // many ids into few buckets, stored and removed in mixed order
+        let mut m = Mem::new(5);
+        let mut t = m.table();
+        for round in 0..50u128 {
+            let id = round * 5 + 3; // same bucket
+            t.store(id, id, 1000, &[round as u8]).unwrap();
+            if round % 3 == 0 {
+                t.release(id); // has data: stays
+                t.purge_key(id);
+            }
+            assert!(t.m_used() <= 5);
+        }
+        let hits = (0..50u128)
+            .filter(|r| matches!(t.begin(r * 5 + 3, 0, 0, 10, false, false), Begin::Hit(_)))
+            .count();
+        assert_eq!(hits, 5);
+        t.purge_all();
+        assert_eq!(t.m_used(), 0);
+        for id in 0..5u128 {
+            t.store(id, id, 1000, b"v").unwrap();
+        }
+        assert_eq!(t.m_used(), 5);
+    }
+
+    impl Table<'_> {
+        fn m_used(&self) -> u32 {
+            self.header.used
+        }
+    }
+}

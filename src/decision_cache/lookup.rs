@@ -91,12 +91,22 @@ pub fn look(
         // No cache here: nothing to do, nothing more to cost.
         return Look::Ask;
     }
-    let key = match cache.key() {
-        Some(cv) if flight.state == State::New => variables::evaluate(r, cv),
-        _ => None,
+    let key = if flight.state != State::New {
+        None
+    } else if let Some(index) = cache.key_variable() {
+        let value = variables::get_indexed(r, index);
+        Some(ngx_str_t {
+            len: value.len(),
+            data: value.as_ptr().cast_mut(),
+        })
+    } else {
+        cache.key().and_then(|cv| variables::evaluate(r, cv))
     };
-    // SAFETY: evaluated values live in the request pool.
-    let key = key.map(|k| unsafe { core::slice::from_raw_parts(k.data, k.len) });
+    // SAFETY: variable values live in the request pool (or are static).
+    let key = key.map(|k| match k.len {
+        0 => &[][..],
+        len => unsafe { core::slice::from_raw_parts(k.data, len) },
+    });
     look_key(r, cache, flight, values, key.unwrap_or(&[]))
 }
 
@@ -131,18 +141,25 @@ pub fn look_key(
     let looked = zone.with(|secret, table| {
         if let Some(key) = key {
             flight.id = secret.hash(&[&cache.scope, key]).to_le_bytes();
-            flight.key_id = secret.hash(&[b"key", key]).to_le_bytes();
             flight.wait_until_ms = now + FLIGHT_MS;
         }
+        // The key's own hash (for purging) only when it is needed: for a
+        // new entry now, or for storing the answer later; not on a hit.
+        let known_key_id = u128::from_le_bytes(flight.key_id);
+        let key_id = || key.map_or(known_key_id, |k| secret.hash(&[b"key", k]));
         let may_wait = now < flight.wait_until_ms;
-        match table.begin(
+        let begun = table.begin(
             u128::from_le_bytes(flight.id),
-            u128::from_le_bytes(flight.key_id),
+            key_id,
             now,
             FLIGHT_MS,
             may_wait,
             first,
-        ) {
+        );
+        if !matches!(begun, Begin::Hit(_)) {
+            flight.key_id = key_id().to_le_bytes();
+        }
+        match begun {
             Begin::Hit(i) => {
                 let data = table.data(i);
                 // SAFETY: allocation in the live request pool.

@@ -224,7 +224,7 @@ pub fn look_key(
 /// After the verdict: stores the decision when `code` has a
 /// `*_cache_valid` time and the service's headers allow it, for the
 /// smaller of the two; otherwise ends the flight (waiters ask for
-/// themselves).
+/// themselves). Returns whether it stored (for the status zone).
 pub fn store<'s>(
     r: &ngx_http_request_t,
     cache: &CacheConf,
@@ -233,19 +233,19 @@ pub fn store<'s>(
     lifetime: Lifetime,
     challenges: impl Iterator<Item = &'s [u8]> + Clone,
     values: impl Iterator<Item = &'s [u8]> + Clone,
-) {
+) -> bool {
     if !matches!(flight.state, State::Owner | State::Asking) {
-        return;
+        return false;
     }
     let Some(zone) = cache.zone().map(Zone) else {
-        return;
+        return false;
     };
     let seconds = cache
         .valid_seconds(code)
         .map_or(0, |s| lifetime.cap(u64::from(s)));
     if seconds == 0 {
         release(cache, flight);
-        return;
+        return false;
     }
     let mut buf = [0u8; DATA_CAP];
     let Some(len) = entry::encode(&mut buf, code, challenges, values) else {
@@ -256,7 +256,7 @@ pub fn store<'s>(
             DATA_CAP
         );
         release(cache, flight);
-        return;
+        return false;
     };
     // SAFETY: as in look().
     let now = unsafe { ngx_current_msec } as u64;
@@ -271,7 +271,7 @@ pub fn store<'s>(
     });
     flight.state = State::Done;
     let why = match stored {
-        Some(Ok(())) => return,
+        Some(Ok(())) => return true,
         Some(Err(StoreError::TooLarge)) => "decision too large",
         Some(Err(StoreError::NoRoom)) => "the zone has no room",
         None => "the zone is not ready",
@@ -281,6 +281,7 @@ pub fn store<'s>(
         request::log(r),
         "auth cache: not stored: {why}"
     );
+    false
 }
 
 /// Ends the request's flight without storing anything.

@@ -131,7 +131,7 @@ my %near = (
     auth_http_auth => ['off', 'off x', '/auth method=get', '/auth params=p=%P,q=%z', '@auth', 'auth'],
     auth_http_header => ['X-A %x', 'Host x', '"X Y" v', 'X-A 10%', 'X-A', 'X-A %c%u$remote_addr'],
     auth_http_realm => ['""', '"a\\"b"', 'a b', "caf\xc3\xa9", "\x01"],
-    auth_http_superuser => ['off', 'off x', '/su method=get method=post', '/su params=a=%z', '@su', 'su'],
+    auth_http_superuser => ['/su answer=json', '/su answer=xml', '/su answer=json answer=text', 'off', 'off x', '/su method=get method=post', '/su params=a=%z', '@su', 'su'],
     auth_http_acl => ['/acl params="a=1,,b=2"', '/acl params=%u', '/acl params==x', '/acl method=put params=',
         '/acl params="a=%"', '/acl params=a=$', '/acl params="a=${x"', 'off'],
     auth_http_retry => ['times=11', 'times=-1', 'interval=2h', 'backoff=0.5', 'backoff=inf', 'times=1 times=2',

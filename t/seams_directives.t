@@ -13,6 +13,7 @@
 #     with auth_http_auth, the credentials are asked about again there, and
 #     a refusal there carries that location's realm; error_page 401 into a
 #     protected location refuses again and never reaches its upstream;
+#   * answer=json: each location reads the service's answer its own way;
 #   * auth_http_header: after the move, the question carries the new
 #     location's headers, expanded there;
 #   * ntlm_timeout: a connection bound through a moved request (try_files
@@ -103,6 +104,18 @@ http {
             auth_http_mountpoint b/;
             auth_http_header X-Loc b-%c;
             proxy_set_header X-Hit acl-b;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+
+        # answer=json after a move
+        location /json-a/ {
+            auth_http_acl /_acl/json method=get answer=json;
+            error_page 404 = @json_b;
+            alias %%TESTDIR%%/nope/;
+        }
+        location @json_b {
+            auth_http_acl /_acl/text method=get;
+            proxy_set_header X-Hit json-b;
             proxy_pass http://127.0.0.1:%%PORT_8082%%;
         }
 
@@ -227,6 +240,15 @@ $t->clear_requests('auth');
 $r = http_get('/acl-a/x', headers => ['X-Client: c1', 'X-Ctl-Status: 403']);
 is(http_status($r), 403, 'auth_http: denied in /acl-a/: 403, no move');
 is(scalar(hits('acl-b')), 0, 'auth_http: denied: the protected upstream is never asked');
+
+# answer=json after a move: each location reads the answer its way
+$r = http_get('/json-a/x', headers => ['X-Ctl-Body: {"result":"allow"}']);
+is(http_status($r), 200, 'answer=json: allowed in /json-a/ (json), moved, allowed in @json_b (text: any body)');
+is(scalar(hits('json-b')), 1, 'answer=json: served by @json_b');
+$t->clear_requests('echo');
+$r = http_get('/json-a/x', headers => ['X-Ctl-Body: allow']);
+is(http_status($r), 403, 'answer=json: a text "allow" is no JSON answer: denied in /json-a/, no move');
+is(scalar(hits('json-b')), 0, 'answer=json: the protected upstream is never asked');
 
 # auth_http_auth / auth_http_realm after a move
 use MIME::Base64;

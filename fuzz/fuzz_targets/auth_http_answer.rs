@@ -10,7 +10,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nginx_authgate::auth_http::decision::{
-    next_step, unreachable, NoMatch, Outcome, Policy, Stage, Step,
+    json_as_text, next_step, unreachable, NoMatch, Outcome, Policy, Stage, Step,
 };
 use nginx_authgate::auth_http::retry::{self, RetryPolicy, MAX_DELAY_MS};
 use nginx_authgate::key_auth::consumers::parse_time_ms;
@@ -71,6 +71,20 @@ fuzz_target!(|data: &[u8]| {
         nomatch,
         retry,
     };
+
+    // answer=json: total, and only an answer that says so allows
+    let (json_status, json_body) = json_as_text(stage, status, body);
+    match stage {
+        Stage::Acl if json_status == 200 && json_body.is_empty() => {
+            assert!(status == 204 || status == 200 && body.windows(5).any(|w| w == b"allow"))
+        }
+        Stage::Acl if json_status == 200 => assert!(json_body == b"ignore" && status == 200),
+        Stage::Superuser if json_status == 200 => {
+            assert!(status == 200 && body.windows(4).any(|w| w == b"true"))
+        }
+        Stage::Acl | Stage::Superuser => assert_eq!((json_status, json_body), (403, &b""[..])),
+        Stage::Auth => assert_eq!(json_status, status),
+    }
 
     let step = next_step(stage, attempt, status, body, &policy);
     if unreachable(status) {

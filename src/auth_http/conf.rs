@@ -49,6 +49,8 @@ pub struct Service {
     pub fixed_args: Vec<u8>,
     pub method: Method,
     pub params: Vec<ServiceParam>,
+    /// `answer=json`: EMQX 5 answers (see [`super::decision::json_as_text`]).
+    pub json_answer: bool,
     /// The status zone's series for this service URI.
     pub counter: crate::counters::Counter,
 }
@@ -268,7 +270,7 @@ unsafe extern "C" fn set_auth(
         if conf.auth.is_some() {
             return conf_message(c"is duplicate");
         }
-        match parse_service(cf, DEFAULT_AUTH_PARAMS) {
+        match parse_service(cf, DEFAULT_AUTH_PARAMS, false) {
             Ok(setting) => {
                 if let (ServiceSetting::On(_), Some(main)) =
                     (setting, AuthHttpModule::main_conf_mut(cf))
@@ -443,7 +445,7 @@ unsafe extern "C" fn set_superuser(
         if conf.superuser.is_some() {
             return conf_message(c"is duplicate");
         }
-        match parse_service(cf, DEFAULT_SUPERUSER_PARAMS) {
+        match parse_service(cf, DEFAULT_SUPERUSER_PARAMS, true) {
             Ok(setting) => {
                 if let (ServiceSetting::On(_), Some(main)) =
                     (setting, AuthHttpModule::main_conf_mut(cf))
@@ -467,7 +469,7 @@ unsafe extern "C" fn set_acl(
         if conf.acl.is_some() {
             return conf_message(c"is duplicate");
         }
-        match parse_service(cf, DEFAULT_ACL_PARAMS) {
+        match parse_service(cf, DEFAULT_ACL_PARAMS, true) {
             Ok(setting) => {
                 if let (ServiceSetting::On(_), Some(main)) =
                     (setting, AuthHttpModule::main_conf_mut(cf))
@@ -483,9 +485,12 @@ unsafe extern "C" fn set_acl(
 }
 
 /// `uri|off [method=get|post|put] [params="…"]`
+/// `uri|off [method=get|post|put] [params="…"] [answer=text|json]`
+/// (`answer=` where `answers`).
 fn parse_service(
     cf: &mut ngx_conf_t,
     default_params: &[u8],
+    answers: bool,
 ) -> Result<ServiceSetting, *mut c_char> {
     let words = args(cf).to_vec();
     let directive = words[0];
@@ -527,6 +532,7 @@ fn parse_service(
 
     let mut method = Method::Post;
     let mut params_text: Option<ngx_str_t> = None;
+    let mut json_answer = false;
     for option in &words[2..] {
         let bytes = option.as_bytes();
         if let Some(m) = bytes.strip_prefix(b"method=") {
@@ -546,10 +552,29 @@ fn parse_service(
             };
         } else if bytes.starts_with(b"params=") {
             params_text = option.strip_prefix("params=");
+        } else if let (true, Some(a)) = (answers, bytes.strip_prefix(b"answer=")) {
+            json_answer = match a {
+                b"text" => false,
+                b"json" => true,
+                _ => {
+                    return Err(emerg(
+                        cf,
+                        format_args!(
+                            "\"{directive}\": invalid answer \"{}\" (text or json)",
+                            String::from_utf8_lossy(a)
+                        ),
+                    ))
+                }
+            };
         } else {
+            let known = if answers {
+                "method=, params=, answer="
+            } else {
+                "method=, params="
+            };
             return Err(emerg(
                 cf,
-                format_args!("\"{directive}\": unknown option \"{option}\" (method=, params=)"),
+                format_args!("\"{directive}\": unknown option \"{option}\" ({known})"),
             ));
         }
     }
@@ -613,6 +638,7 @@ fn parse_service(
         fixed_args,
         method,
         params: compiled,
+        json_answer,
         counter: crate::counters::register(cf, crate::counters::Kind::AuthHttp, uri.as_bytes()),
     };
     // SAFETY: cf->pool is the configuration pool; Pool::allocate registers a

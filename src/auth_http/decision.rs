@@ -215,9 +215,117 @@ impl CachedAnswer {
     }
 }
 
+/// An EMQX 5 answer (`answer=json`) as the EMQX 4 answer it stands for,
+/// so that [`next_step`] and the decision cache read both alike. Only for
+/// answers (not for an unreachable service, which is retried as always).
+///
+/// * ACL: `204` is allow; `200` with a JSON object whose `"result"` is
+///   `"allow"`, `"deny"` or `"ignore"` says so; **anything else is deny**
+///   (another status, a body that is not JSON, no or another `"result"`):
+///   EMQX 5 reads such answers as "ignore" (the next authorizer decides);
+///   here a malformed answer must not fall through to `auth_http_nomatch
+///   allow`.
+/// * Superuser: `200` with a JSON object whose `"is_superuser"` is `true`
+///   is a superuser; anything else is not.
+pub fn json_as_text(stage: Stage, status: usize, body: &[u8]) -> (usize, &'static [u8]) {
+    const ALLOW: (usize, &[u8]) = (200, b"");
+    const REFUSE: (usize, &[u8]) = (403, b"");
+    let object = || {
+        serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .filter(serde_json::Value::is_object)
+    };
+    match stage {
+        Stage::Auth => (status, b""),
+        Stage::Superuser => match object() {
+            Some(v) if status == 200 && v["is_superuser"] == serde_json::Value::Bool(true) => ALLOW,
+            _ => REFUSE,
+        },
+        Stage::Acl if status == 204 => ALLOW,
+        Stage::Acl if status == 200 => match object().as_ref().and_then(|v| v["result"].as_str()) {
+            Some("allow") => ALLOW,
+            Some("ignore") => (200, b"ignore"),
+            _ => REFUSE,
+        },
+        Stage::Acl => REFUSE,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn emqx5_answers() {
+        let acl = |status, body: &[u8]| json_as_text(Stage::Acl, status, body);
+        assert_eq!(acl(200, br#"{"result":"allow"}"#), (200, &b""[..]));
+        assert_eq!(
+            acl(200, br#" {"result": "allow", "x": [1]} "#),
+            (200, &b""[..])
+        );
+        assert_eq!(acl(204, b""), (200, &b""[..]));
+        assert_eq!(acl(200, br#"{"result":"ignore"}"#), (200, &b"ignore"[..]));
+        for deny in [
+            &br#"{"result":"deny"}"#[..],
+            br#"{"result":"Allow"}"#,
+            br#"{"result":true}"#,
+            br#"{"results":"allow"}"#,
+            br#"["allow"]"#,
+            br#""allow""#,
+            b"allow",
+            b"ignore",
+            b"",
+            br#"{"result":"allow""#,
+            br#"{"result":"allow"} x"#,
+        ] {
+            assert_eq!(
+                acl(200, deny),
+                (403, &b""[..]),
+                "{:?}",
+                String::from_utf8_lossy(deny)
+            );
+        }
+        for status in [201, 400, 401, 403, 404, 500] {
+            assert_eq!(
+                acl(status, br#"{"result":"allow"}"#),
+                (403, &b""[..]),
+                "{status}"
+            );
+        }
+        let su = |status, body: &[u8]| json_as_text(Stage::Superuser, status, body);
+        assert_eq!(su(200, br#"{"is_superuser":true}"#), (200, &b""[..]));
+        assert_eq!(
+            su(200, br#"{"result":"allow","is_superuser":true}"#),
+            (200, &b""[..])
+        );
+        for not in [
+            &br#"{"is_superuser":false}"#[..],
+            br#"{"is_superuser":"true"}"#,
+            b"{}",
+            b"",
+            b"true",
+        ] {
+            assert_eq!(su(200, not), (403, &b""[..]));
+        }
+        assert_eq!(su(204, br#"{"is_superuser":true}"#), (403, &b""[..]));
+        // what they stand for decides as the text answers do
+        let p = Policy {
+            superuser_configured: true,
+            acl_configured: true,
+            nomatch: NoMatch::Allow,
+            retry: RetryPolicy::default(),
+        };
+        let (status, body) = acl(200, b"garbage");
+        assert_eq!(
+            next_step(Stage::Acl, 0, status, body, &p),
+            Step::Deny(Outcome::Deny)
+        );
+        let (status, body) = acl(200, br#"{"result":"ignore"}"#);
+        assert_eq!(
+            next_step(Stage::Acl, 0, status, body, &p),
+            Step::Allow(Outcome::Ignore)
+        );
+    }
 
     #[test]
     fn a_cached_answer_leads_to_the_same_step() {

@@ -13,7 +13,9 @@ use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
 use super::cache;
 use super::conf::{AuthHttpConf, Service, ValuePiece};
-use super::decision::{next_step, plain_encoding, Outcome, Policy, Stage, Step};
+use super::decision::{
+    json_as_text, next_step, plain_encoding, unreachable, Outcome, Policy, Stage, Step,
+};
 use super::params::{self, Placeholder};
 use super::AuthHttpModule;
 use crate::counters::{self, schema::auth_http as slots, Counter};
@@ -131,6 +133,23 @@ fn answered(
     } else {
         0
     };
+    // answer=json: the EMQX 5 answer read as the EMQX 4 one it means (a
+    // cached answer is stored in that form already).
+    let json = service(conf, ctx.stage).is_some_and(|s| s.json_answer);
+    let (status, body) = if json && !cached && !unreachable(status) {
+        json_as_text(ctx.stage, status, body)
+    } else {
+        (status, body)
+    };
+    let normalized = SubrequestResult {
+        status,
+        body: ngx_str_t {
+            len: body.len(),
+            data: body.as_ptr().cast_mut(),
+        },
+        ..*answer
+    };
+    let answer = &normalized;
     let counter = service(conf, ctx.stage).map_or_else(Default::default, |s| s.counter);
     if !cached {
         count_attempt(counter, ctx, answer.complete, plain);

@@ -158,7 +158,7 @@ pub fn own_list_without(sr: &mut ngx_http_request_t, names: &[&[u8]]) -> Result<
             16,
             size_of::<ngx_table_elt_t>(),
         )
-    } != NGX_OK as _
+    } != NGX_OK as nginx_sys::ngx_int_t
     {
         return Err(NgxError);
     }

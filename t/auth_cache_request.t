@@ -96,6 +96,11 @@ http {
             auth_request_cache tiny;
             alias %%TESTDIR%%/protected.html;
         }
+        location = /allow204 {
+            auth_request /auth/allow204;
+            auth_request_allow_status 204;
+            alias %%TESTDIR%%/protected.html;
+        }
         location = /cookie {
             auth_request /auth/cookie;
             auth_request_cache_key "$cookie_sid:$http_authorization";
@@ -253,6 +258,18 @@ never_cached('cache off', '/off', 'Bearer x', 200, sub { asked('/auth/off') });
     $r = get('/refused', 'Bearer r');
     is(http_status($r), 500, 'refused again: 500, not a cached decision');
     is(http_header($r, 'X-Cache'), '[MISS]', 'refused: a miss each time');
+}
+
+# auth_request_allow_status: a 2xx it does not list is an error, never
+# cached; one it lists is a decision, and the hit applies the same rule
+{
+    my $n = sub { asked('/auth/allow204') };
+    never_cached('2xx not in auth_request_allow_status', '/allow204', 'Bearer a200', 500, $n);
+    my $before = $n->();
+    is(http_status(get('/allow204', 'Bearer a204', 'X-Ctl-Status: 204')), 200, 'listed 204: allowed');
+    my $r = get('/allow204', 'Bearer a204');
+    is(http_status($r), 200, 'listed 204: the hit allows');
+    is($n->(), $before + 1, 'listed 204: asked once');
 }
 
 ###############################################################################

@@ -174,8 +174,11 @@ for my $case (
 }
 {
     my $r = get('/p', 'Bearer 401');
+    # nginx before 1.23 links one WWW-Authenticate per response (README,
+    # Supported nginx versions): the miss had the first only, so has the hit
+    my @all = ('Basic realm="a"', 'Bearer x=1', 'Negotiate');
     is_deeply([http_header($r, 'WWW-Authenticate')],
-              ['Basic realm="a"', 'Bearer x=1', 'Negotiate'], '401 hit: challenges in order');
+              $t->nginx_version >= 1_023_000 ? \@all : [$all[0]], '401 hit: challenges in order');
     like(http_header($r, 'X-Combo'), qr/^\[u=bob;s=401\]$/, '401 hit: auth_request_set values as evaluated');
 }
 

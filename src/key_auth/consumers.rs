@@ -682,15 +682,14 @@ mod tests {
 
     #[test]
     fn hundred_thousand_consumers() {
+        // How fast is for ci/bench/key_auth.sh to say, not a timed test.
         let mut r = Registry::new();
-        let t = std::time::Instant::now();
         for i in 0..100_000 {
             r.add(line(&format!("c{i} key=key-{i} credential=cred-{i} limit=10/1m")).unwrap())
                 .unwrap();
         }
         assert_eq!(r.len(), 100_000);
         assert_eq!(r.lookup(b"key-99999").unwrap().0.name, "c99999");
-        assert!(t.elapsed().as_secs() < 10);
     }
 }
 

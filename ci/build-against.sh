@@ -21,6 +21,20 @@
 #                    reference nginx, e.g. with the C auth_request compiled in);
 #                    prints the nginx binary's path instead of the module's
 #   --debug          cargo's dev profile instead of --release
+#   --configure      build the module through nginx's own build system, as
+#                    distribution packages do: `configure ... --with-compat
+#                    --add-dynamic-module=ADDON` then `make modules` (the
+#                    repository's `config` and `config.make` drive cargo);
+#                    the result is objs/ngx_http_authgate_module.so
+#   --static         `--add-module=ADDON`: the module compiled into nginx
+#                    (implies --configure --make-nginx); prints the nginx
+#                    binary's path, there is no .so
+#   --addon DIR      the module's tree for --configure (default: this
+#                    repository; e.g. an unpacked ci/dist.sh tarball, which
+#                    builds offline); implies --configure
+#   --cargo-target DIR  the module build's CARGO_TARGET_DIR (default
+#                    WORK/cargo); several builds can share one, so the crates
+#                    compile once
 #   --clippy         also `cargo clippy -- -D warnings` against this nginx: code
 #                    under version cfgs (e.g. not(nginx1_23_0)) compiles only here
 #   -h, --help
@@ -58,6 +72,7 @@ usage() {
 }
 
 nginx_bin="" make_nginx=0 nginx_only=0 work="" profile=release mode="" clippy=0
+configure_mode=0 static=0 addon=$ROOT cargo_target=""
 while (($#)); do
     case $1 in
         --nginx)
@@ -76,6 +91,19 @@ while (($#)); do
             ;;
         --debug) profile=debug && shift ;;
         --clippy) clippy=1 && shift ;;
+        --configure) configure_mode=1 && shift ;;
+        --static) static=1 configure_mode=1 make_nginx=1 && shift ;;
+        --addon | --cargo-target)
+            (($# >= 2)) || die "$1 needs a directory"
+            [[ -d $2 ]] || [[ $1 == --cargo-target ]] || die "$1: no directory $2"
+            if [[ $1 == --addon ]]; then
+                addon=$(cd "$(from_caller "$2")" && pwd)
+                configure_mode=1
+            else
+                cargo_target=$(from_caller "$2")
+            fi
+            shift 2
+            ;;
         --debian | --vendored) mode=${1#--} && shift && break ;;
         -h | --help) usage 0 ;;
         --) shift && break ;;
@@ -85,6 +113,9 @@ while (($#)); do
 done
 
 ((nginx_only == 0 || make_nginx == 1)) || die "--nginx-only needs --make-nginx"
+((configure_mode == 0 || (clippy == 0 && nginx_only == 0))) || die "--configure builds with nginx's make: no --clippy, --nginx-only"
+[[ $profile == release || $configure_mode == 0 ]] || die "--configure builds the release profile (config.make)"
+[[ -f $addon/config && -f $addon/config.make ]] || die "$addon has no config and config.make"
 
 args=()
 case $mode in
@@ -135,10 +166,21 @@ done
 ((have_compat)) || conf_args+=(--with-compat)
 ((${#dropped[@]} == 0)) || log "build-against: not configuring dynamic modules (not part of the binary's ABI): ${dropped[*]}"
 
-key=$(printf '%s\n' "$src" "${conf_args[@]}" | md5sum | cut -c1-8)
+# Through nginx's configure, the module is one more configure argument.
+addon_arg=()
+if ((static)); then
+    addon_arg=("--add-module=$addon")
+    name=$name-static
+elif ((configure_mode)); then
+    addon_arg=("--add-dynamic-module=$addon")
+    name=$name-configure
+fi
+
+key=$(printf '%s\n' "$src" "${conf_args[@]}" "${addon_arg[@]}" | md5sum | cut -c1-8)
 [[ -n $work ]] || work=$(target_dir)/against/$name-$key
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
+cargo_target=${cargo_target:-$work/cargo}
 # One build per work directory at a time (parallel test files share them).
 exec 9>"$work/.lock"
 flock 9
@@ -146,7 +188,7 @@ log "build-against: nginx $version from $src"
 log "build-against: work directory $work"
 
 # 1. Configure a copy (skipped while source and arguments are unchanged).
-stamp=$(printf '%s\n' "$src" "$version" "${conf_args[@]}")
+stamp=$(printf '%s\n' "$src" "$version" "${conf_args[@]}" "${addon_arg[@]}" "$cargo_target")
 if [[ -f $work/nginx/objs/ngx_auto_config.h && "$(cat "$work/configure.stamp" 2>/dev/null)" == "$stamp" ]]; then
     log "build-against: configured copy is up to date"
 else
@@ -158,8 +200,10 @@ else
     # Release tarballs have ./configure; a git checkout (nginx-src) auto/configure.
     configure=./configure
     [[ -f $work/nginx/configure ]] || configure=auto/configure
-    log "build-against: $configure ${conf_args[*]}"
-    if ! (cd "$work/nginx" && "$configure" "${conf_args[@]}") >"$work/configure.log" 2>&1; then
+    log "build-against: $configure ${conf_args[*]} ${addon_arg[*]}"
+    # config reads CARGO_TARGET_DIR when nginx's configure runs it.
+    if ! (cd "$work/nginx" && CARGO_TARGET_DIR=$cargo_target "$configure" "${conf_args[@]}" "${addon_arg[@]}") \
+        >"$work/configure.log" 2>&1; then
         tail -30 "$work/configure.log" >&2
         die "configure failed (full log: $work/configure.log)"
     fi
@@ -170,7 +214,7 @@ fi
 if ((make_nginx)); then
     compgen -G "$work/nginx/src/core/*.c" >/dev/null ||
         die "$src has headers only (like Debian's nginx-dev): it cannot build nginx; use --nginx BINARY"
-    log "build-against: make (nginx binary)"
+    log "build-against: make (nginx binary${addon_arg:+, the module through config.make})"
     if ! make -C "$work/nginx" -j "$(nproc)" >"$work/make.log" 2>&1; then
         tail -30 "$work/make.log" >&2
         die "building nginx failed (full log: $work/make.log)"
@@ -192,19 +236,43 @@ if ((nginx_only)); then
     exit 0
 fi
 
+# 3'. Through nginx's configure: nginx's make ran cargo; the module (or, with
+# --static, the nginx binary) is the result.
+if ((configure_mode)); then
+    if ((static)); then
+        "$nginx_bin" -V 2>&1 | grep -q -- "--add-module=$addon" ||
+            die "$nginx_bin -V does not name --add-module=$addon"
+        log "build-against: the module is compiled into $nginx_bin"
+        printf 'MODULE=\nNGINX_VERSION=%q\nNGINX=%q\n' "$version" "$nginx_bin" >"$work/build.env"
+        printf '%s\n' "$nginx_bin"
+        exit 0
+    fi
+    if ((make_nginx == 0)); then
+        log "build-against: make modules (config.make runs cargo, CARGO_TARGET_DIR=$cargo_target)"
+        # objs/Makefile itself: Debian's nginx-dev tree writes no top-level one
+        if ! make -C "$work/nginx" -f objs/Makefile -j "$(nproc)" modules >"$work/make.log" 2>&1; then
+            tail -30 "$work/make.log" >&2
+            die "make modules failed (full log: $work/make.log)"
+        fi
+    fi
+    cp "$work/nginx/objs/ngx_http_authgate_module.so" "$work/libnginx_authgate.so"
+fi
+
 # 3. The module, in its own target directory.
 profile_args=() profile_dir=debug
 if [[ $profile == release ]]; then
     profile_args=(--release)
     profile_dir=release
 fi
-log "build-against: cargo build ${profile_args[*]} (CARGO_TARGET_DIR=$work/cargo)"
-NGINX_SOURCE_DIR=$work/nginx CARGO_TARGET_DIR=$work/cargo \
-    cargo build "${cargo_locked[@]}" "${profile_args[@]}" >&2
-cp "$work/cargo/$profile_dir/libnginx_authgate.so" "$work/libnginx_authgate.so"
+if ((configure_mode == 0)); then
+    log "build-against: cargo build ${profile_args[*]} (CARGO_TARGET_DIR=$cargo_target)"
+    NGINX_SOURCE_DIR=$work/nginx CARGO_TARGET_DIR=$cargo_target \
+        cargo build "${cargo_locked[@]}" "${profile_args[@]}" >&2
+    cp "$cargo_target/$profile_dir/libnginx_authgate.so" "$work/libnginx_authgate.so"
+fi
 if ((clippy)); then
     log "build-against: cargo clippy -- -D warnings"
-    NGINX_SOURCE_DIR=$work/nginx CARGO_TARGET_DIR=$work/cargo \
+    NGINX_SOURCE_DIR=$work/nginx CARGO_TARGET_DIR=$cargo_target \
         cargo clippy "${cargo_locked[@]}" "${profile_args[@]}" -- -D warnings >&2
 fi
 module=$work/libnginx_authgate.so

@@ -29,6 +29,8 @@ source "$(dirname "$0")/lib.sh"
 #                                    nginx 1.22 binary and its configured headers
 #                                    (/usr/share/nginx/src); never started as a service
 #   rpm rpm2cpio cpio                the packaging tests: rpmbuild, inspecting the RPM
+#   dpkg-dev debhelper fakeroot      the Debian package (ci/deb/build.sh: dpkg-buildpackage,
+#                                    dh with nginx-dev's dh-sequence-nginx)
 #   prometheus                       t/status_*.t: `promtool check metrics` and a real Prometheus
 #                                    server the test starts on its own port; the package's own
 #                                    service is never started (policy-rc.d below) nor used
@@ -40,6 +42,7 @@ packages=(
     curl openssl wrk procps util-linux iproute2 valgrind shellcheck
     git ca-certificates
     nginx nginx-dev rpm rpm2cpio cpio
+    dpkg-dev debhelper fakeroot
     prometheus
     redis-server
 )

@@ -19,7 +19,10 @@ pub mod redis;
 ///
 /// ngx 0.5's `ngx_modules!` cannot list more than one module (its counting
 /// helper rejects the trailing comma it generates), hence this one.
-#[cfg_attr(any(test, fuzzing), allow(unused_macros))]
+#[cfg_attr(
+    any(test, fuzzing, not(feature = "export-modules")),
+    allow(unused_macros)
+)]
 macro_rules! module_table {
     ($($module:path => $name:literal),+ $(,)?) => {
         const MODULE_COUNT: usize = [$($name),+].len();
@@ -51,7 +54,9 @@ macro_rules! module_table {
 // all of them run after nginx's allow/deny and auth_basic. Compiled out of
 // unit tests and fuzz targets (`--cfg fuzzing`), which link without nginx:
 // without the table nothing refers to the modules' directive handlers.
-#[cfg(not(any(test, fuzzing)))]
+// Left out too when nginx's configure builds the module (`config`: no
+// default features), as nginx writes the table itself.
+#[cfg(all(feature = "export-modules", not(any(test, fuzzing))))]
 module_table!(
     key_auth::ngx_http_authgate_key_auth_module => "ngx_http_authgate_key_auth_module",
     auth_request::ngx_http_authgate_auth_request_module => "ngx_http_authgate_auth_request_module",

@@ -108,6 +108,23 @@ conf_error('purge of an unknown zone',
 conf_error('purge twice', '"auth_cache_purge" directive is duplicate',
            "auth_cache_purge c; auth_cache_purge c; #L", '', $ZONE);
 
+# auth_http_cache
+conf_error('auth_http_cache unknown zone',
+           '"auth_http_cache": unknown zone "nope" (no auth_cache_zone declares it)',
+           "auth_http_acl /_auth/acl; auth_http_cache nope; #L", '', $ZONE);
+conf_ok('auth_http_cache needs no key', "auth_http_acl /_auth/acl; auth_http_cache c; auth_http_cache_valid allow deny 1m;",
+        '', $ZONE);
+conf_error('auth_http_cache_valid unknown answer',
+           '"auth_http_cache_valid": "error" is not an answer (authenticated, unauthenticated, superuser, allow, deny, ignore, any)',
+           "auth_http_cache_valid allow error 1m; #L", '', $ZONE);
+conf_error('auth_http_cache_valid without an answer',
+           '"auth_http_cache_valid": nothing to cache before "1m"',
+           "auth_http_cache_valid 1m; #L", '', $ZONE);
+conf_error('auth_http_cache_valid bad time', '"auth_http_cache_valid": invalid time "1x"',
+           "auth_http_cache_valid any 1x; #L", '', $ZONE);
+conf_error('auth_http_cache duplicate', '"auth_http_cache" directive is duplicate',
+           "auth_http_cache c; auth_http_cache off; #L", '', $ZONE);
+
 # the opt-in auth_request directives whose effect a hit could not replay
 for my $other ('auth_request_pass_status 302;', 'auth_request_client_header X-A;',
                'auth_request_upstream_header X-User;', 'auth_request_body on;') {

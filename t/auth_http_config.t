@@ -81,8 +81,9 @@ for my $d (qw(auth_http_auth auth_http_superuser auth_http_acl)) {
     conf_error("$d empty params",
                qq{"$d": invalid params "": empty parameter list},
                qq{$d /_acl/x params=""; #L});
+    my $known = $d eq 'auth_http_auth' ? 'method=, params=' : 'method=, params=, answer=';
     conf_error("$d unknown option",
-               qq{"$d": unknown option "timeout=1s" (method=, params=)},
+               qq{"$d": unknown option "timeout=1s" ($known)},
                "$d /_acl/x timeout=1s; #L");
     conf_error("$d relative uri",
                qq{"$d": invalid URI "acl" (must start with "/")},

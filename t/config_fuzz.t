@@ -129,8 +129,9 @@ my %near = (
     auth_request_upstream_header => ['Host', 'Transfer_Encoding', 'a b', '""', 'X-User X-Groups'],
     auth_request_body => ['yes', 'on max=0', 'on max=-1', 'on max=1k max=2k', 'off max=1k', 'on size=1k', 'on max='],
     auth_http_auth => ['off', 'off x', '/auth method=get', '/auth params=p=%P,q=%z', '@auth', 'auth'],
+    auth_http_header => ['X-A %x', 'Host x', '"X Y" v', 'X-A 10%', 'X-A', 'X-A %c%u$remote_addr'],
     auth_http_realm => ['""', '"a\\"b"', 'a b', "caf\xc3\xa9", "\x01"],
-    auth_http_superuser => ['off', 'off x', '/su method=get method=post', '/su params=a=%z', '@su', 'su'],
+    auth_http_superuser => ['/su answer=json', '/su answer=xml', '/su answer=json answer=text', 'off', 'off x', '/su method=get method=post', '/su params=a=%z', '@su', 'su'],
     auth_http_acl => ['/acl params="a=1,,b=2"', '/acl params=%u', '/acl params==x', '/acl method=put params=',
         '/acl params="a=%"', '/acl params=a=$', '/acl params="a=${x"', 'off'],
     auth_http_retry => ['times=11', 'times=-1', 'interval=2h', 'backoff=0.5', 'backoff=inf', 'times=1 times=2',
@@ -138,6 +139,10 @@ my %near = (
     auth_http_client_id => ['$undefined_variable_x', '${', '$', 'a b'],
     auth_http_mountpoint => ['$', '${http_x', 'm/', '""'],
     auth_http_nomatch => ['allow deny', 'maybe', 'ALLOW', '""'],
+    key_auth_realm => ['""', '"a\\"b"', 'x y', "\x01", 'key'],
+    key_auth_preflight => ['maybe', 'pass check', 'PASS', '""'],
+    key_auth_allow => ['off', 'off x', 'group:', 'nobody', 'group:nobody', 'jack group:'],
+    key_auth_deny => ['off', 'off x', 'group:', 'nobody', 'group:nobody', '""'],
     key_auth => ['maybe', 'on off', 'ON', '1'],
     key_auth_header => ['a b', '""', 'x:y', 'apikey', "\x01"],
     key_auth_query => ['a=b', '""', 'apikey apikey', 'k&'],
@@ -150,7 +155,7 @@ my %near = (
     ntlm_max_time => ['0', '-1s', '1h30', 'soon', '0ms', '9999999999999999999d'],
     ntlm_timeout => ['0', '-1s', '1y', '9999999999999999999d', '1h30', 'soon', '0ms'],
 );
-my @attrs = qw(key credential custom_id limit limit_status);
+my @attrs = qw(key credential expires group custom_id limit limit_status);
 
 sub rnd { $_[int rand @_] }
 

@@ -81,7 +81,7 @@ for my $i (1 .. 5) {
     is(http_header($r, 'X-RateLimit-Limit'), 3, "jack #$i: X-RateLimit-Limit");
     is(http_header($r, 'X-RateLimit-Remaining'), $i <= 3 ? 3 - $i : 0, "jack #$i: X-RateLimit-Remaining");
     my $reset = http_header($r, 'X-RateLimit-Reset');
-    ok(defined $reset && $reset >= 29 && $reset <= 30, "jack #$i: X-RateLimit-Reset from PTTL, in seconds")
+    ok(defined $reset && $reset >= 25 && $reset <= 30, "jack #$i: X-RateLimit-Reset from PTTL, in seconds")
         or diag($reset);
 }
 is_deeply(\%jack, { 200 => 3, 429 => 2 }, 'five requests with jack\'s key: 200: 3, 429: 2');
@@ -156,7 +156,7 @@ for (1 .. 10) {
     $down{ http_status($r) }++;
     is(http_header($r, 'X-RateLimit-Limit'), undef, 'no X-RateLimit-* without an answer') if $_ == 1;
 }
-ok(time - $t0 < 3, 'refused without waiting') or diag(time - $t0);
+ok(time - $t0 < (AGTest::valgrind() ? 30 : 3), 'refused without waiting') or diag(time - $t0);
 is_deeply(\%down, { 503 => 10 }, 'Redis down: on_error=deny (the default) refuses with 503');
 is(http_status(get('apikey: free-key')), 200, 'Redis down: an unlimited consumer passes');
 my @episode = $t->grep_log(qr/key_auth_quota_store redis:\/\/127\.0\.0\.1:\d+: .*on_error=deny/);

@@ -121,6 +121,9 @@ is_deeply(\%status, { 200 => $BURST, 429 => 80 - $BURST },
           "80 concurrent requests on both nodes: exactly $BURST admitted");
 is(scalar(keys %served), 4, 'served by both workers of both nodes') or diag(join ' ', keys %served);
 is($redis->command('GET', 'authgate:burst'), 80, 'each request counted once in Redis');
+my @nginx_clients = grep { /cmd=eval/ } split /\n/, $redis->command('CLIENT', 'LIST');
+is(scalar @nginx_clients, 4, 'one keep-alive connection per worker: 4 for 2 nodes x 2 workers, shared by all their requests')
+    or diag(join "\n", @nginx_clients);
 
 # a reload of node 1 keeps counting: jack is still over on both nodes
 $t1->reload;

@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # The seam matrix with the decision cache (auth_cache_zone,
 # auth_request_cache, auth_request_cache_key, auth_request_cache_valid,
-# auth_cache_purge): for every way nginx moves a request
+# auth_http_cache, auth_http_cache_valid, auth_cache_purge): for every way nginx moves a request
 # (t/lib/SeamsMatrix.pm: rewrite, error_page, try_files, named locations,
 # X-Accel-Redirect, satisfy any/all, SSI and mirror subrequests) x
 # HTTP/1.0, HTTP/1.1, HEAD, HTTP/2, a request answered from the cache
@@ -25,6 +25,9 @@ my $M = 'auth_request /auth/check; auth_request_cache c; '
       . 'auth_request_cache_key $http_authorization; auth_request_cache_valid any 1m;';
 my $locations = SeamsMatrix::locations(M => $M, echo => 'http://127.0.0.1:%%PORT_8082%%',
                                        dir => '%%TESTDIR%%');
+my $H = 'auth_http_acl /_acl/acl method=get; auth_http_cache c; auth_http_cache_valid any 1m;';
+my $locations_http = SeamsMatrix::locations(M => $H, echo => 'http://127.0.0.1:%%PORT_8082%%',
+                                            dir => '%%TESTDIR%%');
 
 $t->write_file_expand('nginx.conf', <<"EOF");
 %%TEST_GLOBALS%%
@@ -46,6 +49,14 @@ http {
         }
         location = /_purge { allow 127.0.0.1; deny all; auth_cache_purge c; }
 $locations
+    }
+    server {
+        listen 127.0.0.1:%%PORT_8083%%;
+        http2 on;
+        server_name localhost;
+        auth_http_retry times=0 interval=10ms;
+        location /_acl/ { internal; proxy_pass http://127.0.0.1:%%PORT_8081%%; }
+$locations_http
     }
 }
 EOF
@@ -76,6 +87,28 @@ for my $cell (@SeamsMatrix::CELLS) {
             is_deeply([http_header($hit, 'WWW-Authenticate')], [http_header($miss, 'WWW-Authenticate')],
                       "$tag: the same challenges");
             is(asked(), 0, "$tag: the service is not asked again");
+        }
+    }
+}
+
+# auth_http_cache: the same, with the ACL service's answers
+sub acl_asked { scalar grep { $_->{path} eq '/_acl/acl' } $t->requests('auth') }
+my $hport = port(8083);
+for my $cell (@SeamsMatrix::CELLS) {
+    my ($name, $uri) = @$cell;
+    for my $proto (@SeamsMatrix::PROTOCOLS) {
+        for my $case (['allowed'], ['403', 'X-Ctl-Status: 403']) {
+            my ($what, @ctl) = @$case;
+            my $auth = 'Authorization: Bearer h' . ++$n;
+            my $tag = "auth_http: $name [$proto] $what";
+            my $want = $what eq 'allowed' ? scalar @{ SeamsMatrix::hits_for($cell, $proto) } : 0;
+            my ($miss, $pm) = SeamsMatrix::run($t, $cell, $proto, headers => [$auth, @ctl], want => $want,
+                                               port => $hport);
+            my ($hit, $ph) = SeamsMatrix::run($t, $cell, $proto, headers => [$auth], want => scalar @$pm,
+                                              port => $hport);
+            is($hit->{status}, $miss->{status}, "$tag: the hit's status is the miss's ($miss->{status})");
+            is_deeply($ph, $pm, "$tag: the same protected upstream hits");
+            is(acl_asked(), 0, "$tag: the service is not asked again");
         }
     }
 }

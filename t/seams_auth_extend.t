@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # Seams of the opt-in auth_request directives (issue 13): internal
 # redirects (try_files, error_page = @named / URI, rewrite ... last),
-# satisfy any / all, HTTP/1.1, HEAD and HTTP/2.
+# satisfy any / all, HTTP/1.0, HTTP/1.1, HEAD and HTTP/2.
 #
 #   * after a move into another protected location, the check runs again:
 #     the client gets the client headers of the last auth response only
@@ -151,6 +151,42 @@ http {
             proxy_pass $E;
         }
 
+        # satisfy any: auth_request refuses (401), auth_http then allows
+        location /_acl/ {
+            internal;
+            proxy_pass http://127.0.0.1:%%PORT_8081%%/acl/;
+        }
+        location /sa-http/ {
+            satisfy any;
+            auth_request /auth/401/sahttp;
+            auth_http_acl /_acl/x;
+            proxy_set_header X-Hit P-sahttp;
+            proxy_pass $E;
+        }
+
+        location /sa-http-pass/ {
+            satisfy any;
+            auth_request /auth/302/sahttppass;
+            auth_http_acl /_acl/y;
+            proxy_set_header X-Hit P-sahttppass;
+            proxy_pass $E;
+        }
+
+        # a mirror subrequest into a location with the directive: its own
+        # header list, without the client's copies (the main request's
+        # location names another header, so its upstream still gets them)
+        location /miru/ {
+            auth_request_upstream_header X-Other;
+            mirror /mt/m;
+            proxy_set_header X-Hit U-miru;
+            proxy_pass $E;
+        }
+        location /mt/ {
+            internal;
+            proxy_set_header X-Hit P-mt;
+            proxy_pass $E;
+        }
+
         # auth_request_allow_status refusal through error_page
         location /exact/ {
             auth_request /auth/exact;
@@ -172,10 +208,11 @@ sub auth_paths { [map { $_->{path} } $t->requests('auth')] }
 sub get {
     my ($proto, $uri, @h) = @_;
     return http2_request($uri, headers => [@$FORGED, @h]) if $proto eq 'h2';
-    return http_get($uri, headers => [@$FORGED, @h], $proto eq 'HEAD' ? (method => 'HEAD') : ());
+    return http_get($uri, headers => [@$FORGED, @h], $proto eq 'HEAD' ? (method => 'HEAD') : (),
+        $proto eq '1.0' ? (version => '1.0') : ());
 }
 
-for my $proto ('1.1', 'HEAD', 'h2') {
+for my $proto ('1.0', '1.1', 'HEAD', 'h2') {
     # try_files: two checks, the second one's headers only
     $t->clear_requests('auth');
     $t->clear_requests('echo');
@@ -239,7 +276,7 @@ for my $proto ('1.1', 'HEAD', 'h2') {
 
     # auth_request_body across moves: each check gets the whole body, so
     # does the upstream; satisfy any allowing first reads nothing early
-    next if $proto eq 'HEAD';
+    next if $proto eq 'HEAD' || $proto eq '1.0';
     my $body = join '', map { chr(65 + $_ % 26) } 1 .. 9000;
     my $post = sub {
         my ($uri, @h) = @_;
@@ -264,7 +301,7 @@ for my $proto ('1.1', 'HEAD', 'h2') {
     is(json_body($r)->{body_md5}, md5_hex($body), "$proto body satisfy any: the upstream got it whole");
 }
 
-for my $proto ('1.1', 'HEAD', 'h2') {
+for my $proto ('1.0', '1.1', 'HEAD', 'h2') {
     my $r;
     # allow_status: an unlisted 2xx is 500 -> error_page, never access
     $t->clear_requests('echo');
@@ -274,5 +311,32 @@ for my $proto ('1.1', 'HEAD', 'h2') {
     is_deeply([AGTest::req_header(last_echo(), 'X-User')], [], "$proto allow_status: no X-User");
     is_deeply([http_header($r, 'Set-Cookie')], [], "$proto allow_status: no cookie on a failure");
 }
+
+# satisfy any: a later check allows after auth_request refused with 401
+my $r = http_get('/sa-http/x', headers => ['X-Ctl-Www: Basic realm="s"']);
+is(http_status($r), 200, 'satisfy any: auth_http allows after the 401');
+is_deeply([http_header($r, 'WWW-Authenticate')], [], "satisfy any: nginx hides the refusal's challenge");
+is_deeply([http_header($r, 'Set-Cookie')], ['c=/auth/401/sahttp'],
+    "satisfy any: the refusal's client headers stay (as documented)");
+is_deeply([AGTest::req_header(last_echo(), 'X-User')], [], 'satisfy any: no X-User from a refusal');
+
+# satisfy any: a passed status is final, the later check is not asked
+$t->clear_requests('auth');
+$r = http_get('/sa-http-pass/x', headers => ['X-Ctl-Hdr: Location: https://sso.example/p']);
+is(http_status($r), 302, 'satisfy any: the passed 302 is final');
+is(scalar http_header($r, 'Location'), 'https://sso.example/p', 'satisfy any: with its Location');
+is_deeply(auth_paths(), ['/auth/302/sahttppass'], 'satisfy any: auth_http, which runs later, is not asked');
+
+# mirror: the subrequest's own list; the parent's is untouched
+$t->clear_requests('echo');
+$r = http_get('/miru/x', headers => ['X-User: client-user', 'X_User: client2']);
+is(http_status($r), 200, 'mirror: main request served');
+for (1 .. 50) { last if (my @e = $t->requests('echo')) >= 2; select undef, undef, undef, 0.05 }
+my %by = map { (AGTest::req_header($_, 'X-Hit') // '') => $_ } $t->requests('echo');
+ok($by{'P-mt'}, 'mirror: the mirror subrequest reached its upstream');
+is_deeply([AGTest::req_header($by{'P-mt'} // {}, 'X-User')], [], 'mirror subrequest: no client X-User');
+is_deeply([AGTest::req_header($by{'P-mt'} // {}, 'X_User')], [], 'mirror subrequest: no client X_User');
+is_deeply([AGTest::req_header($by{'U-miru'} // {}, 'X-User')], ['client-user'],
+    "mirror: the parent's own upstream still gets its headers (its location does not name X-User)");
 
 $t->done;

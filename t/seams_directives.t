@@ -13,9 +13,19 @@
 #     with auth_http_auth, the credentials are asked about again there, and
 #     a refusal there carries that location's realm; error_page 401 into a
 #     protected location refuses again and never reaches its upstream;
+#   * answer=json: each location reads the service's answer its own way;
+#   * auth_http_header: after the move, the question carries the new
+#     location's headers, expanded there;
 #   * ntlm_timeout: a connection bound through a moved request (try_files
 #     into a named location) is closed after ntlm_timeout like any other,
 #     and never reaches another client before or after;
+#   * key_auth_allow / key_auth_deny: per location: a consumer refused in
+#     one location (403) and moved by error_page 403 into another is let in
+#     or refused by that location's lists;
+#   * key_auth_realm / key_auth_preflight: a request moved (rewrite ...
+#     last, try_files) into a key_auth location is refused with that
+#     location's realm, and a preflight moved into a "pass" location goes
+#     through while a moved GET is still checked;
 #   * ntlm_max_requests / ntlm_max_time: a connection bound through a moved
 #     request is closed after its last allowed request, and the client's next
 #     request (moved again) authenticates again.
@@ -40,6 +50,10 @@ http {
         server 127.0.0.1:%%PORT_8083%%;
         ntlm;
         ntlm_timeout 1s;
+    }
+    key_auth_consumers {
+        sj key=sj-key group=g1;
+        sb key=sb-key;
     }
     upstream ntmax {
         server 127.0.0.1:%%PORT_8083%%;
@@ -80,6 +94,7 @@ http {
             auth_http_acl /_acl/acl method=get params=clientid=%c,mount=%m,topic=%t;
             auth_http_client_id $http_x_client;
             auth_http_mountpoint a/;
+            auth_http_header X-Loc a-%c;
             error_page 404 = @acl_b;
             alias %%TESTDIR%%/nope/;
         }
@@ -87,7 +102,20 @@ http {
             auth_http_acl /_acl/acl method=get params=clientid=%c,mount=%m,topic=%t;
             auth_http_client_id b-$http_x_client;
             auth_http_mountpoint b/;
+            auth_http_header X-Loc b-%c;
             proxy_set_header X-Hit acl-b;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+
+        # answer=json after a move
+        location /json-a/ {
+            auth_http_acl /_acl/json method=get answer=json;
+            error_page 404 = @json_b;
+            alias %%TESTDIR%%/nope/;
+        }
+        location @json_b {
+            auth_http_acl /_acl/text method=get;
+            proxy_set_header X-Hit json-b;
             proxy_pass http://127.0.0.1:%%PORT_8082%%;
         }
 
@@ -109,6 +137,45 @@ http {
             auth_http_realm "realm b";
             error_page 401 = @authn_b;
             proxy_set_header X-Hit authn-ep;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+
+        # key_auth_realm / key_auth_preflight after a move
+        location /kr/ {
+            rewrite ^/kr/(.*)$ /kr-target/$1 last;
+        }
+        location /kr-target/ {
+            key_auth on;
+            key_auth_realm "realm target";
+            alias %%TESTDIR%%/p/;
+        }
+        location /kp/ {
+            try_files /nope @kp;
+        }
+        location @kp {
+            key_auth on;
+            key_auth_preflight pass;
+            proxy_set_header X-Hit kp;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+
+        # key_auth_allow / key_auth_deny after error_page 403
+        location /kd/ {
+            key_auth on;
+            key_auth_deny sj;
+            error_page 403 = @ka_ok;
+            alias %%TESTDIR%%/p/;
+        }
+        location /kd2/ {
+            key_auth on;
+            key_auth_allow sj;
+            error_page 403 = @ka_ok;
+            alias %%TESTDIR%%/p/;
+        }
+        location @ka_ok {
+            key_auth on;
+            key_auth_allow group:g1;
+            proxy_set_header X-Hit ka-ok;
             proxy_pass http://127.0.0.1:%%PORT_8082%%;
         }
 
@@ -165,12 +232,23 @@ like($q[0] // '', qr/(?:^|&)clientid=c1(?:&|$)/, 'auth_http: /acl-a/ asked with 
 like($q[0] // '', qr/(?:^|&)mount=a%2F(?:&|$)/, 'auth_http: /acl-a/ asked with its %m');
 like($q[1] // '', qr/(?:^|&)clientid=b-c1(?:&|$)/, 'auth_http: @acl_b asked with its own %c');
 like($q[1] // '', qr/(?:^|&)mount=b%2F(?:&|$)/, 'auth_http: @acl_b asked with its own %m');
+is_deeply([map { scalar AGTest::req_header($_, 'X-Loc') } grep { $_->{path} =~ m{/_acl/acl} } $t->requests('auth')],
+          ['a-c1', 'b-b-c1'], 'auth_http_header: each location\'s own header, expanded there');
 is(scalar(hits('acl-b')), 1, 'auth_http: the protected upstream served once');
 $t->clear_requests('echo');
 $t->clear_requests('auth');
 $r = http_get('/acl-a/x', headers => ['X-Client: c1', 'X-Ctl-Status: 403']);
 is(http_status($r), 403, 'auth_http: denied in /acl-a/: 403, no move');
 is(scalar(hits('acl-b')), 0, 'auth_http: denied: the protected upstream is never asked');
+
+# answer=json after a move: each location reads the answer its way
+$r = http_get('/json-a/x', headers => ['X-Ctl-Body: {"result":"allow"}']);
+is(http_status($r), 200, 'answer=json: allowed in /json-a/ (json), moved, allowed in @json_b (text: any body)');
+is(scalar(hits('json-b')), 1, 'answer=json: served by @json_b');
+$t->clear_requests('echo');
+$r = http_get('/json-a/x', headers => ['X-Ctl-Body: allow']);
+is(http_status($r), 403, 'answer=json: a text "allow" is no JSON answer: denied in /json-a/, no move');
+is(scalar(hits('json-b')), 0, 'answer=json: the protected upstream is never asked');
 
 # auth_http_auth / auth_http_realm after a move
 use MIME::Base64;
@@ -195,6 +273,30 @@ is_deeply([http_header($r, 'WWW-Authenticate')], ['Basic realm="realm b"'], 'aut
 is(scalar(grep { $_->{path} =~ /authn/ } $t->requests('auth')), 2, 'auth_http_auth: asked in both locations');
 is(scalar(hits('authn-b')) + scalar(hits('authn-ep')), 0, 'auth_http_auth: no protected upstream reached');
 $t->clear_requests('echo');
+
+# key_auth_realm / key_auth_preflight after a move
+$r = http_get('/kr/x');
+is(http_status($r), 401, 'key_auth_realm: moved by rewrite into /kr-target/, refused there');
+is_deeply([http_header($r, 'WWW-Authenticate')], ['apikey realm="realm target"'], 'key_auth_realm: with its realm');
+$t->clear_requests('echo');
+$r = http_get('/kp/x', method => 'OPTIONS',
+              headers => ['Origin: https://a.example', 'Access-Control-Request-Method: PUT']);
+is(http_status($r), 200, 'key_auth_preflight: a preflight moved by try_files into @kp (pass) goes through');
+is(scalar(hits('kp')), 1, 'key_auth_preflight: served by @kp');
+is(http_status(http_get('/kp/x')), 401, 'key_auth_preflight: a GET without a key moved there is still refused');
+is(http_status(http_get('/kp/x', headers => ['apikey: sj-key'])), 200, 'key_auth_preflight: with a key, served');
+
+# key_auth_allow / key_auth_deny after error_page 403
+$r = http_get('/kd/x', headers => ['apikey: sj-key']);
+is(http_status($r), 200, 'key_auth_deny: sj refused in /kd/, moved to @ka_ok, allowed there (group g1)');
+is(scalar(hits('ka-ok')), 1, 'key_auth_deny: served by @ka_ok');
+$t->clear_requests('echo');
+$r = http_get('/kd/x', headers => ['apikey: sb-key']);
+is(http_status($r), 200, 'key_auth_deny: sb is not denied in /kd/: served there');
+is(scalar(hits('ka-ok')), 0, 'key_auth_deny: not moved');
+$r = http_get('/kd2/x', headers => ['apikey: sb-key']);
+is(http_status($r), 403, 'key_auth_allow: sb outside /kd2/\'s list, moved to @ka_ok, outside its list too: 403');
+is(scalar(hits('ka-ok')), 0, 'key_auth_allow: the protected upstream is never asked');
 
 # ntlm_timeout through try_files -> @nt
 *req = \&NtlmBackend::request;

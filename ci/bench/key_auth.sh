@@ -12,6 +12,10 @@
 #           (with credential and custom_id), key_auth on
 #   quota   as ours, every consumer with limit= (one shared-zone update per
 #           request)
+#   redis   as quota, counted in a local redis-server instead of the zone
+#           (key_auth_quota_store: one EVALSHA per request, the request
+#           waiting for the reply); also prints Redis' commands and read
+#           events (round trips) per request under load
 #   full    a full quota zone (1m, filled beforehand by $BENCH_FULL_CONSUMERS
 #           other consumers with long windows); every request is of a
 #           consumer that is not counted yet, so is refused (503, answered
@@ -26,14 +30,19 @@
 #   BENCH_VARIANTS=noauth,ours bash ci/bench/key_auth.sh
 #   BENCH_DURATION=5 BENCH_ROUNDS=1 BENCH_CONSUMERS=10000 ...
 #   BENCH_VARIANTS=noauth,quota,full BENCH_FULL_CONSUMERS=20000 ...
+#   BENCH_VARIANTS=noauth,quota,redis BENCH_CONSUMERS=10000 ...
+# With valgrind, the quota and redis variants also get user-space
+# instructions per request of nginx under callgrind (the key in the query,
+# so curl's one-connection run carries it); Redis' own work is not in it.
 set -euo pipefail
 # shellcheck source=ci/bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 # The variants, in table order; BENCH_VARIANTS picks a subset.
 declare -a variants
-bench_select_variants variants noauth,map,ours,quota,full
-BENCH_LABEL=([noauth]="no auth" [map]="map + if" [ours]="key_auth" [quota]="key_auth+quota" [full]="zone full")
+bench_select_variants variants noauth,map,ours,quota,full,redis
+BENCH_LABEL=([noauth]="no auth" [map]="map + if" [ours]="key_auth" [quota]="key_auth+quota" [full]="zone full"
+             [redis]="quota in Redis")
 NF=${BENCH_FULL_CONSUMERS:-20000}
 N=${BENCH_CONSUMERS:-100000}
 KEY=$(printf 'key-%06d-0123456789abcdef' $((N / 2)))
@@ -41,6 +50,20 @@ KEY=$(printf 'key-%06d-0123456789abcdef' $((N / 2)))
 bash ci/setup.sh
 bench_build_ours
 bench_init
+
+# The redis variant's redis-server: a free port, no persistence, stopped on
+# exit with everything else.
+REDIS_PORT="" REDIS_PID=""
+if [[ " ${variants[*]} " == *" redis "* ]]; then
+    REDIS_PORT=$(bench_free_port)
+    mkdir -p "$BENCH_TMP/redis"
+    "${BENCH_WRK_PIN[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$BENCH_TMP/redis" --logfile "$BENCH_TMP/redis/redis.log" --daemonize no &
+    REDIS_PID=$!
+    trap 'kill "$REDIS_PID" 2>/dev/null || true; bench_cleanup' EXIT
+    for _ in $(seq 100); do redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break; sleep 0.05; done
+fi
+redis_stat() { redis-cli -p "$REDIS_PORT" info "$1" | tr -d '\r'; }
 
 # Consumer files, generated once for all variants.
 consumers=$BENCH_TMP/consumers.conf
@@ -108,6 +131,12 @@ for v in "${variants[@]}"; do
             http="key_auth_zone key_auth 16m; key_auth_consumers { include $consumers_limited; }"
             loc="key_auth on;"
             ;;
+        redis)
+            load="load_module $OURS_MODULE;"
+            http="key_auth_quota_store redis://127.0.0.1:$REDIS_PORT timeout=1s;
+    key_auth_consumers { include $consumers_limited; }"
+            loc="key_auth on;"
+            ;;
         full)
             load="load_module $OURS_MODULE;"
             http="key_auth_zone full 1m; key_auth_consumers { include $consumers_full; }"
@@ -158,15 +187,48 @@ done
 BENCH_WRK_ARGS=(-H "apikey: $KEY")
 bench_rounds "${variants[@]}"
 
+# Redis under the same load: commands and read events per request (a read
+# event carries every command pipelined on the connection since the last one:
+# below 1 when requests share round trips).
+declare -A REDIS_FIG=()
+if [[ -n "$REDIS_PORT" && -z "${BENCH_FAILED[redis]:-}" ]]; then
+    redis-cli -p "$REDIS_PORT" config resetstat >/dev/null
+    if res=$(bench_wrk "${BENCH_URL[redis]}" "$BENCH_DURATION"); then
+        read -r reqs _ <<<"$res"
+        calls=$(redis_stat commandstats | awk -F'[=,:]' '/^cmdstat_evalsha:/ { print $3 }')
+        evals=$(redis_stat commandstats | awk -F'[=,:]' '/^cmdstat_eval:/ { print $3 }')
+        reads=$(redis_stat stats | awk -F: '/^total_reads_processed:/ { print $2 }')
+        REDIS_FIG[line]=$(awk -v n="$reqs" -v c="${calls:-0}" -v e="${evals:-0}" -v r="${reads:-0}" \
+            'BEGIN { printf "%d requests: %.3f EVALSHA + %.3f EVAL per request; %.3f Redis read events (round trips) per request", n, c / n, e / n, r / n }')
+    fi
+fi
+
+# Instructions per request (nginx's user space) for the two quota stores.
+cg=()
+for v in quota redis; do
+    [[ " ${variants[*]} " == *" $v "* && -z "${BENCH_FAILED[$v]:-}" ]] && cg+=("$v")
+done
+if ((${#cg[@]})); then
+    for v in "${cg[@]}"; do BENCH_URL[$v]="${BENCH_URL[$v]}?apikey=$KEY&n="; done
+    bench_callgrind "${cg[@]}"
+fi
+
 echo
 echo "key_auth benchmark — $N consumers, nginx $(bench_nginx_version "$OURS_NGINX"), 1 worker," \
     "wrk -t1 -c$BENCH_CONNECTIONS, ${BENCH_DURATION}s × $BENCH_ROUNDS rounds, interleaved, medians"
-bench_table 16 "req/s:12:rps" "CPU µs/req:14:cpu" "per run (req/s)::rps_runs" -- "${variants[@]}"
+bench_table 16 "req/s:12:rps" "CPU µs/req:14:cpu" "instr/req:12:ir" "per run (req/s)::rps_runs" -- "${variants[@]}"
 
 echo
 bench_ratio_line 16 ours/noauth: ours noauth rps cpu
 bench_ratio_line 16 quota/noauth: quota noauth rps cpu
 bench_ratio_line 16 full/quota: full quota rps cpu
+bench_ratio_line 16 redis/quota: redis quota rps cpu
+bench_ratio_line 16 redis/noauth: redis noauth rps cpu
+if [[ -n "${BENCH_IR[quota]:-}" && -n "${BENCH_IR[redis]:-}" && "${BENCH_IR[redis]}" != n/a ]]; then
+    printf '%-16s %s vs %s instructions/request (%s)\n' "redis/quota:" "${BENCH_IR[redis]}" "${BENCH_IR[quota]}" \
+        "$(bench_ratio "${BENCH_IR[redis]}" "${BENCH_IR[quota]}")"
+fi
+[[ -z "${REDIS_FIG[line]:-}" ]] || echo "Redis:           ${REDIS_FIG[line]}"
 bench_ratio_line 16 full/noauth: full noauth rps cpu
 bench_ratio_line 16 map/noauth: map noauth rps cpu
 bench_ratio_line 16 ours/map: ours map rps cpu

@@ -1,34 +1,43 @@
 #!/usr/bin/env bash
-# Builds the nginx-module-authgate RPM from a module already built against a
-# given nginx (no compiling, no network).
+# Builds the source and binary RPMs of nginx-module-authgate
+# (ci/rpm/nginx-module-authgate.spec) from the release tarball, against a
+# given nginx source tree, offline: `rpmbuild -ba --nodeps`, as an RPM build
+# host would, minus the BuildRequires check (this is not an RPM system).
 #
-#   ci/rpm/build.sh --so MODULE.so --nginx NGINX_BINARY [--out DIR] [--epoch N] [--with-abi]
-#   ci/rpm/build.sh --debian [--out DIR]     ci/build-against.sh --debian, then package it
+#   ci/rpm/build.sh --nginx-source DIR [--configure-args "ARGS"] [--tarball FILE]
+#                   [--out DIR] [--cargo-target DIR] [--nginx-org]
 #
-#   --so       the module (e.g. target/against/<name>/libnginx_authgate.so)
-#   --nginx    the nginx it was built against: its version becomes
-#              "Requires: nginx = VERSION", and `nginx -t` must load the module
-#              before anything is packaged
-#   --out      where the .rpm goes (default target/rpm); rpmbuild's tree is DIR/rpmbuild
-#   --epoch    epoch of the target nginx package (nginx.org's packages: 1)
-#   --with-abi also "Requires: nginx(abi) = VERSION" (Fedora/EPEL nginx)
+#   --nginx-source    the nginx source tree (its version is the package's)
+#   --configure-args  the spec's nginx_configure_args (default: the spec's)
+#   --tarball         nginx-authgate-VERSION.tar.gz (default: ci/dist.sh makes it)
+#   --out             where the .rpm and .src.rpm go (default target/rpm);
+#                     rpmbuild's tree is DIR/rpmbuild
+#   --cargo-target    CARGO_TARGET_DIR of the module build (builds can share one)
+#   --nginx-org       --with nginx_org: "Requires: nginx = 1:VERSION"
 #
-# Prints the path of the .rpm as the only line on stdout.
+# The spec copied into the source RPM gets this tree's module version.
+# Prints the binary RPM's path, then the source RPM's, one per line.
 set -euo pipefail
-caller_pwd=$PWD # lib.sh cds to the repository root; paths given are the caller's
+caller_pwd=$PWD
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
 
-so="" nginx="" out="" epoch="" abi=0 debian=0
+nginx_source="" configure_args="" tarball="" out="" cargo_target="" nginx_org=0 have_args=0
+abs() { if [[ $1 == /* ]]; then printf '%s\n' "$1"; else printf '%s\n' "$caller_pwd/$1"; fi; }
 while (($#)); do
     case $1 in
-        --so | --nginx | --out | --epoch)
+        --nginx-source | --configure-args | --tarball | --out | --cargo-target)
             (($# >= 2)) || die "$1 needs a value"
-            declare "${1#--}=$2"
+            case $1 in
+                --nginx-source) nginx_source=$(abs "$2") ;;
+                --configure-args) configure_args=$2 have_args=1 ;;
+                --tarball) tarball=$(abs "$2") ;;
+                --out) out=$(abs "$2") ;;
+                --cargo-target) cargo_target=$(abs "$2") ;;
+            esac
             shift 2
             ;;
-        --with-abi) abi=1 && shift ;;
-        --debian) debian=1 && shift ;;
+        --nginx-org) nginx_org=1 && shift ;;
         -h | --help)
             sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
             exit 0
@@ -38,17 +47,13 @@ while (($#)); do
 done
 
 command -v rpmbuild >/dev/null || die "rpmbuild not found (Debian: apt-get install rpm)"
-if ((debian)); then
-    so=$(bash ci/build-against.sh --debian)
-    nginx=/usr/sbin/nginx
-fi
-[[ -n $so && -n $nginx ]] || die "need --so and --nginx (or --debian); see --help"
-[[ $so == /* ]] || so=$caller_pwd/$so
-[[ $nginx != */* || $nginx == /* ]] || nginx=$caller_pwd/$nginx
-[[ -z $out || $out == /* ]] || out=$caller_pwd/$out
-[[ -f $so ]] || die "module not found: $so"
-so=$(cd "$(dirname "$so")" && pwd)/$(basename "$so")
-nginx=$(command -v "$nginx") || die "nginx binary not found"
+[[ -n $nginx_source ]] || die "need --nginx-source DIR (see --help)"
+[[ -f $nginx_source/src/core/nginx.h ]] || die "$nginx_source is not an nginx source tree"
+[[ -n $tarball ]] || tarball=$(bash ci/dist.sh)
+[[ -f $tarball ]] || die "no tarball $tarball"
+version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -1)
+[[ $(basename "$tarball") == "nginx-authgate-$version.tar.gz" ]] ||
+    die "$tarball is not nginx-authgate-$version.tar.gz (this tree's version)"
 
 out=${out:-$(target_dir)/rpm}
 mkdir -p "$out"
@@ -56,33 +61,22 @@ out=$(cd "$out" && pwd)
 top=$out/rpmbuild
 rm -rf "$top"
 mkdir -p "$top"/{SOURCES,SPECS,BUILD,BUILDROOT,RPMS,SRPMS}
+cp "$tarball" "$top/SOURCES/"
+sed "s/^%global authgate_version .*/%global authgate_version $version/" \
+    ci/rpm/nginx-module-authgate.spec >"$top/SPECS/nginx-module-authgate.spec"
 
-nginx_version=$("$nginx" -v 2>&1 | sed -n 's|^nginx version: [^/]*/\([^ ]*\).*|\1|p')
-[[ -n $nginx_version ]] || die "cannot read the version of $nginx"
-authgate_version=$(sed -n 's/^version *= *"\(.*\)"/\1/p' Cargo.toml | head -1)
+defs=(--define "_topdir $top" --define "nginx_source $nginx_source")
+((have_args == 0)) || defs+=(--define "nginx_configure_args $configure_args")
+((nginx_org == 0)) || defs+=(--with nginx_org)
+[[ -z $cargo_target ]] || export CARGO_TARGET_DIR=$cargo_target
 
-# Package only what is known to load into that nginx.
-check_module_loads "$nginx" "$so" "$top/check"
-log "rpm: $nginx (nginx $nginx_version) loads $so"
-
-cp "$so" "$top/SOURCES/libnginx_authgate.so"
-cp README.md LICENSE "$top/SOURCES/"
-cp ci/rpm/nginx-module-authgate.spec "$top/SPECS/"
-
-defs=(
-    --define "_topdir $top"
-    --define "nginx_version $nginx_version"
-    --define "authgate_version $authgate_version"
-)
-[[ -z $epoch ]] || defs+=(--define "nginx_epoch $epoch")
-((abi == 0)) || defs+=(--with nginx_abi)
-
-log "rpm: rpmbuild -bb (nginx $nginx_version, module $authgate_version)"
-if ! rpmbuild -bb "${defs[@]}" "$top/SPECS/nginx-module-authgate.spec" >"$top/rpmbuild.log" 2>&1; then
-    tail -30 "$top/rpmbuild.log" >&2
+log "rpm: rpmbuild -ba --nodeps (nginx source $nginx_source, module $version)"
+if ! rpmbuild -ba --nodeps "${defs[@]}" "$top/SPECS/nginx-module-authgate.spec" >"$top/rpmbuild.log" 2>&1; then
+    tail -40 "$top/rpmbuild.log" >&2
     die "rpmbuild failed (full log: $top/rpmbuild.log)"
 fi
 rpms=("$top"/RPMS/*/nginx-module-authgate-*.rpm)
-[[ -f ${rpms[0]} ]] || die "rpmbuild produced no package (log: $top/rpmbuild.log)"
-cp "${rpms[0]}" "$out/"
-printf '%s\n' "$out/$(basename "${rpms[0]}")"
+srpms=("$top"/SRPMS/nginx-module-authgate-*.src.rpm)
+[[ -f ${rpms[0]} && -f ${srpms[0]} ]] || die "rpmbuild produced no packages (log: $top/rpmbuild.log)"
+cp "${rpms[0]}" "${srpms[0]}" "$out/"
+printf '%s\n' "$out/$(basename "${rpms[0]}")" "$out/$(basename "${srpms[0]}")"

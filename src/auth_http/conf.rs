@@ -10,10 +10,11 @@ use nginx_sys::{
 use ngx::core::Pool;
 use ngx::http::HttpModuleMainConf;
 
-use super::decision::NoMatch;
+use super::decision::{CachedAnswer, NoMatch};
 use super::params::{self, Piece, Placeholder};
 use super::retry::{self, RetryPolicy};
 use super::AuthHttpModule;
+use crate::decision_cache::conf::{self as cache, CacheConf};
 use crate::nginx::conf::{self, args, conf_message, emerg, set_once, CONF_ERROR, CONF_OK};
 use crate::nginx::subrequest::Method;
 use crate::nginx::variables::{self, AssignableVariable};
@@ -48,6 +49,8 @@ pub struct Service {
     pub fixed_args: Vec<u8>,
     pub method: Method,
     pub params: Vec<ServiceParam>,
+    /// `answer=json`: EMQX 5 answers (see [`super::decision::json_as_text`]).
+    pub json_answer: bool,
     /// The status zone's series for this service URI.
     pub counter: crate::counters::Counter,
 }
@@ -73,6 +76,27 @@ pub struct AuthHttpConf {
     pub client_id: Option<ngx_http_complex_value_t>,
     pub mountpoint: Option<ngx_http_complex_value_t>,
     pub nomatch: Option<NoMatch>,
+    /// `auth_http_cache`, `auth_http_cache_valid`.
+    pub cache: CacheConf,
+    /// `auth_http_header`s of this block, in order (each in the
+    /// configuration pool); a block without any inherits its parent's.
+    pub headers: std::vec::Vec<&'static ExtraHeader>,
+}
+
+/// `auth_http_header Name value;`: a header every service request carries.
+pub struct ExtraHeader {
+    pub name: ngx_str_t,
+    pub value: std::vec::Vec<ValuePiece>,
+}
+
+/// Headers `auth_http_header` may not set: the subrequest's own framing,
+/// and what would change how an answer arrives (see
+/// [`crate::nginx::headers::NOT_FOR_DECISIONS`]).
+fn reserved_header(name: &[u8]) -> bool {
+    crate::nginx::headers::NOT_FOR_DECISIONS
+        .iter()
+        .chain([&b"Host"[..], b"Connection", b"Keep-Alive", b"Upgrade"].iter())
+        .any(|reserved| crate::nginx::headers_in::same_name(reserved, name))
 }
 
 fn active(setting: Option<ServiceSetting>) -> Option<&'static Service> {
@@ -114,6 +138,10 @@ impl AuthHttpConf {
         self.client_id = self.client_id.or(parent.client_id);
         self.mountpoint = self.mountpoint.or(parent.mountpoint);
         self.nomatch = self.nomatch.or(parent.nomatch);
+        self.cache.merge_from(&parent.cache);
+        if self.headers.is_empty() {
+            self.headers = parent.headers.clone();
+        }
     }
 }
 
@@ -144,8 +172,13 @@ const fn command(
     }
 }
 
-pub static mut COMMANDS: [ngx_command_t; 9] = [
+pub static mut COMMANDS: [ngx_command_t; 12] = [
     command(ngx::ngx_string!("auth_http_auth"), NGX_CONF_1MORE, set_auth),
+    command(
+        ngx::ngx_string!("auth_http_header"),
+        nginx_sys::NGX_CONF_TAKE2,
+        set_header,
+    ),
     command(
         ngx::ngx_string!("auth_http_realm"),
         NGX_CONF_TAKE1,
@@ -177,8 +210,43 @@ pub static mut COMMANDS: [ngx_command_t; 9] = [
         NGX_CONF_TAKE1,
         set_nomatch,
     ),
+    command(
+        ngx::ngx_string!("auth_http_cache"),
+        NGX_CONF_TAKE1,
+        set_cache,
+    ),
+    command(
+        ngx::ngx_string!("auth_http_cache_valid"),
+        NGX_CONF_1MORE,
+        set_cache_valid,
+    ),
     ngx_command_t::empty(),
 ];
+
+/// `auth_http_cache zone | off;`
+unsafe extern "C" fn set_cache(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| cache::set_zone(cf, &mut conf.cache))
+}
+
+/// `auth_http_cache_valid answer ... time;`
+unsafe extern "C" fn set_cache_valid(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| {
+        cache::set_valid(cf, &mut conf.cache, None, |word| {
+            CachedAnswer::code_of(word).ok_or(
+                "is not an answer (authenticated, unauthenticated, superuser, \
+                 allow, deny, ignore, any)",
+            )
+        })
+    })
+}
 
 /// Runs a directive handler body with the configuration and this module's
 /// location configuration.
@@ -202,7 +270,7 @@ unsafe extern "C" fn set_auth(
         if conf.auth.is_some() {
             return conf_message(c"is duplicate");
         }
-        match parse_service(cf, DEFAULT_AUTH_PARAMS) {
+        match parse_service(cf, DEFAULT_AUTH_PARAMS, false) {
             Ok(setting) => {
                 if let (ServiceSetting::On(_), Some(main)) =
                     (setting, AuthHttpModule::main_conf_mut(cf))
@@ -215,6 +283,122 @@ unsafe extern "C" fn set_auth(
             Err(rv) => rv,
         }
     })
+}
+
+unsafe extern "C" fn set_header(
+    cf: *mut ngx_conf_t,
+    _: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    directive(cf, conf, |cf, conf| {
+        let words = args(cf).to_vec();
+        let (name, value) = (words[1], words[2]);
+        let token = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+        if name.is_empty() || !name.as_bytes().iter().all(token) {
+            return emerg(
+                cf,
+                format_args!("\"auth_http_header\": invalid header name \"{name}\""),
+            );
+        }
+        if reserved_header(name.as_bytes()) {
+            return emerg(
+                cf,
+                format_args!(
+                    "\"auth_http_header\": \"{name}\" cannot be set: it describes the service \
+                     request itself or how its answer is encoded"
+                ),
+            );
+        }
+        if conf
+            .headers
+            .iter()
+            .any(|h| crate::nginx::headers_in::same_name(h.name.as_bytes(), name.as_bytes()))
+        {
+            return emerg(
+                cf,
+                format_args!("\"auth_http_header\": \"{name}\" is given twice in this block"),
+            );
+        }
+        if value
+            .as_bytes()
+            .iter()
+            .any(|&b| b < 0x20 && b != b'\t' || b == 0x7f)
+        {
+            return emerg(
+                cf,
+                format_args!(
+                    "\"auth_http_header\": the value of \"{name}\" holds control characters"
+                ),
+            );
+        }
+        let pieces = match params::parse_value(value.as_bytes()) {
+            Ok(pieces) => pieces,
+            Err(e) => {
+                let why = match e {
+                    params::ParamsError::TrailingPercent(_) => {
+                        "it ends with a lone \"%\"".to_owned()
+                    }
+                    e => e.to_string(),
+                };
+                return emerg(
+                    cf,
+                    format_args!("\"auth_http_header\": invalid value \"{value}\": {why}"),
+                );
+            }
+        };
+        let uses_subject = pieces.iter().any(|p| {
+            matches!(
+                p,
+                Piece::Placeholder(Placeholder::CertCommonName | Placeholder::CertSubject)
+            )
+        });
+        if uses_subject {
+            let index = ssl_subject_index(cf);
+            if let Some(main) = AuthHttpModule::main_conf_mut(cf) {
+                main.ssl_subject_index = index;
+            }
+        }
+        let value = match compile_pieces(cf, pieces) {
+            Ok(v) => v,
+            Err(rv) => return rv,
+        };
+        // SAFETY: cf->pool is the configuration pool; Pool::allocate
+        // registers a cleanup that drops the header when the pool goes.
+        let pool = unsafe { Pool::from_ngx_pool(cf.pool) };
+        // SAFETY: a non-null result is an initialised ExtraHeader there.
+        match unsafe { pool.allocate(ExtraHeader { name, value }).as_ref() } {
+            Some(h) => {
+                conf.headers.push(h);
+                CONF_OK
+            }
+            None => CONF_ERROR,
+        }
+    })
+}
+
+/// Placeholder pieces ready for request time: text with `$` is compiled
+/// as nginx variables.
+fn compile_pieces(
+    cf: &mut ngx_conf_t,
+    pieces: std::vec::Vec<Piece>,
+) -> Result<std::vec::Vec<ValuePiece>, *mut c_char> {
+    let mut value = std::vec::Vec::with_capacity(pieces.len());
+    for piece in pieces {
+        value.push(match piece {
+            Piece::Placeholder(p) => ValuePiece::Placeholder(p),
+            Piece::Text(text) if text.contains(&b'$') => {
+                let source = ngx_str_t {
+                    len: text.len(),
+                    // The compiled value keeps pointers into `source`:
+                    // copy it into the configuration pool.
+                    data: copy_to_pool(cf, &text).ok_or(CONF_ERROR)?,
+                };
+                ValuePiece::Variables(variables::compile(cf, &source).ok_or(CONF_ERROR)?)
+            }
+            Piece::Text(text) => ValuePiece::Text(text),
+        });
+    }
+    Ok(value)
 }
 
 unsafe extern "C" fn set_realm(
@@ -249,14 +433,7 @@ fn realm(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<&'static [u8], *mut c_
 /// The challenge for `realm`, or `None` when it cannot be sent as a plain
 /// quoted string.
 pub fn basic_challenge(realm: &[u8]) -> Option<Vec<u8>> {
-    let plain = |&b: &u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
-    if realm.is_empty() || !realm.iter().all(plain) {
-        return None;
-    }
-    let mut challenge = b"Basic realm=\"".to_vec();
-    challenge.extend_from_slice(realm);
-    challenge.push(b'"');
-    Some(challenge)
+    crate::nginx::headers::challenge("Basic", realm)
 }
 
 unsafe extern "C" fn set_superuser(
@@ -268,7 +445,7 @@ unsafe extern "C" fn set_superuser(
         if conf.superuser.is_some() {
             return conf_message(c"is duplicate");
         }
-        match parse_service(cf, DEFAULT_SUPERUSER_PARAMS) {
+        match parse_service(cf, DEFAULT_SUPERUSER_PARAMS, true) {
             Ok(setting) => {
                 if let (ServiceSetting::On(_), Some(main)) =
                     (setting, AuthHttpModule::main_conf_mut(cf))
@@ -292,7 +469,7 @@ unsafe extern "C" fn set_acl(
         if conf.acl.is_some() {
             return conf_message(c"is duplicate");
         }
-        match parse_service(cf, DEFAULT_ACL_PARAMS) {
+        match parse_service(cf, DEFAULT_ACL_PARAMS, true) {
             Ok(setting) => {
                 if let (ServiceSetting::On(_), Some(main)) =
                     (setting, AuthHttpModule::main_conf_mut(cf))
@@ -308,9 +485,12 @@ unsafe extern "C" fn set_acl(
 }
 
 /// `uri|off [method=get|post|put] [params="…"]`
+/// `uri|off [method=get|post|put] [params="…"] [answer=text|json]`
+/// (`answer=` where `answers`).
 fn parse_service(
     cf: &mut ngx_conf_t,
     default_params: &[u8],
+    answers: bool,
 ) -> Result<ServiceSetting, *mut c_char> {
     let words = args(cf).to_vec();
     let directive = words[0];
@@ -352,6 +532,7 @@ fn parse_service(
 
     let mut method = Method::Post;
     let mut params_text: Option<ngx_str_t> = None;
+    let mut json_answer = false;
     for option in &words[2..] {
         let bytes = option.as_bytes();
         if let Some(m) = bytes.strip_prefix(b"method=") {
@@ -371,10 +552,29 @@ fn parse_service(
             };
         } else if bytes.starts_with(b"params=") {
             params_text = option.strip_prefix("params=");
+        } else if let (true, Some(a)) = (answers, bytes.strip_prefix(b"answer=")) {
+            json_answer = match a {
+                b"text" => false,
+                b"json" => true,
+                _ => {
+                    return Err(emerg(
+                        cf,
+                        format_args!(
+                            "\"{directive}\": invalid answer \"{}\" (text or json)",
+                            String::from_utf8_lossy(a)
+                        ),
+                    ))
+                }
+            };
         } else {
+            let known = if answers {
+                "method=, params=, answer="
+            } else {
+                "method=, params="
+            };
             return Err(emerg(
                 cf,
-                format_args!("\"{directive}\": unknown option \"{option}\" (method=, params=)"),
+                format_args!("\"{directive}\": unknown option \"{option}\" ({known})"),
             ));
         }
     }
@@ -415,22 +615,7 @@ fn parse_service(
     for param in parsed {
         let mut encoded_name = Vec::new();
         params::form_encode_into(&mut encoded_name, &param.name);
-        let mut value = Vec::with_capacity(param.pieces.len());
-        for piece in param.pieces {
-            value.push(match piece {
-                Piece::Placeholder(p) => ValuePiece::Placeholder(p),
-                Piece::Text(text) if text.contains(&b'$') => {
-                    let source = ngx_str_t {
-                        len: text.len(),
-                        // The compiled value keeps pointers into `source`:
-                        // copy it into the configuration pool.
-                        data: copy_to_pool(cf, &text).ok_or(CONF_ERROR)?,
-                    };
-                    ValuePiece::Variables(variables::compile(cf, &source).ok_or(CONF_ERROR)?)
-                }
-                Piece::Text(text) => ValuePiece::Text(text),
-            });
-        }
+        let value = compile_pieces(cf, param.pieces)?;
         compiled.push(ServiceParam {
             encoded_name,
             value,
@@ -453,6 +638,7 @@ fn parse_service(
         fixed_args,
         method,
         params: compiled,
+        json_answer,
         counter: crate::counters::register(cf, crate::counters::Kind::AuthHttp, uri.as_bytes()),
     };
     // SAFETY: cf->pool is the configuration pool; Pool::allocate registers a

@@ -4,23 +4,28 @@
 use nginx_sys::{
     ngx_current_msec, ngx_http_auth_basic_user, ngx_http_request_t, ngx_inet_get_port, ngx_int_t,
     ngx_str_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN,
-    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_UNAUTHORIZED, NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_UNAUTHORIZED,
+    NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::collections::Vec;
 use ngx::core::Pool;
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
+use super::cache;
 use super::conf::{AuthHttpConf, Service, ValuePiece};
-use super::decision::{next_step, plain_encoding, Outcome, Policy, Stage, Step};
+use super::decision::{
+    json_as_text, next_step, plain_encoding, unreachable, Outcome, Policy, Stage, Step,
+};
 use super::params::{self, Placeholder};
 use super::AuthHttpModule;
 use crate::counters::{self, schema::auth_http as slots, Counter};
+use crate::decision_cache::lookup::{Flight, Look};
 use crate::nginx::decimal::{decimal, DecimalBuf};
 use crate::nginx::ffi::guard_status;
 use crate::nginx::subrequest::{
     self, Body, ClientHeaders, Method, SubrequestResult, SubrequestSpec,
 };
-use crate::nginx::{delay, headers, request, variables};
+use crate::nginx::{delay, headers, headers_in, request, variables};
 
 const FORM: &str = "application/x-www-form-urlencoded";
 
@@ -35,6 +40,8 @@ struct AuthHttpCtx {
     subrequest: SubrequestResult,
     /// When the current attempt started (ngx_current_msec), for its latency.
     started_ms: usize,
+    /// The current stage's part in the decision cache.
+    cache: Flight,
 }
 
 /// The access-phase entry point.
@@ -83,14 +90,25 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     if !ctx.subrequest.done {
         return NGX_AGAIN as ngx_int_t;
     }
+    let answer = ctx.subrequest;
+    answered(r, conf, ctx, &answer, false)
+}
 
+/// The current stage's service answered (or the cache did, `cached`):
+/// decide, or go on to the next question.
+fn answered(
+    r: &mut ngx_http_request_t,
+    conf: &AuthHttpConf,
+    ctx: &mut AuthHttpCtx,
+    answer: &SubrequestResult,
+    cached: bool,
+) -> ngx_int_t {
     let policy = Policy {
         superuser_configured: conf.superuser().is_some(),
         acl_configured: conf.acl().is_some(),
         nomatch: conf.nomatch(),
         retry: conf.retry(),
     };
-    let answer = ctx.subrequest;
     // The captured body lives in the request pool.
     let body = answer.body.as_bytes();
     // A truncated answer (the service went away in the middle of its body)
@@ -115,8 +133,28 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     } else {
         0
     };
+    // answer=json: the EMQX 5 answer read as the EMQX 4 one it means (a
+    // cached answer is stored in that form already).
+    let json = service(conf, ctx.stage).is_some_and(|s| s.json_answer);
+    let (status, body) = if json && !cached && !unreachable(status) {
+        json_as_text(ctx.stage, status, body)
+    } else {
+        (status, body)
+    };
+    let normalized = SubrequestResult {
+        status,
+        body: ngx_str_t {
+            len: body.len(),
+            data: body.as_ptr().cast_mut(),
+        },
+        ..*answer
+    };
+    let answer = &normalized;
     let counter = service(conf, ctx.stage).map_or_else(Default::default, |s| s.counter);
-    count_attempt(counter, ctx, answer.complete, plain);
+    if !cached {
+        count_attempt(counter, ctx, answer.complete, plain);
+        cache::remember(r, conf, &mut ctx.cache, ctx.stage, status, answer);
+    }
     match next_step(ctx.stage, ctx.attempt, status, body, &policy) {
         Step::Allow(outcome) => finish(r, counter, outcome, NGX_OK as ngx_int_t),
         Step::Deny(outcome) => finish(r, counter, outcome, NGX_HTTP_FORBIDDEN as ngx_int_t),
@@ -139,11 +177,13 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         Step::AskSuperuser => {
             ctx.stage = Stage::Superuser;
             ctx.attempt = 0;
+            ctx.cache = Flight::default();
             ask(r, conf, ctx)
         }
         Step::AskAcl => {
             ctx.stage = Stage::Acl;
             ctx.attempt = 0;
+            ctx.cache = Flight::default();
             ask(r, conf, ctx)
         }
         Step::RetryAfter(ms) => {
@@ -300,6 +340,32 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
         }
     };
 
+    // auth_http_header: "name\0value\0…", expanded for this request.
+    let extra = match expand_headers(r, conf) {
+        Ok(extra) => extra,
+        Err(rc) => return rc,
+    };
+    let extra = into_ngx_str(extra);
+
+    // The decision cache, for the first attempt at this question.
+    if ctx.attempt == 0 {
+        let no_body = ngx_str_t::empty();
+        let sent = body.as_ref().map_or(&no_body, |b| &b.data);
+        let question = (&service.path, service.method, &args, sent, &extra);
+        match cache::look(r, conf, &mut ctx.cache, ctx.stage, question) {
+            Look::Hit(entry) => {
+                if let Some(answer) = cache::replayed(&entry) {
+                    return answered(r, conf, ctx, &answer, true);
+                }
+            }
+            Look::Wait => {
+                ctx.paused = true;
+                return NGX_AGAIN as ngx_int_t;
+            }
+            Look::Ask => {}
+        }
+    }
+
     let spec = SubrequestSpec {
         uri: &service.path,
         args: (!args.is_empty()).then_some(&args),
@@ -318,9 +384,77 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
     ctx.started_ms = unsafe { ngx_current_msec };
     // SAFETY: the result slot lives in the request-pool context.
     match unsafe { subrequest::start_with(r, &spec, &mut ctx.subrequest) } {
-        Ok(_) => NGX_AGAIN as ngx_int_t,
-        Err(_) => NGX_ERROR as ngx_int_t,
+        // SAFETY: a started subrequest is live, with a header list of its
+        // own (ClientHeaders::ForDecision), and has not run yet.
+        Ok(sr) if set_headers(unsafe { &mut *sr }, extra.as_bytes()).is_some() => {
+            NGX_AGAIN as ngx_int_t
+        }
+        Ok(_) => {
+            crate::decision_cache::lookup::release(&conf.cache, &mut ctx.cache);
+            NGX_ERROR as ngx_int_t
+        }
+        Err(_) => {
+            crate::decision_cache::lookup::release(&conf.cache, &mut ctx.cache);
+            NGX_ERROR as ngx_int_t
+        }
     }
+}
+
+/// The `auth_http_header`s for this request as `name\0value\0…` in its
+/// pool. A value that would break the header (CR, LF, NUL from a variable
+/// or placeholder) refuses the request with 500 instead of being sent;
+/// `NGX_ERROR` when the pool is out of memory.
+fn expand_headers(r: &mut ngx_http_request_t, conf: &AuthHttpConf) -> Result<PoolBytes, ngx_int_t> {
+    expand_headers_into(r, conf).ok_or(NGX_ERROR as ngx_int_t)?
+}
+
+fn expand_headers_into(
+    r: &mut ngx_http_request_t,
+    conf: &AuthHttpConf,
+) -> Option<Result<PoolBytes, ngx_int_t>> {
+    // SAFETY: the live request pool outlives every use of this buffer.
+    let mut out = PoolBytes::new_in(unsafe { Pool::from_ngx_pool(r.pool) });
+    for header in &conf.headers {
+        append(&mut out, header.name.as_bytes())?;
+        append(&mut out, b"\0")?;
+        let start = out.len();
+        for piece in &header.value {
+            match piece {
+                ValuePiece::Text(text) => append(&mut out, text)?,
+                ValuePiece::Variables(cv) => {
+                    let v = variables::evaluate(r, cv)?;
+                    append(&mut out, v.as_bytes())?
+                }
+                ValuePiece::Placeholder(p) => placeholder_value(r, conf, *p, &mut out)?,
+            }
+        }
+        if out[start..].iter().any(|&b| matches!(b, b'\r' | b'\n' | 0)) {
+            ngx::ngx_log_error!(
+                NGX_LOG_ERR,
+                request::log(r),
+                "auth_http: the value of auth_http_header \"{}\" holds CR, LF or NUL; \
+                 request refused",
+                header.name
+            );
+            return Some(Err(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t));
+        }
+        append(&mut out, b"\0")?;
+    }
+    Some(Ok(out))
+}
+
+/// Sets the headers of [`expand_headers`] on subrequest `sr`, replacing
+/// any the client sent under those names.
+fn set_headers(sr: &mut ngx_http_request_t, extra: &[u8]) -> Option<()> {
+    let mut parts = extra.split(|&b| b == 0);
+    while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+        if name.is_empty() {
+            break;
+        }
+        headers_in::remove(sr, name).ok()?;
+        headers_in::push(sr, name, value).ok()?;
+    }
+    Some(())
 }
 
 /// `name=value&…`, form-encoded, for this request, in its pool.

@@ -9,6 +9,7 @@
 //! * [`retry`] — the retry schedule (pure);
 //! * [`decision`] — answer → next step (pure).
 
+pub mod cache;
 pub mod conf;
 pub mod decision;
 pub mod handler;
@@ -87,9 +88,18 @@ unsafe extern "C" fn merge_loc_conf(
             cf,
             parent,
             child,
-            |_, parent, child: &mut conf::AuthHttpConf| {
+            |cf, parent, child: &mut conf::AuthHttpConf| {
                 child.merge_from(parent);
-                CONF_OK
+                let protected =
+                    child.auth().is_some() || child.superuser().is_some() || child.acl().is_some();
+                // The key is the question itself (see handler::question).
+                match child
+                    .cache
+                    .finish(cf, "auth_http_cache", protected, false, &[b"auth_http"])
+                {
+                    Ok(()) => CONF_OK,
+                    Err(_) => crate::nginx::conf::CONF_ERROR,
+                }
             },
         )
     }
@@ -107,6 +117,9 @@ static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
 };
 
 #[allow(non_upper_case_globals)]
+// By name: the module table nginx generates under its configure (`config`)
+// refers to it. Not in unit tests and fuzz targets (see src/lib.rs).
+#[cfg_attr(not(any(test, fuzzing)), no_mangle)]
 pub static mut ngx_http_authgate_auth_http_module: ngx_module_t = ngx_module_t {
     ctx: addr_of!(MODULE_CTX) as *mut _,
     // nginx only reads the command table through this pointer.

@@ -111,7 +111,18 @@ fn parse_param(item: &[u8]) -> Result<Param, ParamsError> {
     if name.is_empty() {
         return Err(ParamsError::EmptyName(shown()));
     }
+    Ok(Param {
+        name: name.to_vec(),
+        pieces: parse_value(value).map_err(|e| match e {
+            ParamsError::TrailingPercent(_) => ParamsError::TrailingPercent(shown()),
+            e => e,
+        })?,
+    })
+}
 
+/// Parses one value: text with `%` placeholders (`%%` is a `%`).
+pub fn parse_value(value: &[u8]) -> Result<Vec<Piece>, ParamsError> {
+    let shown = || String::from_utf8_lossy(value).into_owned();
     let mut pieces = Vec::new();
     let mut text = Vec::new();
     let mut i = 0;
@@ -142,10 +153,7 @@ fn parse_param(item: &[u8]) -> Result<Param, ParamsError> {
     if !text.is_empty() {
         pieces.push(Piece::Text(text));
     }
-    Ok(Param {
-        name: name.to_vec(),
-        pieces,
-    })
+    Ok(pieces)
 }
 
 /// Whether any parameter uses `placeholder`.

@@ -72,6 +72,9 @@ pub fn remember(
     flight: &mut Flight,
     outcome: &SubrequestResult,
 ) {
+    if !flight.asking() {
+        return;
+    }
     let status = outcome.status;
     let decision = matches!(
         verdict_of(conf, status),

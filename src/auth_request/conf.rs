@@ -452,7 +452,7 @@ fn finish_cache(cf: &mut ngx_conf_t, conf: &mut AuthRequestConf) -> Result<(), c
     let parts: std::vec::Vec<&[u8]> = scope.iter().map(|p| p.as_slice()).collect();
     let protected = conf.uri().is_some();
     conf.cache
-        .finish(cf, "auth_request_cache", protected, &parts)?;
+        .finish(cf, "auth_request_cache", protected, true, &parts)?;
     // What these directives pass on is not part of a cached decision.
     let ext = &conf.ext;
     let not_replayable = [

@@ -95,6 +95,9 @@ static MODULE_CTX: ngx_http_module_t = ngx_http_module_t {
 /// The nginx module. Its name (the symbol) is what `nginx -V`-style module
 /// lists and error messages show.
 #[allow(non_upper_case_globals)]
+// By name: the module table nginx generates under its configure (`config`)
+// refers to it. Not in unit tests and fuzz targets (see src/lib.rs).
+#[cfg_attr(not(any(test, fuzzing)), no_mangle)]
 pub static mut ngx_http_authgate_auth_request_module: ngx_module_t = ngx_module_t {
     ctx: addr_of!(MODULE_CTX) as *mut _,
     // nginx only reads the command table through this pointer.

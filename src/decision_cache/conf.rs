@@ -8,10 +8,11 @@ use core::ffi::{c_char, c_void};
 use core::ptr;
 
 use nginx_sys::{
-    ngx_conf_t, ngx_http_complex_value_t, ngx_int_t, ngx_parse_time, ngx_shared_memory_add,
-    ngx_shm_zone_t, ngx_str_t, NGX_ERROR, NGX_LOG_EMERG, NGX_LOG_WARN,
+    ngx_conf_t, ngx_http_complex_value_t, ngx_http_core_srv_conf_t, ngx_http_server_name_t,
+    ngx_int_t, ngx_parse_time, ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t, NGX_ERROR,
+    NGX_LOG_EMERG, NGX_LOG_WARN,
 };
-use ngx::http::HttpModule;
+use ngx::http::{HttpModule, HttpModuleServerConf, NgxHttpCoreModule};
 
 use super::module::DecisionCacheModule;
 use super::valid::{self, ValidTimes};
@@ -108,7 +109,9 @@ impl CacheConf {
     }
 
     /// The checks once the whole `http` block is known, for a level that
-    /// `protected` (its mechanism is on): the zone exists, a key is set.
+    /// `protected` (its mechanism is on): the zone exists, a key is set
+    /// (when the mechanism has a key directive; auth_http's key is the
+    /// question itself).
     /// `scope` names the question (see [`CacheConf::scope`]). Logs the
     /// `[emerg]` naming the cache directive's file and line.
     pub fn finish(
@@ -116,6 +119,7 @@ impl CacheConf {
         cf: &mut ngx_conf_t,
         directive: &str,
         protected: bool,
+        needs_key: bool,
         scope: &[&[u8]],
     ) -> Result<(), Refused> {
         let Some(CacheZone::Zone { zone, name, at }) = self.zone else {
@@ -130,7 +134,7 @@ impl CacheConf {
             );
             return Err(Refused);
         }
-        if protected && self.key.is_none() {
+        if protected && needs_key && self.key.is_none() {
             ngx::ngx_log_error!(
                 NGX_LOG_EMERG,
                 cf.log,
@@ -138,9 +142,46 @@ impl CacheConf {
             );
             return Err(Refused);
         }
-        self.scope = KeyedHash::with_secret([0; 16]).hash(scope).to_le_bytes();
+        let server = server_identity(cf);
+        let mut parts: std::vec::Vec<&[u8]> = scope.to_vec();
+        parts.extend(server.iter().map(|p| p.as_slice()));
+        self.scope = KeyedHash::with_secret([0; 16]).hash(&parts).to_le_bytes();
         Ok(())
     }
+}
+
+/// The server block a location belongs to, as part of the question: the
+/// service URI resolves to a location of the request's own server, so two
+/// virtual servers with the same auth URI (each proxying to its own service)
+/// ask different questions and must never share an entry. The block's file
+/// and line and its `server_name` list stay the same across a reload that
+/// keeps the server, so its entries stay reachable; a server that moves
+/// or is renamed starts afresh.
+fn server_identity(cf: &ngx_conf_t) -> std::vec::Vec<std::vec::Vec<u8>> {
+    let mut parts = vec![b"server".to_vec()];
+    let Some(srv) = NgxHttpCoreModule::server_conf(cf) else {
+        return parts;
+    };
+    let srv: &ngx_http_core_srv_conf_t = srv;
+    if !srv.file_name.is_null() {
+        // SAFETY: nginx keeps the server block's file name, NUL-terminated,
+        // in the configuration pool.
+        let file = unsafe { core::ffi::CStr::from_ptr(srv.file_name.cast()) };
+        parts.push(file.to_bytes().to_vec());
+    }
+    parts.push(srv.line.to_le_bytes().to_vec());
+    let names = &srv.server_names;
+    if !names.elts.is_null() {
+        // SAFETY: server_names is an ngx_array_t of ngx_http_server_name_t
+        // filled while the server block was parsed.
+        let names = unsafe {
+            core::slice::from_raw_parts(names.elts.cast::<ngx_http_server_name_t>(), names.nelts)
+        };
+        for name in names {
+            parts.push(name.name.as_bytes().to_vec());
+        }
+    }
+    parts
 }
 
 impl CacheConf {

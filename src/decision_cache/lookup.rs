@@ -58,6 +58,13 @@ impl Flight {
     pub fn waiting(&self) -> bool {
         self.state == State::Waiting
     }
+
+    /// The request asks the service for an answer the cache may keep:
+    /// [`store`] or [`release`] are due (without a cache, never: the
+    /// caller then skips preparing what to store).
+    pub fn asking(&self) -> bool {
+        matches!(self.state, State::Owner | State::Asking)
+    }
 }
 
 /// What the cache says.
@@ -71,41 +78,60 @@ pub enum Look {
     Ask,
 }
 
-/// Looks the request's question up. `values` is how many variable values
-/// the mechanism stores with an entry (an entry with another count is not
-/// used).
+/// Looks the request's question up, filed under the location's
+/// `*_cache_key`. `values` is how many variable values the mechanism
+/// stores with an entry (an entry with another count is not used).
 pub fn look(
     r: &mut ngx_http_request_t,
     cache: &CacheConf,
     flight: &mut Flight,
     values: usize,
 ) -> Look {
-    let (Some(zone), Some(key)) = (cache.zone(), cache.key()) else {
+    if cache.zone().is_none() {
+        // No cache here: nothing to do, nothing more to cost.
+        return Look::Ask;
+    }
+    let key = match cache.key() {
+        Some(cv) if flight.state == State::New => variables::evaluate(r, cv),
+        _ => None,
+    };
+    // SAFETY: evaluated values live in the request pool.
+    let key = key.map(|k| unsafe { core::slice::from_raw_parts(k.data, k.len) });
+    look_key(r, cache, flight, values, key.unwrap_or(&[]))
+}
+
+/// [`look`] with the key given by the mechanism (auth_http's key is the
+/// question it asks). An empty key is not looked up (`BYPASS`).
+pub fn look_key(
+    r: &mut ngx_http_request_t,
+    cache: &CacheConf,
+    flight: &mut Flight,
+    values: usize,
+    key: &[u8],
+) -> Look {
+    let Some(zone) = cache.zone() else {
         flight.state = State::Done;
         return Look::Ask;
     };
+    if flight.state == State::Done {
+        return Look::Ask;
+    }
     let zone = Zone(zone);
     let first = flight.state == State::New;
     // SAFETY: ngx_current_msec is nginx's cached monotonic clock, read on
     // the worker's own thread.
     let now = unsafe { ngx_current_msec } as u64;
-    let key = if first {
-        match variables::evaluate(r, key) {
-            Some(k) if !k.is_empty() => Some(k),
-            _ => {
-                set_status(r, CacheStatus::Bypass);
-                flight.state = State::Done;
-                return Look::Ask;
-            }
-        }
-    } else {
-        None
-    };
+    if first && key.is_empty() {
+        set_status(r, CacheStatus::Bypass);
+        flight.state = State::Done;
+        return Look::Ask;
+    }
+    let key = first.then_some(key);
     let pool = r.pool;
     let looked = zone.with(|secret, table| {
         if let Some(key) = key {
-            flight.id = secret.hash(&[&cache.scope, key.as_bytes()]).to_le_bytes();
-            flight.key_id = secret.hash(&[b"key", key.as_bytes()]).to_le_bytes();
+            flight.id = secret.hash(&[&cache.scope, key]).to_le_bytes();
+            flight.key_id = secret.hash(&[b"key", key]).to_le_bytes();
             flight.wait_until_ms = now + FLIGHT_MS;
         }
         let may_wait = now < flight.wait_until_ms;

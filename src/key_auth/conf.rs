@@ -10,7 +10,7 @@ use nginx_sys::{
 };
 use ngx::http::{HttpModule, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCoreModule};
 
-use super::consumers::{parse_line, Registry};
+use super::consumers::{parse_line, Consumer, Registry};
 use super::expiry;
 use super::quota::{Slot, Table};
 use super::KeyAuthModule;
@@ -98,6 +98,51 @@ pub struct KeyAuthConf {
     pub query: Option<ngx_str_t>,
     pub hide_credentials: Option<bool>,
     pub anonymous: Option<Anonymous>,
+    /// `key_auth_allow` (`Some(None)`: `off`).
+    pub allow: Option<Option<&'static Restriction>>,
+    /// `key_auth_deny` (`Some(None)`: `off`).
+    pub deny: Option<Option<&'static Restriction>>,
+    /// The whole `WWW-Authenticate` value of `key_auth_realm`, in the
+    /// configuration pool (which outlives every request).
+    pub challenge: Option<&'static [u8]>,
+    /// `key_auth_preflight pass` (true) or `check`.
+    pub preflight_pass: Option<bool>,
+}
+
+/// The challenge sent with a 401 when `key_auth_realm` is not set (APISIX's).
+pub const DEFAULT_CHALLENGE: &[u8] = br#"apikey realm="key""#;
+
+/// One entry of `key_auth_allow` / `key_auth_deny`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Member {
+    Consumer(String),
+    Group(String),
+}
+
+/// A `key_auth_allow` or `key_auth_deny` list, in the configuration pool
+/// (which outlives every request and every level that points at it).
+pub struct Restriction {
+    pub members: Vec<Member>,
+    /// Where the directive was, for errors found when merging.
+    file: ngx_str_t,
+    line: usize,
+}
+
+impl Restriction {
+    /// Whether `consumer` is named in the list, by name or by a group.
+    pub fn names(&self, consumer: &Consumer) -> bool {
+        self.members.iter().any(|m| match m {
+            Member::Consumer(name) => *name == consumer.name,
+            Member::Group(group) => consumer.groups.iter().any(|g| g == group),
+        })
+    }
+}
+
+/// Why a location's `key_auth_allow` / `key_auth_deny` refuses a consumer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forbidden {
+    Denied,
+    NotAllowed,
 }
 
 pub const DEFAULT_NAME: &[u8] = b"apikey";
@@ -115,6 +160,28 @@ impl KeyAuthConf {
     pub fn hide_credentials(&self) -> bool {
         self.hide_credentials.unwrap_or(false)
     }
+    /// Whether `key_auth_deny` / `key_auth_allow` refuse `consumer` here:
+    /// a consumer the deny list names is refused; with an allow list, so
+    /// is every consumer it does not name.
+    pub fn forbids(&self, consumer: &Consumer) -> Option<Forbidden> {
+        if let Some(Some(deny)) = self.deny {
+            if deny.names(consumer) {
+                return Some(Forbidden::Denied);
+            }
+        }
+        match self.allow {
+            Some(Some(allow)) if !allow.names(consumer) => Some(Forbidden::NotAllowed),
+            _ => None,
+        }
+    }
+
+    pub fn challenge(&self) -> &'static [u8] {
+        self.challenge.unwrap_or(DEFAULT_CHALLENGE)
+    }
+    pub fn preflight_pass(&self) -> bool {
+        self.preflight_pass.unwrap_or(false)
+    }
+
     /// The anonymous consumer's index, when one is configured.
     pub fn anonymous(&self) -> Option<usize> {
         match self.anonymous {
@@ -144,7 +211,7 @@ const fn command(
 }
 
 /// The directive table.
-pub static mut COMMANDS: [ngx_command_t; 9] = [
+pub static mut COMMANDS: [ngx_command_t; 13] = [
     command(
         ngx::ngx_string!("key_auth_consumers"),
         nginx_sys::NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_BLOCK | nginx_sys::NGX_CONF_NOARGS,
@@ -191,6 +258,30 @@ pub static mut COMMANDS: [ngx_command_t; 9] = [
         ngx::ngx_string!("key_auth_anonymous_consumer"),
         LOC | nginx_sys::NGX_CONF_TAKE1,
         set_anonymous,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_realm"),
+        LOC | nginx_sys::NGX_CONF_TAKE1,
+        set_realm,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_preflight"),
+        LOC | nginx_sys::NGX_CONF_TAKE1,
+        set_preflight,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_allow"),
+        LOC | nginx_sys::NGX_CONF_1MORE,
+        set_allow,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_deny"),
+        LOC | nginx_sys::NGX_CONF_1MORE,
+        set_deny,
         nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
     ),
     ngx_command_t::empty(),
@@ -392,6 +483,175 @@ fn anonymous(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<Anonymous, *mut c_
         line,
         index: None,
     })
+}
+
+/// `key_auth_realm text;`
+unsafe extern "C" fn set_realm(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_enabled().
+    unsafe { set_loc(cf, conf, |c| &mut c.challenge, realm) }
+}
+
+/// `apikey realm="VALUE"`, in the configuration pool.
+fn realm(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<&'static [u8], *mut c_char> {
+    let Some(challenge) = crate::nginx::headers::challenge("apikey", value.as_bytes()) else {
+        return Err(emerg(
+            cf,
+            format_args!(
+                "\"key_auth_realm\": invalid realm \"{value}\" (not empty; printable ASCII \
+                 without '\"' or '\\')"
+            ),
+        ));
+    };
+    // SAFETY: allocation in the configuration pool.
+    let copy = unsafe { ngx_str_t::from_bytes(cf.pool, &challenge) }.ok_or(CONF_ERROR)?;
+    // SAFETY: `copy` holds `challenge.len()` bytes in the configuration
+    // pool, which outlives every request using them.
+    Ok(unsafe { core::slice::from_raw_parts(copy.data, copy.len) })
+}
+
+/// `key_auth_preflight pass | check;`
+unsafe extern "C" fn set_preflight(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_enabled().
+    unsafe {
+        set_loc(
+            cf,
+            conf,
+            |c| &mut c.preflight_pass,
+            |cf, value| match value.as_bytes() {
+                b"pass" => Ok(true),
+                b"check" => Ok(false),
+                _ => Err(emerg(
+                    cf,
+                    format_args!(
+                        "\"key_auth_preflight\": invalid value \"{value}\" (pass or check)"
+                    ),
+                )),
+            },
+        )
+    }
+}
+
+/// `key_auth_allow NAME | group:NAME … | off;`
+unsafe extern "C" fn set_allow(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_enabled().
+    unsafe {
+        directive(cf, conf, |cf, conf: &mut KeyAuthConf| {
+            set_restriction(cf, &mut conf.allow)
+        })
+    }
+}
+
+/// `key_auth_deny NAME | group:NAME … | off;`
+unsafe extern "C" fn set_deny(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_enabled().
+    unsafe {
+        directive(cf, conf, |cf, conf: &mut KeyAuthConf| {
+            set_restriction(cf, &mut conf.deny)
+        })
+    }
+}
+
+fn set_restriction(
+    cf: &mut ngx_conf_t,
+    slot: &mut Option<Option<&'static Restriction>>,
+) -> *mut c_char {
+    if slot.is_some() {
+        return conf_message(c"is duplicate");
+    }
+    let words = args(cf).to_vec();
+    let directive = words[0];
+    if words[1].as_bytes() == b"off" {
+        if words.len() > 2 {
+            return emerg(cf, format_args!("\"{directive} off\" takes nothing else"));
+        }
+        *slot = Some(None);
+        return CONF_OK;
+    }
+    let members: Result<Vec<Member>, &str> = words[1..]
+        .iter()
+        .map(|w| parse_member(w.as_bytes()))
+        .collect();
+    let members = match members {
+        Ok(members) => members,
+        Err(why) => return emerg(cf, format_args!("\"{directive}\": {why}")),
+    };
+    let (file, line) = conf_position(cf);
+    // SAFETY: cf->pool is the configuration pool; Pool::allocate registers
+    // a cleanup that drops the list when the pool goes.
+    let pool = unsafe { ngx::core::Pool::from_ngx_pool(cf.pool) };
+    let restriction = pool.allocate(Restriction {
+        members,
+        file,
+        line,
+    });
+    // SAFETY: a non-null result is an initialised Restriction in that pool.
+    match unsafe { restriction.as_ref() } {
+        Some(r) => {
+            *slot = Some(Some(r));
+            CONF_OK
+        }
+        None => CONF_ERROR,
+    }
+}
+
+/// `NAME` or `group:NAME`.
+fn parse_member(word: &[u8]) -> Result<Member, &'static str> {
+    let (group, name) = match word.strip_prefix(b"group:") {
+        Some(name) => (true, name),
+        None => (false, word),
+    };
+    if name.is_empty() {
+        return Err("empty name (NAME or group:NAME)");
+    }
+    let name = core::str::from_utf8(name)
+        .map_err(|_| "not UTF-8")?
+        .to_owned();
+    Ok(if group {
+        Member::Group(name)
+    } else {
+        Member::Consumer(name)
+    })
+}
+
+/// Checks that every member of `list` is a known consumer or group.
+fn check_members(cf: &mut ngx_conf_t, directive: &str, list: &Restriction) -> Result<(), ()> {
+    let Some(main) = KeyAuthModule::main_conf(cf) else {
+        return Err(());
+    };
+    for member in &list.members {
+        let (known, what, name) = match member {
+            Member::Consumer(n) => (main.registry.find(n.as_bytes()).is_some(), "consumer", n),
+            Member::Group(g) => (main.registry.has_group(g), "group", g),
+        };
+        if !known {
+            ngx::ngx_log_error!(
+                NGX_LOG_EMERG,
+                cf.log,
+                "\"{directive}\" names the {what} \"{name}\", which no line of \
+                 \"key_auth_consumers\" defines, in {}:{}",
+                list.file,
+                list.line
+            );
+            return Err(());
+        }
+    }
+    Ok(())
 }
 
 /// The file and line being parsed.
@@ -828,6 +1088,20 @@ fn merge_levels(cf: &mut ngx_conf_t, parent: &KeyAuthConf, child: &mut KeyAuthCo
     child.query = child.query.or(parent.query);
     child.hide_credentials = child.hide_credentials.or(parent.hide_credentials);
     child.anonymous = child.anonymous.or(parent.anonymous);
+    child.challenge = child.challenge.or(parent.challenge);
+    child.preflight_pass = child.preflight_pass.or(parent.preflight_pass);
+    child.allow = child.allow.or(parent.allow);
+    child.deny = child.deny.or(parent.deny);
+    for (directive, list) in [
+        ("key_auth_allow", child.allow),
+        ("key_auth_deny", child.deny),
+    ] {
+        if let Some(Some(list)) = list {
+            if check_members(cf, directive, list).is_err() {
+                return CONF_ERROR;
+            }
+        }
+    }
     if let Some(Anonymous::Named {
         name,
         file,

@@ -44,6 +44,8 @@ pub const DEFAULT_LIMIT_STATUS: u16 = 503;
 #[derive(Debug, Clone)]
 pub struct Consumer {
     pub name: String,
+    /// `group=a,b`: for `key_auth_allow` / `key_auth_deny group:NAME`.
+    pub groups: Vec<String>,
     pub custom_id: Option<String>,
     pub limit: Option<Limit>,
     /// `limit_status=`; see [`Consumer::over_limit_status`].
@@ -83,6 +85,7 @@ pub struct Line {
     pub custom_id: Option<String>,
     pub limit: Option<Limit>,
     pub limit_status: Option<u16>,
+    pub groups: Option<Vec<String>>,
 }
 
 /// A key as a consumer line gives it. The plain text lives only while its
@@ -226,6 +229,13 @@ impl Registry {
         &self.consumers[index]
     }
 
+    /// Whether some consumer is in group `group`.
+    pub fn has_group(&self, group: &str) -> bool {
+        self.consumers
+            .iter()
+            .any(|c| c.groups.iter().any(|g| g == group))
+    }
+
     /// The consumer called `name`.
     pub fn find(&self, name: &[u8]) -> Option<usize> {
         let name = core::str::from_utf8(name).ok()?;
@@ -268,6 +278,9 @@ impl Registry {
             Some(&index) => {
                 let c = &mut self.consumers[index];
                 merge_attr(&name, "custom_id", &mut c.custom_id, line.custom_id)?;
+                let mut groups = (!c.groups.is_empty()).then(|| c.groups.clone());
+                merge_attr(&name, "group", &mut groups, line.groups)?;
+                c.groups = groups.unwrap_or_default();
                 let mut limit = c.limit;
                 merge_attr(&name, "limit", &mut limit, line.limit)?;
                 c.limit = limit;
@@ -283,6 +296,7 @@ impl Registry {
                 counter_key.copy_from_slice(&digest[..16]);
                 self.consumers.push(Consumer {
                     name: name.clone(),
+                    groups: line.groups.unwrap_or_default(),
                     custom_id: line.custom_id,
                     limit: line.limit,
                     limit_status: line.limit_status,
@@ -444,6 +458,12 @@ pub fn parse_line(words: &[&[u8]]) -> Result<Line, String> {
                 line.expires =
                     Some(super::expiry::parse_expires(value).map_err(|why| bad(why, false))?);
             }
+            b"group" => {
+                if line.groups.is_some() {
+                    return Err(dup());
+                }
+                line.groups = Some(parse_groups(value).map_err(|why| bad(why, false))?);
+            }
             b"custom_id" => {
                 if line.custom_id.is_some() {
                     return Err(dup());
@@ -465,13 +485,26 @@ pub fn parse_line(words: &[&[u8]]) -> Result<Line, String> {
             _ => {
                 return Err(format!(
                     "consumer \"{}\": unknown attribute \"{attr_name}\" (expected key, \
-                     credential, expires, custom_id, limit, limit_status)",
+                     credential, expires, group, custom_id, limit, limit_status)",
                     line.name
                 ))
             }
         }
     }
     Ok(line)
+}
+
+/// `group=a,b`: comma-separated names, none empty.
+pub fn parse_groups(value: &[u8]) -> Result<Vec<String>, &'static str> {
+    value
+        .split(|&b| b == b',')
+        .map(|g| {
+            if g.is_empty() {
+                return Err("empty group name");
+            }
+            text(g)
+        })
+        .collect()
 }
 
 /// A word for an error message; secrets are not echoed.
@@ -832,5 +865,32 @@ mod tests {
         assert_eq!(r.lookup(b"late-key").unwrap().0.name, "late");
         assert_eq!(r.lookup(b"key-7").unwrap().0.name, "c7");
         assert!(t.elapsed().as_secs() < 10);
+    }
+}
+
+#[cfg(test)]
+mod group_tests {
+    use super::{parse_groups, parse_line, Registry};
+
+    #[test]
+    fn groups_parse_and_merge() {
+        assert_eq!(parse_groups(b"a"), Ok(vec!["a".to_owned()]));
+        assert_eq!(
+            parse_groups(b"partners,staff"),
+            Ok(vec!["partners".to_owned(), "staff".to_owned()])
+        );
+        for bad in [&b""[..], b",", b"a,", b",a", b"a,,b", b"a,\x01"] {
+            assert!(parse_groups(bad).is_err(), "{bad:?}");
+        }
+        let mut registry = Registry::new();
+        for line in [
+            &[&b"jack"[..], b"key=1", b"group=a,b"][..],
+            &[b"jack", b"key=2"],
+        ] {
+            registry.add(parse_line(line).unwrap()).unwrap();
+        }
+        assert!(registry.has_group("a") && registry.has_group("b") && !registry.has_group("c"));
+        let conflicting = parse_line(&[b"jack", b"key=3", b"group=c"]).unwrap();
+        assert!(registry.add(conflicting).is_err());
     }
 }

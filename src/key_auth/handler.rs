@@ -33,13 +33,13 @@
 use core::ptr;
 
 use nginx_sys::{
-    ngx_current_msec, ngx_http_request_t, ngx_int_t, ngx_str_t, NGX_AGAIN, NGX_DECLINED, NGX_ERROR,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_LOG_INFO,
-    NGX_OK,
+    ngx_current_msec, ngx_http_request_t, ngx_int_t, ngx_str_t, ngx_uint_t, NGX_AGAIN,
+    NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR,
+    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
-use super::conf::{KeyAuthConf, KeyAuthMainConf, ZoneHeader};
+use super::conf::{Forbidden, KeyAuthConf, KeyAuthMainConf, ZoneHeader};
 use super::consumers::{Consumer, Credential};
 use super::expiry;
 use super::passage::{hidden_sources, Identity, Passage, Refusal, Source, Step, Verdict};
@@ -219,6 +219,11 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     if !conf.enabled() {
         return NGX_DECLINED as ngx_int_t;
     }
+    // key_auth_preflight pass: a CORS preflight carries no key (browsers
+    // never send credentials with it); it is not key_auth's to refuse.
+    if conf.preflight_pass() && is_preflight(r) {
+        return NGX_DECLINED as ngx_int_t;
+    }
     let Some(passage) = request::kept_or_new::<Passage>(r, KeyAuthModule::module()) else {
         return NGX_ERROR as ngx_int_t;
     };
@@ -257,6 +262,23 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         .map(|(index, _)| main.registry.credential(index));
 
     set_variables(r, main, consumer, credential);
+
+    // key_auth_allow / key_auth_deny: before the quota, so that a consumer
+    // refused here is not charged. Not kept in the passage: a location an
+    // internal redirect leads to applies its own lists.
+    if let Some(why) = conf.forbids(consumer) {
+        ngx::ngx_log_error!(
+            NGX_LOG_ERR,
+            request::log(r),
+            "key_auth: access forbidden to consumer \"{}\" by {}",
+            consumer.name,
+            match why {
+                Forbidden::Denied => "key_auth_deny",
+                Forbidden::NotAllowed => "key_auth_allow",
+            }
+        );
+        return NGX_HTTP_FORBIDDEN as ngx_int_t;
+    }
 
     if let (Some(limit), true) = (&consumer.limit, passage.needs_count(identity.consumer)) {
         let refusal = match count(r, main, consumer, limit, passage) {
@@ -337,6 +359,14 @@ fn count_outcome(
             }
         }
     }
+}
+
+/// A CORS preflight: `OPTIONS` with `Origin` and
+/// `Access-Control-Request-Method` (the Fetch standard's definition).
+fn is_preflight(r: &ngx_http_request_t) -> bool {
+    r.method == nginx_sys::NGX_HTTP_OPTIONS as ngx_uint_t
+        && headers_in::find(r, b"origin").is_some()
+        && headers_in::find(r, b"access-control-request-method").is_some()
 }
 
 /// Steps 2: the key (header when present, even empty or wrong; otherwise

@@ -27,7 +27,7 @@ use nginx_sys::{
     ngx_http_top_header_filter, ngx_int_t, ngx_palloc, ngx_pcalloc, NGX_ERROR,
     NGX_HTTP_UNAUTHORIZED, NGX_OK,
 };
-use ngx::http::HttpModule;
+use ngx::http::{HttpModule, HttpModuleLocationConf};
 
 use super::KeyAuthModule;
 use crate::nginx::ffi::guard_status;
@@ -53,8 +53,6 @@ impl Denial {
     }
 }
 
-/// The challenge sent with every 401.
-pub const CHALLENGE: &[u8] = br#"apikey realm="key""#;
 const JSON: &[u8] = b"application/json";
 
 /// Per-request state (request pool; cleared by internal redirects).
@@ -78,8 +76,11 @@ pub fn deny(r: &mut ngx_http_request_t, denial: Denial) -> ngx_int_t {
         },
     };
     ctx.denial = denial;
-    if !headers::has_www_authenticate(r, CHALLENGE)
-        && headers::push_www_authenticate(r, CHALLENGE).is_err()
+    // key_auth_realm of the location refusing
+    let challenge =
+        KeyAuthModule::location_conf(r).map_or(super::conf::DEFAULT_CHALLENGE, |c| c.challenge());
+    if !headers::has_www_authenticate(r, challenge)
+        && headers::push_www_authenticate(r, challenge).is_err()
     {
         return NGX_ERROR as ngx_int_t;
     }

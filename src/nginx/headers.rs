@@ -158,7 +158,7 @@ pub fn own_list_without(sr: &mut ngx_http_request_t, names: &[&[u8]]) -> Result<
             16,
             size_of::<ngx_table_elt_t>(),
         )
-    } != NGX_OK as _
+    } != NGX_OK as nginx_sys::ngx_int_t
     {
         return Err(NgxError);
     }
@@ -277,6 +277,23 @@ pub fn www_authenticate_values(
         }
         Some(elt.value.as_bytes())
     })
+}
+
+/// `SCHEME realm="REALM"`, the value of a `WWW-Authenticate` challenge, or
+/// `None` when `realm` cannot be sent as a plain quoted string: it must be
+/// printable ASCII without `"` or `\`, not empty (directives refuse other
+/// realms at configuration time).
+pub fn challenge(scheme: &str, realm: &[u8]) -> Option<Vec<u8>> {
+    let plain = |&b: &u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
+    if realm.is_empty() || !realm.iter().all(plain) {
+        return None;
+    }
+    let mut value = Vec::with_capacity(scheme.len() + realm.len() + 9);
+    value.extend_from_slice(scheme.as_bytes());
+    value.extend_from_slice(b" realm=\"");
+    value.extend_from_slice(realm);
+    value.push(b'"');
+    Some(value)
 }
 
 /// Whether the response already carries `WWW-Authenticate: value` (one

@@ -394,7 +394,13 @@ impl Store {
         match st.queue.front() {
             Some(front) => {
                 let wait = front.deadline.saturating_sub(now()).max(1);
-                // SAFETY: adding (or moving) a timer of a live event.
+                // nginx keeps a set timer that the new one is within 300 ms
+                // of (NGX_TIMER_LAZY_DELAY): the deadline must hold exactly.
+                if bitfield::event::timer_set(rev) {
+                    // SAFETY: deleting a set timer of a live event.
+                    unsafe { ngx_del_timer(rev) };
+                }
+                // SAFETY: adding a timer of a live event.
                 unsafe { ngx_add_timer(rev, wait as ngx_msec_t) };
             }
             None if bitfield::event::timer_set(rev) => {

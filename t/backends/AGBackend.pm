@@ -4,7 +4,7 @@ package AGBackend;
 # and an echo server in one.  Every request is answered according to the
 # request itself and recorded (one JSON object per line) to a log file.
 #
-#   AGBackend::serve(port => N, name => 'auth', mode => 'auth'|'echo',
+#   AGBackend::serve(port => N, name => 'auth', mode => 'auth'|'echo'|'oauth2',
 #                    log => '/path/auth.requests');
 #
 # Response control ("ctl" parameters), later sources override earlier ones:

@@ -15,7 +15,7 @@ use Test::More ();
 
 use AGTest ();
 
-our @EXPORT = qw(packaging_or_skip run_cmd build_against prove_with);
+our @EXPORT = qw(packaging_or_skip run_cmd build_against prove_with smoke_server smoke_files smoke_mechanisms);
 
 my $ROOT = AGTest::_find_root();
 
@@ -106,5 +106,133 @@ sub _tail {
 }
 
 sub tail { _tail(@_) }
+
+# --- a smoke test through every mechanism -----------------------------------
+#
+# smoke_server(auth_request => 0|1) -> http-level configuration (AGTest
+# %%...%% placeholders): on %%PORT_8080%% a static file behind each
+# mechanism, on %%PORT_8081%% the services they ask (nginx locations, no
+# other process), on %%PORT_8082%% the application behind the ntlm upstream.
+# With auth_request => 0 (an nginx with the C auth_request module) our
+# auth_request is left out. smoke_files($t) writes the protected file.
+sub smoke_server {
+    my (%o) = @_;
+    my $ar = $o{auth_request} ? <<'AR' : '';
+        location /ar/ {
+            auth_request /_ar;
+            alias %%TESTDIR%%/s/;
+        }
+        location = /_ar {
+            internal;
+            proxy_pass http://127.0.0.1:%%PORT_8081%%/ar;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }
+AR
+    return <<"CONF";
+    key_auth_zone smoke_keys 1m;
+    key_auth_consumers {
+        smoke  key=smoke-key  limit=1000/60s;
+    }
+    upstream smoke_windows {
+        server 127.0.0.1:%%PORT_8082%%;
+        keepalive 4;
+        ntlm 10;
+    }
+    server {
+        listen 127.0.0.1:%%PORT_8080%%;
+        location /key/ {
+            key_auth on;
+            alias %%TESTDIR%%/s/;
+        }
+        location /acl/ {
+            auth_http_superuser /_su method=get params=clientid=%c;
+            auth_http_client_id \$http_x_client_id;
+            auth_http_retry times=0 interval=10ms;
+            alias %%TESTDIR%%/s/;
+        }
+        location = /_su {
+            internal;
+            proxy_pass http://127.0.0.1:%%PORT_8081%%/su;
+        }
+        location /ntlm/ {
+            proxy_pass http://smoke_windows;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+$ar    }
+    server {
+        listen 127.0.0.1:%%PORT_8081%%;
+        location = /su {
+            if (\$arg_clientid = smoke-admin) { return 200; }
+            return 403;
+        }
+        location = /ar {
+            if (\$http_x_ok = yes) { return 204; }
+            return 401;
+        }
+    }
+    server {
+        listen 127.0.0.1:%%PORT_8082%%;
+        keepalive_requests 1000;
+        location / {
+            default_type text/plain;
+            return 200 "upstream-connection=\$connection\\n";
+        }
+    }
+CONF
+}
+
+sub smoke_files {
+    my ($t) = @_;
+    $t->write_file('s/index.html', "SMOKE\n");
+}
+
+# smoke_mechanisms($t, auth_request => 0|1, what => 'label'): requests
+# through the running nginx of smoke_server(), allowed and refused, for each
+# mechanism.
+sub smoke_mechanisms {
+    my ($t, %o) = @_;
+    my $what = $o{what} // 'nginx';
+    my $status = \&AGTest::http_status;
+    my $body = \&AGTest::http_body;
+    my $port = $t->port(8080);
+    my $get = sub { AGTest::http_get(@_, port => $port) };
+
+    my $r = $get->('/key/index.html');
+    Test::More::is($status->($r), 401, "$what: key_auth, no key: 401");
+    $r = $get->('/key/index.html', headers => ['apikey: smoke-key']);
+    Test::More::is($status->($r), 200, "$what: key_auth, a consumer's key: 200");
+    Test::More::is($body->($r), "SMOKE\n", "$what: key_auth: the protected file");
+
+    $r = $get->('/acl/index.html', headers => ['X-Client-Id: someone']);
+    Test::More::is($status->($r), 403, "$what: auth_http, not a superuser, no ACL: 403");
+    $r = $get->('/acl/index.html', headers => ['X-Client-Id: smoke-admin']);
+    Test::More::is($status->($r), 200, "$what: auth_http, superuser: 200");
+
+    # ntlm: client A's connection gets bound to its upstream connection; a
+    # client B in between gets another one (without ntlm it would reuse the
+    # idle keepalive one); A's next request, without credentials, goes over
+    # A's again.
+    my $conn_of = sub { ($body->($_[0]) // '') =~ /upstream-connection=(\d+)/ ? $1 : undef };
+    my $sa = AGTest::http("GET /ntlm/1 HTTP/1.1\r\nHost: localhost\r\n"
+                          . "Authorization: NTLM TlRMTVNTUAABAAAA\r\n\r\n",
+                          port => $port, start => 1);
+    my $a1 = $conn_of->(AGTest::http_end($sa, responses => 1, keep => 1));
+    my $b1 = $conn_of->($get->('/ntlm/2'));
+    my $a2 = $conn_of->(AGTest::http("GET /ntlm/3 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                                     socket => $sa));
+    Test::More::ok(defined $a1 && defined $b1 && defined $a2, "$what: ntlm: three proxied requests");
+    Test::More::isnt($b1 // -1, $a1 // -1,
+                     "$what: ntlm: another client does not get the bound upstream connection");
+    Test::More::is($a2 // -2, $a1 // -1,
+                   "$what: ntlm: the client's next request goes over its bound connection");
+
+    return unless $o{auth_request};
+    $r = $get->('/ar/index.html');
+    Test::More::is($status->($r), 401, "$what: auth_request, the service says 401: 401");
+    $r = $get->('/ar/index.html', headers => ['X-Ok: yes']);
+    Test::More::is($status->($r), 200, "$what: auth_request, the service says 204: 200");
+}
 
 1;

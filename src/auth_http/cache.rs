@@ -1,0 +1,143 @@
+//! auth_http's use of the decision cache (`auth_http_cache`): each
+//! service's answer is kept under the exact question asked, and a cached
+//! answer goes through the same decision as the service's own.
+//!
+//! The question (the key) is: which service (authentication, superuser,
+//! ACL: its URI), the method, the query and body sent (the expanded
+//! `params`, with the credentials they carry; the expanded
+//! `auth_http_header`s), and the client's
+//! `Authorization` and `Cookie` headers, which the subrequest carries too.
+//! A service that decides on other client headers must receive them in
+//! `params` to be cached safely. Unreachable, truncated and encoded answers
+//! are never kept, nor answers whose `Cache-Control`/`X-Accel-Expires`
+//! forbid it.
+
+use core::cell::RefCell;
+
+use nginx_sys::{ngx_http_request_t, ngx_str_t};
+use ngx::collections::Vec;
+use ngx::core::Pool;
+
+use super::conf::AuthHttpConf;
+use super::decision::{CachedAnswer, Stage};
+use crate::decision_cache::entry::Entry;
+use crate::decision_cache::lookup::{self, Flight, Look};
+use crate::nginx::headers_in;
+use crate::nginx::subrequest::{Method, SubrequestResult};
+
+/// Looks `stage`'s question up (see the module documentation).
+pub fn look(
+    r: &mut ngx_http_request_t,
+    conf: &AuthHttpConf,
+    flight: &mut Flight,
+    stage: Stage,
+    question: (&ngx_str_t, Method, &ngx_str_t, &ngx_str_t, &ngx_str_t),
+) -> Look {
+    if conf.cache.zone().is_none() {
+        return Look::Ask;
+    }
+    // Out of memory: an empty key, not looked up (BYPASS).
+    let key = key(r, stage, question);
+    let key = key.as_deref().unwrap_or(&[]);
+    lookup::look_key(r, &conf.cache, flight, 0, key)
+}
+
+/// The finished subrequest a cached answer stands for.
+pub fn replayed(entry: &Entry<'_>) -> Option<SubrequestResult> {
+    let (status, body) = CachedAnswer::from_code(entry.decision)?.replay();
+    Some(SubrequestResult {
+        done: true,
+        status,
+        body: ngx_str_t {
+            len: body.len(),
+            data: body.as_ptr().cast_mut(),
+        },
+        complete: true,
+        ..SubrequestResult::default()
+    })
+}
+
+/// After an answer: keeps it when it is one (`status` 0: no answer) and
+/// `auth_http_cache_valid` has a time for it; otherwise lets the requests
+/// waiting for it ask for themselves.
+pub fn remember(
+    r: &ngx_http_request_t,
+    conf: &AuthHttpConf,
+    flight: &mut Flight,
+    stage: Stage,
+    status: usize,
+    answer: &SubrequestResult,
+) {
+    if !flight.asking() {
+        return;
+    }
+    let kept = CachedAnswer::of(stage, status, answer.body.as_bytes());
+    match (kept, answer.request.is_null()) {
+        (Some(kept), false) => {
+            // SAFETY: the finished subrequest lives in the shared request
+            // pool until the main request ends.
+            let lifetime = lookup::service_lifetime(unsafe { &*answer.request });
+            let none = core::iter::empty::<&[u8]>();
+            lookup::store(
+                r,
+                &conf.cache,
+                flight,
+                kept.code(),
+                lifetime,
+                none.clone(),
+                none,
+            );
+        }
+        _ => lookup::release(&conf.cache, flight),
+    }
+}
+
+/// The question as key bytes, each part length-prefixed, in the request
+/// pool; `None` when the pool is out of memory (then nothing is cached).
+fn key(
+    r: &ngx_http_request_t,
+    stage: Stage,
+    (path, method, args, body, extra_headers): (
+        &ngx_str_t,
+        Method,
+        &ngx_str_t,
+        &ngx_str_t,
+        &ngx_str_t,
+    ),
+) -> Option<Vec<u8, Pool>> {
+    // SAFETY: the live request pool outlives the key's use.
+    let out = RefCell::new(Vec::new_in(unsafe { Pool::from_ngx_pool(r.pool) }));
+    let part = |bytes: &[u8]| -> Option<()> {
+        let mut out = out.borrow_mut();
+        out.try_reserve(4 + bytes.len()).ok()?;
+        out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        out.extend_from_slice(bytes);
+        Some(())
+    };
+    let stage: &[u8] = match stage {
+        Stage::Auth => b"auth",
+        Stage::Superuser => b"superuser",
+        Stage::Acl => b"acl",
+    };
+    let method: &[u8] = match method {
+        Method::Get => b"GET",
+        Method::Post => b"POST",
+        Method::Put => b"PUT",
+    };
+    part(stage)?;
+    part(path.as_bytes())?;
+    part(method)?;
+    part(args.as_bytes())?;
+    part(body.as_bytes())?;
+    // auth_http_header, expanded: the service sees them
+    part(extra_headers.as_bytes())?;
+    let failed = RefCell::new(false);
+    for name in [&b"Authorization"[..], b"Cookie"] {
+        part(name)?;
+        headers_in::any_value(r, name, |v| {
+            *failed.borrow_mut() |= part(v).is_none();
+            false
+        });
+    }
+    (!failed.into_inner()).then(|| out.into_inner())
+}

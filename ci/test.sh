@@ -26,8 +26,10 @@
 #  10b. AddressSanitizer              nginx + module built with ASan, prove -r t
 #  10c. prove t/packaging_*.t           TEST_PACKAGING=1: the module built against other
 #                                      nginx builds (vendored 1.28 with another configure
-#                                      line, Debian's nginx 1.22) in target/against/, the
-#                                      RPM; a few minutes on 2 cores
+#                                      line, Debian's nginx 1.22) in target/against/;
+#                                      nginx's configure (config, config.make) from the
+#                                      release tarball, offline; the source RPM; the
+#                                      Debian package installed and purged (serial)
 #  11. nginx matrix                    ci/matrix.sh for each release tarball in
 #                                      ../shared/nginx-src/ (nginx 1.30.x stable, 1.31.x
 #                                      mainline) and for $NGINX_SOURCE_DIR: steps 7-9
@@ -250,7 +252,7 @@ step "ci/soak: cargo fmt --check, clippy -D warnings" soak_lint
 step "soak --ci (ci/soak.sh: 20 000 requests, 3 reloads)" bash ci/soak.sh --ci
 step "prove t/*.t under valgrind memcheck (TEST_NGINX_VALGRIND=1)" prove_valgrind
 step "prove -r t with AddressSanitizer (nginx and module)" prove_asan
-step "prove t/packaging_*.t (TEST_PACKAGING=1: other nginx builds, RPM)" prove_packaging
+step "prove t/packaging_*.t (TEST_PACKAGING=1: other nginx builds, tarball, RPM, .deb)" prove_packaging
 
 matrix_one() { bash ci/matrix.sh "$1" 2>&1 | count_tests prove; }
 matrix_sources=()

@@ -8,6 +8,9 @@
 #   cref    reference nginx (same nginx-src + --with-http_auth_request_module),
 #           C `auth_request /auth;` with `location = /auth { internal; return 204; }`
 #   ours    vendored nginx + our module (load_module), the identical auth lines
+#   status  as ours, with the status zone on (authgate_status_zone): every
+#           decision counted in shared memory (issue 12: target <= 1.01 x ours
+#           in instructions per request)
 # Primary metric: worker CPU time per request (see ci/bench/lib.sh for why);
 # req/s is shown too, and (with valgrind) user-space instructions per request
 # under callgrind, which repeat exactly where CPU time wobbles by ±5%.
@@ -24,8 +27,8 @@ source "$(dirname "$0")/lib.sh"
 
 # The variants, in table order; BENCH_VARIANTS picks a subset.
 declare -a variants
-bench_select_variants variants noauth,cref,ours
-BENCH_LABEL=([noauth]="no auth" [cref]="C auth_request" [ours]="ours (authgate)")
+bench_select_variants variants noauth,cref,ours,status
+BENCH_LABEL=([noauth]="no auth" [cref]="C auth_request" [ours]="ours (authgate)" [status]="ours + status zone")
 
 bash ci/setup.sh
 bench_build_ours
@@ -33,7 +36,7 @@ if [[ " ${variants[*]} " == *" cref "* ]]; then
     bench_build_cref
 fi
 
-# conf LOAD_MODULE_LINE AUTH_LINE DENY_BLOCK (the port is bench_start_nginx's %%PORT%%)
+# conf LOAD_MODULE_LINE AUTH_LINE DENY_BLOCK [HTTP_LINES] (the port is bench_start_nginx's %%PORT%%)
 conf() {
     cat <<EOF
 $1
@@ -45,6 +48,7 @@ http {
     # Measure request processing, not connection setup: wrk keeps its
     # connections, nginx would otherwise close them every 1000 requests.
     keepalive_requests 1000000;
+    ${4:-}
     server {
         listen 127.0.0.1:%%PORT%%;
         location = /auth { internal; return 204; }
@@ -64,12 +68,17 @@ deny_block='location /denied/ { root html; auth_request /auth-deny; }'
 
 bench_init
 for v in "${variants[@]}"; do
+    http=""
     case $v in
         noauth) bin=$OURS_NGINX load="" auth="" deny="" ;;
         cref) bin=$CREF_NGINX load="" auth=$auth_line deny=$deny_block ;;
         ours) bin=$OURS_NGINX load="load_module $OURS_MODULE;" auth=$auth_line deny=$deny_block ;;
+        status)
+            bin=$OURS_NGINX load="load_module $OURS_MODULE;" auth=$auth_line deny=$deny_block
+            http="authgate_status_zone bench 1m;"
+            ;;
     esac
-    if ! bench_start_nginx "$v" "$bin" "$(conf "$load" "$auth" "$deny")"; then
+    if ! bench_start_nginx "$v" "$bin" "$(conf "$load" "$auth" "$deny" "$http")"; then
         bench_fail "$v" "nginx did not start with this config (messages above)"
         continue
     fi
@@ -111,6 +120,7 @@ echo
 bench_ratio_line 14 ours/C: ours cref cpu rps ir
 bench_ratio_line 14 ours/no-auth: ours noauth cpu rps ir
 bench_ratio_line 14 C/no-auth: cref noauth cpu rps ir
+bench_ratio_line 14 status/ours: status ours cpu rps ir
 
 echo
 echo "target: ours/C CPU per request <= 1.00 (noise ±3%)"
@@ -124,6 +134,15 @@ if bench_target_evaluable ours cref ours C; then
         echo "  (deterministic cross-check: ours/C user-space instructions per request" \
             "$(bench_ratio "${BENCH_IR[ours]}" "${BENCH_IR[cref]}"))"
     fi
+fi
+
+echo
+echo "target: status zone on/off (status/ours) instructions per request <= 1.01"
+if [[ -n "${BENCH_IR[status]:-}" && -n "${BENCH_IR[ours]:-}" ]]; then
+    r=$(bench_ratio "${BENCH_IR[status]}" "${BENCH_IR[ours]}")
+    awk -v r="$r" 'BEGIN { if (r <= 1.01) print "  MET: " r; else print "  NOT MET: " r }'
+else
+    echo "  not evaluable (needs the ours and status variants and valgrind)"
 fi
 
 bench_die_if_failed "${variants[@]}"

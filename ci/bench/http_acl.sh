@@ -10,6 +10,9 @@
 #   acl        auth_http_acl /_acl/acl;                   1 subrequest (POST, EMQX default params)
 #   su+acl     auth_http_superuser /_acl/superuser;       2 subrequests: the superuser
 #              auth_http_acl /_acl/acl;                   service says 403, the ACL 200
+# And the same two auth variants again from a second nginx, identical but for
+# the status zone (authgate_status_zone): auth_req+st, acl+st (issue 12:
+# counting costs <= 1.01 x in instructions per request).
 # The "service" is a name-based server block of the same nginx on the same
 # (free, picked per run) loopback port, reached with keep-alive (`upstream …
 # keepalive`), so every subrequest is a real proxied HTTP exchange and all
@@ -29,8 +32,8 @@ BENCH_ROUNDS=${BENCH_ROUNDS:-1}
 # shellcheck source=ci/bench/lib.sh
 source "$(dirname "$0")/lib.sh"
 
-variants=(noauth auth_req acl su+acl)
-declare -A path=([noauth]=/none/ [auth_req]=/ar/ [acl]=/acl/ [su+acl]=/su-acl/)
+variants=(noauth auth_req acl su+acl auth_req+st acl+st)
+declare -A path=([noauth]=/none/ [auth_req]=/ar/ [acl]=/acl/ [su+acl]=/su-acl/ [auth_req+st]=/ar/ [acl+st]=/acl/)
 
 bash ci/setup.sh
 bench_build_ours
@@ -100,21 +103,28 @@ EOF
 )
 
 bench_init
-bench_start_nginx http_acl "$OURS_NGINX" "$conf" || die "nginx did not start (messages above)"
-worker=$(bench_worker_pid "$BENCH_MASTER")
-front=$BENCH_PORT
-html=$BENCH_TMP/http_acl/html
-for d in none ar acl su-acl denied; do
-    mkdir -p "$html/$d"
-    bench_page "$html/$d/index.html"
+# The variants are locations of one nginx: same worker, same prefix; the
+# +st variants those of the second nginx, with the status zone.
+declare -A worker front
+for n in http_acl http_acl_st; do
+    c=$conf
+    [[ $n == http_acl_st ]] && c=${c/http \{/http \{ authgate_status_zone bench 1m;}
+    bench_start_nginx "$n" "$OURS_NGINX" "$c" || die "nginx did not start (messages above)"
+    worker[$n]=$(bench_worker_pid "$BENCH_MASTER")
+    front[$n]=$BENCH_PORT
+    html=$BENCH_TMP/$n/html
+    for d in none ar acl su-acl denied; do
+        mkdir -p "$html/$d"
+        bench_page "$html/$d/index.html"
+    done
+    log "bench: $n: $OURS_NGINX + module, worker pid ${worker[$n]}, 127.0.0.1:${front[$n]} (front end and service)"
 done
-log "bench: $OURS_NGINX + module, worker pid $worker, 127.0.0.1:$front (front end and service)"
-
-# The variants are locations of the one nginx: same worker, same prefix.
 for v in "${variants[@]}"; do
-    BENCH_URL[$v]="http://127.0.0.1:$front${path[$v]}index.html"
-    BENCH_WORKER[$v]=$worker
-    BENCH_PREFIX[$v]=http_acl
+    n=http_acl
+    [[ $v == *+st ]] && n=http_acl_st
+    BENCH_URL[$v]="http://127.0.0.1:${front[$n]}${path[$v]}index.html"
+    BENCH_WORKER[$v]=${worker[$n]}
+    BENCH_PREFIX[$v]=$n
 done
 
 # Sanity: every variant serves the page, and auth_http really asks (a denying
@@ -123,7 +133,7 @@ for v in "${variants[@]}"; do
     code=$(bench_http_code "${BENCH_URL[$v]}")
     [[ "$code" == 200 ]] || die "$v: GET ${path[$v]}index.html answered $code, expected 200"
 done
-code=$(bench_http_code "http://127.0.0.1:$front/denied/index.html")
+code=$(bench_http_code "http://127.0.0.1:${front[http_acl]}/denied/index.html")
 [[ "$code" == 403 ]] || die "auth_http with a denying ACL answered $code, expected 403"
 
 bench_rounds "${variants[@]}"
@@ -133,11 +143,14 @@ echo
 echo "auth_http benchmark — nginx $(bench_nginx_version "$OURS_NGINX"), 1 worker" \
     "(front end and service), wrk -t1 -c$BENCH_CONNECTIONS, ${BENCH_DURATION}s × $BENCH_ROUNDS round(s)"
 # shellcheck disable=SC2034  # a column of the table: bench_table reads it by name
-declare -A subs=([noauth]=0 [auth_req]=1 [acl]=1 [su+acl]=2)
-bench_table 10 "req/s:12:rps" "CPU µs/req:14:cpu" "instr/req:14:ir" "subrequests per request::subs" -- "${variants[@]}"
+declare -A subs=([noauth]=0 [auth_req]=1 [acl]=1 [su+acl]=2 [auth_req+st]=1 [acl+st]=1)
+bench_table 12 "req/s:12:rps" "CPU µs/req:14:cpu" "instr/req:14:ir" "subrequests per request::subs" -- "${variants[@]}"
 
 echo
-bench_ratio_line 18 acl/auth_req: acl auth_req rps cpu ir
-bench_ratio_line 18 su+acl/auth_req: su+acl auth_req rps cpu ir
+bench_ratio_line 22 acl/auth_req: acl auth_req rps cpu ir
+bench_ratio_line 22 su+acl/auth_req: su+acl auth_req rps cpu ir
+bench_ratio_line 22 auth_req+st/auth_req: auth_req+st auth_req rps cpu ir
+bench_ratio_line 22 acl+st/acl: acl+st acl rps cpu ir
+echo "target: status zone on/off instructions per request <= 1.01 (the +st/ lines, instr/req)"
 
 bench_die_if_failed "${variants[@]}"

@@ -15,6 +15,7 @@ use nginx_sys::{
 
 use super::conf::{AuthRequestConf, AuthRequestVariable};
 use super::verdict::{verdict_with, Verdict};
+use crate::counters::schema::auth_request as slots;
 use crate::decision_cache::entry::Entry;
 use crate::decision_cache::lookup::{self, Flight};
 use crate::nginx::subrequest::SubrequestResult;
@@ -91,7 +92,7 @@ pub fn remember(
     let r_ref: &ngx_http_request_t = r;
     let values = conf.variables().iter().map(|a| stored_bytes(r_ref, a));
     let challenges = headers::www_authenticate_values(sr).filter(|_| status == 401);
-    lookup::store(
+    if lookup::store(
         r_ref,
         &conf.cache,
         flight,
@@ -99,7 +100,9 @@ pub fn remember(
         lifetime,
         challenges,
         values,
-    );
+    ) {
+        conf.counter.inc(slots::CACHE_STORE);
+    }
 }
 
 /// The value `decide()` stored for an `auth_request_set` variable.

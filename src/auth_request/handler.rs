@@ -100,11 +100,14 @@ fn look_or_ask(
 ) -> ngx_int_t {
     match lookup::look(r, &conf.cache, &mut ctx.cache, conf.variables().len()) {
         Look::Hit(entry) => {
+            conf.counter.inc(slots::CACHE_HIT);
             let (verdict, rc) = cache::answer(r, conf, &entry);
             count(r, conf, slot_of(verdict), None);
             return rc;
         }
         Look::Wait => return NGX_AGAIN as ngx_int_t,
+        // The cache was asked and had no fresh answer (not a bypass).
+        Look::Ask if ctx.cache.asking() => conf.counter.inc(slots::CACHE_MISS),
         Look::Ask => {}
     }
     ctx.started_ms = now_ms();

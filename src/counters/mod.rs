@@ -127,10 +127,6 @@ impl Counter {
     pub fn active(self) -> bool {
         self.series().is_some()
     }
-
-    fn id(self) -> usize {
-        self.series().map_or(0, |s| core::ptr::from_ref(s) as usize)
-    }
 }
 
 /// The counter of `kind` for `label` in the `http` block being configured
@@ -164,24 +160,30 @@ pub fn count_decision(
     slot: usize,
     latency: Option<(usize, u64)>,
 ) -> bool {
-    if !counter.active() {
+    let Some(series) = counter.series() else {
         return false;
-    }
-    let id = counter.id();
+    };
+    let id = core::ptr::from_ref(series) as usize;
     // SAFETY: a handler's request belongs to a live main request.
     let main = unsafe { &mut *r.main };
     let Some(counted) = request::kept_or_new::<Counted>(main, StatusModule::module()) else {
         return false;
     };
-    if counted.series.contains(&id) {
-        return false;
+    // One pass: already counted, or the first free place for it (when all
+    // are taken, the decision is counted without being remembered).
+    for place in &mut counted.series {
+        if *place == id {
+            return false;
+        }
+        if *place == 0 {
+            *place = id;
+            break;
+        }
     }
-    if let Some(free) = counted.series.iter_mut().find(|s| **s == 0) {
-        *free = id;
-    }
-    counter.inc(slot);
+    series.add(slot, 1);
     if let Some((first, ms)) = latency {
-        counter.observe_ms(first, ms);
+        series.add(first + schema::bucket_of(ms), 1);
+        series.add(first + schema::HISTOGRAM_SLOTS - 1, ms);
     }
     true
 }

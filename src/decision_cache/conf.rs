@@ -66,6 +66,9 @@ pub enum CacheZone {
 pub struct CacheConf {
     zone: Option<CacheZone>,
     key: Option<ngx_http_complex_value_t>,
+    /// When the key is one variable and nothing else (`$http_authorization`):
+    /// its index, read directly instead of through the script engine.
+    key_variable: Option<ngx_int_t>,
     valid: Option<ValidTimes>,
     /// What the cached question is, besides the key (the mechanism, its
     /// service URI and everything that shapes the answer), fingerprinted at
@@ -90,6 +93,11 @@ impl CacheConf {
         self.key.as_ref()
     }
 
+    /// The key's variable index, when the key is that one variable.
+    pub fn key_variable(&self) -> Option<ngx_int_t> {
+        self.key_variable
+    }
+
     /// How long answers with `code` are kept (seconds); `None`: not cached.
     pub fn valid_seconds(&self, code: u16) -> Option<u32> {
         self.valid.as_ref()?.seconds(code)
@@ -102,6 +110,7 @@ impl CacheConf {
         }
         if self.key.is_none() {
             self.key = parent.key;
+            self.key_variable = parent.key_variable;
         }
         if self.valid.is_none() {
             self.valid = parent.valid;
@@ -271,7 +280,31 @@ pub fn set_key(cf: &mut ngx_conf_t, conf: &mut CacheConf) -> *mut c_char {
         return CONF_ERROR;
     };
     conf.key = Some(cv);
+    conf.key_variable = single_variable(text.as_bytes()).and_then(|name| {
+        let mut name = ngx_str_t {
+            len: name.len(),
+            data: name.as_ptr().cast_mut(),
+        };
+        // SAFETY: cf is the configuration being parsed; the name points
+        // into the directive's argument, configuration memory that
+        // outlives the cycle.
+        let index = unsafe { nginx_sys::ngx_http_get_variable_index(cf, &mut name) };
+        (index != NGX_ERROR as ngx_int_t).then_some(index)
+    });
     CONF_OK
+}
+
+/// The name when `text` is exactly one variable (`$name` or `${name}`).
+fn single_variable(text: &[u8]) -> Option<&[u8]> {
+    let name = text.strip_prefix(b"$")?;
+    let name = match name.strip_prefix(b"{") {
+        Some(braced) => braced.strip_suffix(b"}")?,
+        None => name,
+    };
+    let plain = !name.is_empty()
+        && !name[0].is_ascii_digit()
+        && name.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'_');
+    plain.then_some(name)
 }
 
 /// `…_cache_valid [what …] time;`: each `what` word becomes a rule code
@@ -322,4 +355,21 @@ pub fn set_valid(
         }
     }
     CONF_OK
+}
+
+#[cfg(test)]
+mod tests {
+    use super::single_variable;
+
+    #[test]
+    fn one_variable_keys() {
+        assert_eq!(
+            single_variable(b"$http_authorization"),
+            Some(&b"http_authorization"[..])
+        );
+        assert_eq!(single_variable(b"${cookie_sid}"), Some(&b"cookie_sid"[..]));
+        for text in ["$a$b", "x$a", "$a:", "$", "${a", "$1", "${}", "static"] {
+            assert_eq!(single_variable(text.as_bytes()), None, "{text}");
+        }
+    }
 }

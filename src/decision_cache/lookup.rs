@@ -91,12 +91,22 @@ pub fn look(
         // No cache here: nothing to do, nothing more to cost.
         return Look::Ask;
     }
-    let key = match cache.key() {
-        Some(cv) if flight.state == State::New => variables::evaluate(r, cv),
-        _ => None,
+    let key = if flight.state != State::New {
+        None
+    } else if let Some(index) = cache.key_variable() {
+        let value = variables::get_indexed(r, index);
+        Some(ngx_str_t {
+            len: value.len(),
+            data: value.as_ptr().cast_mut(),
+        })
+    } else {
+        cache.key().and_then(|cv| variables::evaluate(r, cv))
     };
-    // SAFETY: evaluated values live in the request pool.
-    let key = key.map(|k| unsafe { core::slice::from_raw_parts(k.data, k.len) });
+    // SAFETY: variable values live in the request pool (or are static).
+    let key = key.map(|k| match k.len {
+        0 => &[][..],
+        len => unsafe { core::slice::from_raw_parts(k.data, len) },
+    });
     look_key(r, cache, flight, values, key.unwrap_or(&[]))
 }
 
@@ -131,18 +141,25 @@ pub fn look_key(
     let looked = zone.with(|secret, table| {
         if let Some(key) = key {
             flight.id = secret.hash(&[&cache.scope, key]).to_le_bytes();
-            flight.key_id = secret.hash(&[b"key", key]).to_le_bytes();
             flight.wait_until_ms = now + FLIGHT_MS;
         }
+        // The key's own hash (for purging) only when it is needed: for a
+        // new entry now, or for storing the answer later; not on a hit.
+        let known_key_id = u128::from_le_bytes(flight.key_id);
+        let key_id = || key.map_or(known_key_id, |k| secret.hash(&[b"key", k]));
         let may_wait = now < flight.wait_until_ms;
-        match table.begin(
+        let begun = table.begin(
             u128::from_le_bytes(flight.id),
-            u128::from_le_bytes(flight.key_id),
+            key_id,
             now,
             FLIGHT_MS,
             may_wait,
             first,
-        ) {
+        );
+        if !matches!(begun, Begin::Hit(_)) {
+            flight.key_id = key_id().to_le_bytes();
+        }
+        match begun {
             Begin::Hit(i) => {
                 let data = table.data(i);
                 // SAFETY: allocation in the live request pool.
@@ -207,7 +224,7 @@ pub fn look_key(
 /// After the verdict: stores the decision when `code` has a
 /// `*_cache_valid` time and the service's headers allow it, for the
 /// smaller of the two; otherwise ends the flight (waiters ask for
-/// themselves).
+/// themselves). Returns whether it stored (for the status zone).
 pub fn store<'s>(
     r: &ngx_http_request_t,
     cache: &CacheConf,
@@ -216,19 +233,19 @@ pub fn store<'s>(
     lifetime: Lifetime,
     challenges: impl Iterator<Item = &'s [u8]> + Clone,
     values: impl Iterator<Item = &'s [u8]> + Clone,
-) {
+) -> bool {
     if !matches!(flight.state, State::Owner | State::Asking) {
-        return;
+        return false;
     }
     let Some(zone) = cache.zone().map(Zone) else {
-        return;
+        return false;
     };
     let seconds = cache
         .valid_seconds(code)
         .map_or(0, |s| lifetime.cap(u64::from(s)));
     if seconds == 0 {
         release(cache, flight);
-        return;
+        return false;
     }
     let mut buf = [0u8; DATA_CAP];
     let Some(len) = entry::encode(&mut buf, code, challenges, values) else {
@@ -239,7 +256,7 @@ pub fn store<'s>(
             DATA_CAP
         );
         release(cache, flight);
-        return;
+        return false;
     };
     // SAFETY: as in look().
     let now = unsafe { ngx_current_msec } as u64;
@@ -254,7 +271,7 @@ pub fn store<'s>(
     });
     flight.state = State::Done;
     let why = match stored {
-        Some(Ok(())) => return,
+        Some(Ok(())) => return true,
         Some(Err(StoreError::TooLarge)) => "decision too large",
         Some(Err(StoreError::NoRoom)) => "the zone has no room",
         None => "the zone is not ready",
@@ -264,6 +281,7 @@ pub fn store<'s>(
         request::log(r),
         "auth cache: not stored: {why}"
     );
+    false
 }
 
 /// Ends the request's flight without storing anything.

@@ -131,7 +131,8 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// Starts a lookup for `id` at `now` (ms).
+    /// Starts a lookup for `id` at `now` (ms). `key_id` is only computed
+    /// when a new entry is made (a hit costs no second hash).
     ///
     /// A fresh entry is a hit (and becomes the most recently used). When
     /// another request's marker is live and `may_wait`, wait. Otherwise
@@ -141,7 +142,7 @@ impl<'a> Table<'a> {
     pub fn begin(
         &mut self,
         id: u128,
-        key_id: u128,
+        key_id: impl FnOnce() -> u128,
         now: u64,
         flight_ms: u64,
         may_wait: bool,
@@ -166,7 +167,7 @@ impl<'a> Table<'a> {
                 expired,
             };
         }
-        let Some(i) = found.or_else(|| self.insert(id, key_id)) else {
+        let Some(i) = found.or_else(|| self.insert(id, key_id())) else {
             return Begin::Ask {
                 claimed: false,
                 expired,
@@ -397,14 +398,14 @@ mod tests {
     fn miss_store_hit_expire() {
         let mut m = Mem::new(4);
         let mut t = m.table();
-        assert_eq!(t.begin(1, 10, 100, 5000, true, true), ASK);
+        assert_eq!(t.begin(1, || 10, 100, 5000, true, true), ASK);
         t.store(1, 10, 200, b"decision").unwrap();
-        let Begin::Hit(i) = t.begin(1, 10, 150, 5000, true, true) else {
+        let Begin::Hit(i) = t.begin(1, || 10, 150, 5000, true, true) else {
             panic!("no hit")
         };
         assert_eq!(t.data(i), b"decision");
         assert_eq!(
-            t.begin(1, 10, 200, 5000, true, true),
+            t.begin(1, || 10, 200, 5000, true, true),
             Begin::Ask {
                 claimed: true,
                 expired: true
@@ -416,26 +417,26 @@ mod tests {
     fn single_flight() {
         let mut m = Mem::new(4);
         let mut t = m.table();
-        assert_eq!(t.begin(1, 10, 100, 5000, true, true), ASK);
+        assert_eq!(t.begin(1, || 10, 100, 5000, true, true), ASK);
         // others wait while the marker lives
-        assert_eq!(t.begin(1, 10, 101, 5000, true, true), Begin::Wait);
+        assert_eq!(t.begin(1, || 10, 101, 5000, true, true), Begin::Wait);
         // a waiter that may not wait any longer asks without a marker
         assert_eq!(
-            t.begin(1, 10, 102, 5000, false, false),
+            t.begin(1, || 10, 102, 5000, false, false),
             Begin::Ask {
                 claimed: false,
                 expired: false
             }
         );
         // the marker's deadline passes: the next one claims
-        assert_eq!(t.begin(1, 10, 5101, 5000, true, true), ASK);
+        assert_eq!(t.begin(1, || 10, 5101, 5000, true, true), ASK);
         // the flight ends without an answer: nobody waits
         t.release(1);
         assert_eq!(t.m_used(), 0);
-        assert_eq!(t.begin(1, 10, 5102, 5000, true, true), ASK);
+        assert_eq!(t.begin(1, || 10, 5102, 5000, true, true), ASK);
         t.store(1, 10, 9000, b"x").unwrap();
         assert!(matches!(
-            t.begin(1, 10, 5103, 5000, true, true),
+            t.begin(1, || 10, 5103, 5000, true, true),
             Begin::Hit(_)
         ));
     }
@@ -448,15 +449,15 @@ mod tests {
             t.store(id, id, 1000, b"v").unwrap();
         }
         // use 1, so 2 is the least recently used
-        assert!(matches!(t.begin(1, 1, 0, 10, true, true), Begin::Hit(_)));
+        assert!(matches!(t.begin(1, || 1, 0, 10, true, true), Begin::Hit(_)));
         t.store(4, 4, 1000, b"v").unwrap();
         assert!(matches!(
-            t.begin(2, 2, 0, 10, false, false),
+            t.begin(2, || 2, 0, 10, false, false),
             Begin::Ask { .. }
         ));
         for id in [1u128, 3, 4] {
             assert!(
-                matches!(t.begin(id, id, 0, 10, false, false), Begin::Hit(_)),
+                matches!(t.begin(id, || id, 0, 10, false, false), Begin::Hit(_)),
                 "{id}"
             );
         }
@@ -467,12 +468,12 @@ mod tests {
     fn too_large_releases_the_flight() {
         let mut m = Mem::new(2);
         let mut t = m.table();
-        assert_eq!(t.begin(1, 1, 0, 5000, true, true), ASK);
+        assert_eq!(t.begin(1, || 1, 0, 5000, true, true), ASK);
         assert_eq!(
             t.store(1, 1, 100, &[0; DATA_CAP + 1]),
             Err(StoreError::TooLarge)
         );
-        assert_eq!(t.begin(1, 1, 1, 5000, true, true), ASK);
+        assert_eq!(t.begin(1, || 1, 1, 5000, true, true), ASK);
         assert!(t.store(1, 1, 100, &[0; DATA_CAP]).is_ok());
     }
 
@@ -481,7 +482,7 @@ mod tests {
         let mut m = Mem::new(0);
         let mut t = m.table();
         assert_eq!(
-            t.begin(1, 1, 0, 5000, true, true),
+            t.begin(1, || 1, 0, 5000, true, true),
             Begin::Ask {
                 claimed: false,
                 expired: false
@@ -499,11 +500,11 @@ mod tests {
         t.store(3, 200, 1000, b"c").unwrap();
         assert_eq!(t.purge_key(100), 2);
         assert!(matches!(
-            t.begin(1, 100, 0, 10, false, false),
+            t.begin(1, || 100, 0, 10, false, false),
             Begin::Ask { .. }
         ));
         assert!(matches!(
-            t.begin(3, 200, 0, 10, false, false),
+            t.begin(3, || 200, 0, 10, false, false),
             Begin::Hit(_)
         ));
         assert_eq!(t.purge_all(), 1);
@@ -525,7 +526,7 @@ mod tests {
             assert!(t.m_used() <= 5);
         }
         let hits = (0..50u128)
-            .filter(|r| matches!(t.begin(r * 5 + 3, 0, 0, 10, false, false), Begin::Hit(_)))
+            .filter(|r| matches!(t.begin(r * 5 + 3, || 0, 0, 10, false, false), Begin::Hit(_)))
             .count();
         assert_eq!(hits, 5);
         t.purge_all();

@@ -1,0 +1,68 @@
+#!/usr/bin/perl
+# authgate_status with the decision cache: authgate_auth_request_cache_total
+# counts the cache's hits, misses and stores per auth URI; a hit is also a
+# decision (counted once per request); an uncached location counts no cache
+# event.
+
+use strict;
+use warnings;
+use Test::More;
+use JSON::PP;
+use lib 't/lib';
+use AGTest;
+
+my $t = AGTest->new->skip_unless_module;
+$t->write_file('protected.html', "PROTECTED\n");
+$t->write_file_expand('nginx.conf', <<'EOF2');
+%%TEST_GLOBALS%%
+worker_processes 2;
+events {}
+http {
+    %%TEST_GLOBALS_HTTP%%
+    authgate_status_zone status 1m;
+    auth_cache_zone decisions 1m;
+    server {
+        listen 127.0.0.1:%%PORT_8080%% reuseport;
+        location /auth/ {
+            proxy_pass http://127.0.0.1:%%PORT_8081%%;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+        }
+        location = /c {
+            auth_request /auth/c;
+            auth_request_cache decisions;
+            auth_request_cache_key $http_x_token;
+            auth_request_cache_valid 1m;
+            auth_request_cache_valid 401 403 1m;
+            alias %%TESTDIR%%/protected.html;
+        }
+        location = /n {
+            auth_request /auth/n;
+            alias %%TESTDIR%%/protected.html;
+        }
+        location = /status { authgate_status; }
+    }
+}
+EOF2
+$t->run_auth_service(8081);
+$t->run;
+
+# token a: 1 miss + store, then 3 hits; token b (403): 1 miss + store, 1 hit;
+# no token (empty key: bypass): neither a hit nor a miss; a 500 is not stored
+is(http_status(http_get('/c', headers => ['X-Token: a'])), 200, 'a: miss') ;
+is(http_status(http_get('/c', headers => ['X-Token: a'])), 200, "a: hit $_") for 1 .. 3;
+is(http_status(http_get('/c', headers => ['X-Token: b', 'X-Ctl-Status: 403'])), 403, 'b: miss');
+is(http_status(http_get('/c', headers => ['X-Token: b'])), 403, 'b: hit');
+is(http_status(http_get('/c')), 200, 'no key: bypass');
+is(http_status(http_get('/c', headers => ['X-Token: e', 'X-Ctl-Status: 500'])), 500, 'e: miss, not stored');
+is(http_status(http_get('/n')), 200, 'uncached location');
+is(scalar(grep { $_->{path} eq '/auth/c' } $t->requests('auth')), 4, 'the service was asked 4 times');
+
+my $s = decode_json(http_body(http_get('/status')));
+my %ar = map { $_->{uri} => $_ } @{ $s->{auth_request} };
+is_deeply($ar{'/auth/c'}{cache}, { hit => 4, miss => 3, store => 2, eviction => 0 }, 'cache events');
+is_deeply($ar{'/auth/c'}{decisions}, { allow => 5, unauthorized => 0, forbidden => 2, passed => 0, error => 1 },
+    'hits are decisions too');
+is($ar{'/auth/c'}{duration_ms}{count}, 4, 'latency only for subrequests');
+is_deeply($ar{'/auth/n'}{cache}, { hit => 0, miss => 0, store => 0, eviction => 0 }, 'uncached: no events');
+$t->done;

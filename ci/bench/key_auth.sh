@@ -30,6 +30,7 @@
 #   BENCH_VARIANTS=noauth,ours bash ci/bench/key_auth.sh
 #   BENCH_DURATION=5 BENCH_ROUNDS=1 BENCH_CONSUMERS=10000 ...
 #   BENCH_VARIANTS=noauth,quota,full BENCH_FULL_CONSUMERS=20000 ...
+#   bash ci/bench/key_auth.sh --memory     # PSS and load time, 100 000 and 1 000 000 consumers
 #   BENCH_VARIANTS=noauth,quota,redis BENCH_CONSUMERS=10000 ...
 # With valgrind, the quota and redis variants also get user-space
 # instructions per request of nginx under callgrind (the key in the query,
@@ -50,6 +51,37 @@ KEY=$(printf 'key-%06d-0123456789abcdef' $((N / 2)))
 bash ci/setup.sh
 bench_build_ours
 bench_init
+
+# --memory: instead of the request benchmark, the memory and load time of
+# BENCH_MEMORY_SIZES consumers (default 100000 and 1000000; key, credential,
+# custom_id each): nginx -t + start time, and the PSS of master + worker
+# summed from /proc/PID/smaps_rollup. Target (issue 15): 1 000 000 consumers
+# <= 150 MB in total, loading <= 2 s.
+if [[ ${1:-} == --memory ]]; then
+    echo "key_auth memory — nginx $(bench_nginx_version "$OURS_NGINX"), master + 1 worker, release build"
+    printf '%-10s %10s %12s %12s %16s\n' consumers "load s" "master MB" "worker MB" "total PSS MB"
+    for n in ${BENCH_MEMORY_SIZES:-100000 1000000}; do
+        awk -v n="$n" 'BEGIN { for (i = 0; i < n; i++) printf "c%d key=key-%07d-0123456789abcdef credential=cred-%d custom_id=id%d;\n", i, i, i, i }' >"$BENCH_TMP/mem-$n.conf"
+        t0=$(date +%s.%N)
+        bench_start_nginx "mem$n" "$OURS_NGINX" "load_module $OURS_MODULE;
+worker_processes 1;
+error_log logs/error.log warn;
+events { worker_connections 64; }
+http { access_log off; key_auth_consumers { include $BENCH_TMP/mem-$n.conf; }
+    server { listen 127.0.0.1:%%PORT%%; location / { root html; key_auth on; } } }" || die "nginx with $n consumers did not start"
+        worker=$(bench_worker_pid "$BENCH_MASTER")
+        t1=$(date +%s.%N)
+        bench_page "$BENCH_TMP/mem$n/html/index.html"
+        code=$(bench_http_code -H "apikey: $(printf 'key-%07d-0123456789abcdef' $((n - 1)))" "http://127.0.0.1:$BENCH_PORT/")
+        [[ $code == 200 ]] || die "$n consumers: the last key answered $code, expected 200"
+        pss() { awk '/^Pss:/ { printf "%.1f\n", $2 / 1024 }' "/proc/$1/smaps_rollup"; }
+        m=$(pss "$BENCH_MASTER") w=$(pss "$worker")
+        printf '%-10s %10.2f %12s %12s %16s\n' "$n" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" "$m" "$w" \
+            "$(awk -v a="$m" -v b="$w" 'BEGIN { printf "%.1f", a + b }')"
+        bench_stop_all
+    done
+    exit 0
+fi
 
 # The redis variant's redis-server: a free port, no persistence, stopped on
 # exit with everything else.

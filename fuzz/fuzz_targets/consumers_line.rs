@@ -7,7 +7,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nginx_authgate::key_auth::consumers::{parse_key, parse_limit, parse_line, sha256, Registry};
+use nginx_authgate::key_auth::consumers::{parse_key, parse_limit, parse_line, Key, Registry};
 use nginx_authgate::key_auth::expiry::{format_utc, parse_expires};
 
 fn words(line: &[u8]) -> Vec<&[u8]> {
@@ -63,25 +63,31 @@ fuzz_target!(|data: &[u8]| {
         if let Some(status) = parsed.limit_status {
             assert!((400..=599).contains(&status));
         }
-        if let Some(digest) = parsed.key {
-            let text = format!("sha256:{}", hex(&digest));
-            assert_eq!(parse_key(text.as_bytes()), Ok(digest), "sha256: round trip");
-            let upper = text.to_uppercase().replacen("SHA256:", "sha256:", 1);
-            assert_eq!(parse_key(upper.as_bytes()), Ok(digest));
-            let value = words
-                .iter()
-                .rev()
-                .find_map(|w| w.strip_prefix(b"key="))
-                .unwrap();
-            if !value.starts_with(b"sha256:") {
-                assert_eq!(digest, sha256(value));
+        match &parsed.key {
+            Some(Key::Sha256(digest)) => {
+                let text = format!("sha256:{}", hex(digest));
+                assert_eq!(parse_key(text.as_bytes()), Ok(Key::Sha256(*digest)), "sha256: round trip");
+                let upper = text.to_uppercase().replacen("SHA256:", "sha256:", 1);
+                assert_eq!(parse_key(upper.as_bytes()), Ok(Key::Sha256(*digest)));
             }
+            Some(Key::Plain(text)) => {
+                let value = words
+                    .iter()
+                    .rev()
+                    .find_map(|w| w.strip_prefix(b"key="))
+                    .unwrap();
+                assert!(!value.starts_with(b"sha256:"));
+                assert_eq!(text.as_slice(), value);
+                // never shown in a debug form
+                assert_eq!(format!("{:?}", parsed.key), "Some(Key::Plain(..))");
+            }
+            None => {}
         }
         let key_value = words.iter().rev().find_map(|w| w.strip_prefix(b"key="));
         let name = parsed.name.clone();
-        let digest = parsed.key;
+        let has_key = parsed.key.is_some();
         if registry.add(parsed).is_ok() {
-            if let (Some(value), Some(_)) = (key_value, digest) {
+            if let (Some(value), true) = (key_value, has_key) {
                 if !value.starts_with(b"sha256:") {
                     plain_keys.push((value.to_vec(), name));
                 }

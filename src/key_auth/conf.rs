@@ -923,6 +923,8 @@ unsafe extern "C" fn set_consumers(
         // does; `cf` is restored afterwards.
         let rv = unsafe { ngx_conf_parse(cf, ptr::null_mut()) };
         *cf = save;
+        // The block is complete: the key table takes its compact form.
+        main.registry.freeze();
         rv
     })
 }

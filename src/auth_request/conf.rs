@@ -57,6 +57,11 @@ pub struct AuthRequestConf {
     /// `auth_request_cache`, `auth_request_cache_key`,
     /// `auth_request_cache_valid`.
     pub cache: CacheConf,
+    /// Decided once at merge time: neither `auth_request_cache` nor any
+    /// opt-in directive (super::extensions) is in effect here, so the
+    /// handler takes the C module's path and skips their per-request
+    /// setup. `false` (the default, the full path) wherever not merged.
+    pub drop_in: bool,
 }
 
 impl AuthRequestConf {
@@ -420,6 +425,7 @@ fn merge_levels(
     if finish_cache(cf, child).is_err() {
         return CONF_ERROR;
     }
+    child.drop_in = child.ext.any_directive().is_none() && child.cache.zone().is_none();
     let Some(location) = c_module_in_use(cf) else {
         return CONF_OK;
     };

@@ -70,8 +70,19 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         let outcome = ctx.subrequest;
         let latency = now_ms().wrapping_sub(ctx.started_ms);
         let rc = decide(r, conf, &outcome, latency);
-        cache::remember(r, conf, &mut ctx.cache, &outcome);
+        if !conf.drop_in {
+            cache::remember(r, conf, &mut ctx.cache, &outcome);
+        }
         return rc;
+    }
+
+    // Neither cache nor extension here (decided at configuration time):
+    // straight to the subrequest, as nginx's C module does.
+    if conf.drop_in {
+        let Some(ctx) = request::new_ctx::<AuthRequestCtx>(r, module) else {
+            return NGX_ERROR as ngx_int_t;
+        };
+        return ask(r, conf, uri, ctx, None);
     }
 
     // Opt-in auth_request_body (super::body): read the client's body first.
@@ -110,6 +121,17 @@ fn look_or_ask(
         Look::Ask if ctx.cache.asking() => conf.counter.inc(slots::CACHE_MISS),
         Look::Ask => {}
     }
+    ask(r, conf, uri, ctx, body)
+}
+
+/// Starts the subrequest (and attaches the opt-in body to it).
+fn ask(
+    r: &mut ngx_http_request_t,
+    conf: &AuthRequestConf,
+    uri: &ngx_str_t,
+    ctx: &mut AuthRequestCtx,
+    body: Option<ngx_str_t>,
+) -> ngx_int_t {
     ctx.started_ms = now_ms();
     // SAFETY: the result slot lives in the request-pool context.
     match unsafe { subrequest::start(r, uri, None, &mut ctx.subrequest) } {
@@ -177,7 +199,9 @@ fn decide(
     // to the upstream request; nothing without those directives.
     // SAFETY: the finished subrequest lives in the shared request pool
     // until the main request ends.
-    if respond::pass_on(r, unsafe { &*outcome.request }, &conf.ext, verdict).is_err() {
+    if !conf.drop_in
+        && respond::pass_on(r, unsafe { &*outcome.request }, &conf.ext, verdict).is_err()
+    {
         return NGX_ERROR as ngx_int_t;
     }
     count(r, conf, slot_of(verdict), Some(latency_ms));

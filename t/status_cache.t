@@ -21,6 +21,7 @@ http {
     %%TEST_GLOBALS_HTTP%%
     authgate_status_zone status 1m;
     auth_cache_zone decisions 1m;
+    auth_cache_zone tiny 32k;
     server {
         listen 127.0.0.1:%%PORT_8080%% reuseport;
         location /auth/ {
@@ -38,6 +39,13 @@ http {
         }
         location = /n {
             auth_request /auth/n;
+            alias %%TESTDIR%%/protected.html;
+        }
+        location = /tiny {
+            auth_request /auth/tiny;
+            auth_request_cache tiny;
+            auth_request_cache_key $http_x_token;
+            auth_request_cache_valid 1m;
             alias %%TESTDIR%%/protected.html;
         }
         location = /status { authgate_status; }
@@ -65,4 +73,13 @@ is_deeply($ar{'/auth/c'}{decisions}, { allow => 5, unauthorized => 0, forbidden 
     'hits are decisions too');
 is($ar{'/auth/c'}{duration_ms}{count}, 4, 'latency only for subrequests');
 is_deeply($ar{'/auth/n'}{cache}, { hit => 0, miss => 0, store => 0, eviction => 0 }, 'uncached: no events');
+
+# a full zone: each miss past its room evicts the least recently used entry
+my ($room) = ($t->error_log =~ /auth_cache_zone "tiny": room for (\d+) entries/);
+ok($room && $room > 2, "tiny zone: room for $room entries");
+is(http_status(http_get('/tiny', headers => ["X-Token: t$_"])), 200, "tiny: miss $_") for 1 .. $room + 3;
+$s = decode_json(http_body(http_get('/status')));
+%ar = map { $_->{uri} => $_ } @{ $s->{auth_request} };
+is_deeply($ar{'/auth/tiny'}{cache}, { hit => 0, miss => $room + 3, store => $room + 3, eviction => 3 },
+    'three misses past the room evicted three entries');
 $t->done;

@@ -118,7 +118,12 @@ fn look_or_ask(
         }
         Look::Wait => return NGX_AGAIN as ngx_int_t,
         // The cache was asked and had no fresh answer (not a bypass).
-        Look::Ask if ctx.cache.asking() => conf.counter.inc(slots::CACHE_MISS),
+        Look::Ask if ctx.cache.asking() => {
+            conf.counter.inc(slots::CACHE_MISS);
+            if ctx.cache.evicted() {
+                conf.counter.inc(slots::CACHE_EVICTION);
+            }
+        }
         Look::Ask => {}
     }
     ask(r, conf, uri, ctx, body)

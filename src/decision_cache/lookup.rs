@@ -36,6 +36,8 @@ pub struct Flight {
     key_id: [u8; 16],
     state: State,
     wait_until_ms: u64,
+    /// Claiming this request's entry pushed another out of the full zone.
+    evicted: bool,
 }
 
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
@@ -64,6 +66,12 @@ impl Flight {
     /// caller then skips preparing what to store).
     pub fn asking(&self) -> bool {
         matches!(self.state, State::Owner | State::Asking)
+    }
+
+    /// Making room for this request's entry evicted the zone's least
+    /// recently used one.
+    pub fn evicted(&self) -> bool {
+        self.evicted
     }
 }
 
@@ -206,8 +214,13 @@ pub fn look_key(
             delay::pause(r, WAIT_STEP_MS);
             Look::Wait
         }
-        Begin::Ask { claimed, expired } => {
+        Begin::Ask {
+            claimed,
+            expired,
+            evicted,
+        } => {
             flight.state = if claimed { State::Owner } else { State::Asking };
+            flight.evicted = evicted;
             set_status(
                 r,
                 if expired {

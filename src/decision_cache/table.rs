@@ -96,8 +96,13 @@ pub enum Begin {
     Wait,
     /// Ask the service. `claimed`: this request holds the single-flight
     /// marker (others wait for it). `expired`: an entry was there but is
-    /// stale.
-    Ask { claimed: bool, expired: bool },
+    /// stale. `evicted`: making room for this request's entry pushed the
+    /// least recently used one out (for the status zone).
+    Ask {
+        claimed: bool,
+        expired: bool,
+        evicted: bool,
+    },
 }
 
 /// Why an answer was not stored.
@@ -165,18 +170,28 @@ impl<'a> Table<'a> {
             return Begin::Ask {
                 claimed: false,
                 expired,
+                evicted: false,
             };
         }
-        let Some(i) = found.or_else(|| self.insert(id, key_id())) else {
+        let (slot, evicted) = match found {
+            Some(i) => (Some(i), false),
+            None => match self.insert(id, key_id()) {
+                Some((i, evicted)) => (Some(i), evicted),
+                None => (None, false),
+            },
+        };
+        let Some(i) = slot else {
             return Begin::Ask {
                 claimed: false,
                 expired,
+                evicted: false,
             };
         };
         self.slots[i as usize].pending_until_ms = now.saturating_add(flight_ms).max(1);
         Begin::Ask {
             claimed: true,
             expired,
+            evicted,
         }
     }
 
@@ -199,7 +214,10 @@ impl<'a> Table<'a> {
             self.release(id);
             return Err(StoreError::TooLarge);
         }
-        let Some(i) = self.find(id).or_else(|| self.insert(id, key_id)) else {
+        let Some(i) = self
+            .find(id)
+            .or_else(|| self.insert(id, key_id).map(|(i, _)| i))
+        else {
             return Err(StoreError::NoRoom);
         };
         let slot = &mut self.slots[i as usize];
@@ -264,20 +282,21 @@ impl<'a> Table<'a> {
     }
 
     /// A new entry for `id` (free slot, else the least recently used one),
-    /// most recently used, without data.
-    fn insert(&mut self, id: u128, key_id: u128) -> Option<u32> {
+    /// most recently used, without data; and whether an entry was evicted
+    /// for it.
+    fn insert(&mut self, id: u128, key_id: u128) -> Option<(u32, bool)> {
         if self.buckets.is_empty() {
             return None;
         }
-        let i = if self.header.free_head != NIL {
+        let (i, evicted) = if self.header.free_head != NIL {
             let i = self.header.free_head;
             self.header.free_head = self.slots[i as usize].bucket_next;
-            i
+            (i, false)
         } else if self.header.lru_tail != NIL {
             let i = self.header.lru_tail;
             self.remove(i);
             self.header.free_head = self.slots[i as usize].bucket_next;
-            i
+            (i, true)
         } else {
             return None;
         };
@@ -293,7 +312,7 @@ impl<'a> Table<'a> {
         self.buckets[b] = i;
         self.link_front(i);
         self.header.used += 1;
-        Some(i)
+        Some((i, evicted))
     }
 
     fn remove(&mut self, i: u32) {
@@ -392,6 +411,7 @@ mod tests {
     const ASK: Begin = Begin::Ask {
         claimed: true,
         expired: false,
+        evicted: false,
     };
 
     #[test]
@@ -408,7 +428,8 @@ mod tests {
             t.begin(1, || 10, 200, 5000, true, true),
             Begin::Ask {
                 claimed: true,
-                expired: true
+                expired: true,
+                evicted: false,
             }
         );
     }
@@ -425,7 +446,8 @@ mod tests {
             t.begin(1, || 10, 102, 5000, false, false),
             Begin::Ask {
                 claimed: false,
-                expired: false
+                expired: false,
+                evicted: false,
             }
         );
         // the marker's deadline passes: the next one claims
@@ -462,6 +484,16 @@ mod tests {
             );
         }
         assert_eq!(t.m_used(), 3);
+        // a miss that claims a slot in the full table says it evicted
+        assert_eq!(
+            t.begin(5, || 5, 0, 10, false, true),
+            Begin::Ask {
+                claimed: true,
+                expired: false,
+                evicted: true,
+            }
+        );
+        t.release(5);
     }
 
     #[test]
@@ -485,7 +517,8 @@ mod tests {
             t.begin(1, || 1, 0, 5000, true, true),
             Begin::Ask {
                 claimed: false,
-                expired: false
+                expired: false,
+                evicted: false,
             }
         );
         assert_eq!(t.store(1, 1, 100, b"x"), Err(StoreError::NoRoom));

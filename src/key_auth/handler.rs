@@ -267,16 +267,22 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     // refused here is not charged. Not kept in the passage: a location an
     // internal redirect leads to applies its own lists.
     if let Some(why) = conf.forbids(consumer) {
-        ngx::ngx_log_error!(
-            NGX_LOG_ERR,
-            request::log(r),
-            "key_auth: access forbidden to consumer \"{}\" by {}",
-            consumer.name,
-            match why {
-                Forbidden::Denied => "key_auth_deny",
-                Forbidden::NotAllowed => "key_auth_allow",
-            }
-        );
+        // Without nginx's request context: its request line may hold the
+        // key (`?apikey=…`), hidden or not.
+        request::without_request_context(r, |log| {
+            ngx::ngx_log_error!(
+                NGX_LOG_ERR,
+                log,
+                "key_auth: access forbidden to consumer \"{}\" by {}, client: {}, uri: \"{}\"",
+                consumer.name,
+                match why {
+                    Forbidden::Denied => "key_auth_deny",
+                    Forbidden::NotAllowed => "key_auth_allow",
+                },
+                request::client(r),
+                r.uri
+            );
+        });
         return NGX_HTTP_FORBIDDEN as ngx_int_t;
     }
 
@@ -284,13 +290,18 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         let refusal = match count(r, main, consumer, limit, passage) {
             Count::Waiting => return NGX_AGAIN as ngx_int_t,
             Count::ZoneFull => {
-                ngx::ngx_log_error!(
-                    NGX_LOG_ERR,
-                    request::log(r),
-                    "key_auth zone is full: cannot count the requests of consumer \"{}\"; \
-                     request refused (make key_auth_zone larger)",
-                    consumer.name
-                );
+                // Without nginx's request context, as above.
+                request::without_request_context(r, |log| {
+                    ngx::ngx_log_error!(
+                        NGX_LOG_ERR,
+                        log,
+                        "key_auth zone is full: cannot count the requests of consumer \"{}\"; \
+                         request refused (make key_auth_zone larger), client: {}, uri: \"{}\"",
+                        consumer.name,
+                        request::client(r),
+                        r.uri
+                    );
+                });
                 count_outcome(r, main, slots::ZONE_FULL, Some((identity.consumer, false)));
                 Some(Refusal::Status(NGX_HTTP_SERVICE_UNAVAILABLE as u16))
             }
@@ -413,17 +424,16 @@ fn key_expired(r: &ngx_http_request_t, main: &KeyAuthMainConf, index: usize) -> 
     }
     // Without nginx's request context: its request line may hold the key
     // (`?apikey=…`).
-    // SAFETY: a request's connection is live while its handlers run.
-    let client = unsafe { (*r.connection).addr_text };
     request::without_request_context(r, |log| {
         ngx::ngx_log_error!(
             NGX_LOG_INFO,
             log,
             "key_auth: the key of consumer \"{}\" ({}) expired at {}; refused as an invalid \
-             key, client: {client}, uri: \"{}\"",
+             key, client: {}, uri: \"{}\"",
             main.registry.consumer(credential.consumer).name,
             expiry::describe_credential(credential.id.as_deref()),
             expiry::format_utc(credential.expires.unwrap_or_default()),
+            request::client(r),
             r.uri
         );
     });

@@ -3,7 +3,7 @@
 
 use core::ffi::c_void;
 
-use nginx_sys::{ngx_http_request_t, ngx_log_t, ngx_module_t, ngx_palloc, ngx_pcalloc};
+use nginx_sys::{ngx_http_request_t, ngx_log_t, ngx_module_t, ngx_palloc, ngx_pcalloc, ngx_str_t};
 
 /// The module's context for this request, if one was set.
 pub fn ctx<T>(r: &ngx_http_request_t, module: &ngx_module_t) -> Option<&'static mut T> {
@@ -40,6 +40,14 @@ pub fn log(r: &ngx_http_request_t) -> *mut ngx_log_t {
     // SAFETY: every request has a live connection with a log while any of
     // its handlers run.
     unsafe { (*r.connection).log }
+}
+
+/// The client's address as text (`$remote_addr`), for a line written
+/// [`without_request_context`].
+pub fn client(r: &ngx_http_request_t) -> ngx_str_t {
+    // SAFETY: every request has a live connection while any of its
+    // handlers run.
+    unsafe { (*r.connection).addr_text }
 }
 
 /// Runs `write` with the request's log stripped of nginx's request

@@ -3,7 +3,7 @@
 
 use core::ffi::c_void;
 
-use nginx_sys::{ngx_http_request_t, ngx_log_t, ngx_module_t, ngx_palloc, ngx_pcalloc, ngx_str_t};
+use nginx_sys::{ngx_http_request_t, ngx_log_t, ngx_module_t, ngx_palloc, ngx_str_t};
 
 /// The module's context for this request, if one was set.
 pub fn ctx<T>(r: &ngx_http_request_t, module: &ngx_module_t) -> Option<&'static mut T> {
@@ -13,16 +13,18 @@ pub fn ctx<T>(r: &ngx_http_request_t, module: &ngx_module_t) -> Option<&'static 
     unsafe { (*r.ctx.add(module.ctx_index)).cast::<T>().as_mut() }
 }
 
-/// Allocates a zeroed `T` in the request pool and makes it the module's
-/// context for this request. nginx clears contexts on internal redirects,
-/// which is what makes a check run again in the new location.
+/// Allocates a `T::default()` in the request pool and makes it the
+/// module's context for this request. nginx clears contexts on internal
+/// redirects, which is what makes a check run again in the new location.
 pub fn new_ctx<T: Copy + Default>(
     r: &mut ngx_http_request_t,
     module: &ngx_module_t,
 ) -> Option<&'static mut T> {
     // SAFETY: allocation in the live request pool, sized and aligned for T
     // (pool allocations are word-aligned; T holds no over-aligned fields).
-    let p = unsafe { ngx_pcalloc(r.pool, size_of::<T>()) }.cast::<T>();
+    // Not zeroed (ngx_palloc): the write below sets every field, so
+    // zeroing first would only cost a memset per request.
+    let p = unsafe { ngx_palloc(r.pool, size_of::<T>()) }.cast::<T>();
     if p.is_null() {
         return None;
     }

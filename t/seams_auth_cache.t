@@ -8,7 +8,8 @@
 # behaves as the miss that filled it: same status, same protected upstream
 # hits, same WWW-Authenticate, and the auth service is not asked again.
 # A hit after an internal redirect is the decision of the question of the
-# location the request landed in.
+# location the request landed in. $auth_cache_status, written to an access
+# log, says HIT for the repeat after every move.
 
 use strict;
 use warnings;
@@ -35,7 +36,9 @@ events {}
 http {
     %%TEST_GLOBALS_HTTP%%
     auth_cache_zone c 4m;
+    log_format cache '\$http_authorization \$auth_cache_status';
     server {
+        access_log %%TESTDIR%%/cache.log cache;
         listen 127.0.0.1:%%PORT_8080%%;
         http2 on;
         server_name localhost;
@@ -89,6 +92,24 @@ for my $cell (@SeamsMatrix::CELLS) {
             is(asked(), 0, "$tag: the service is not asked again");
         }
     }
+}
+
+# $auth_cache_status: per client, the repeat was a HIT wherever the cache
+# was asked, after every move; the first request was a MISS, or a HIT when
+# a move brought it to the same question again (the variable holds the
+# request's last look: the MISS in the first location, then the HIT its
+# own answer gives in the next)
+{
+    my %status;
+    for (split /\n/, $t->read_file('cache.log')) {
+        my ($token, $status) = /^Bearer (\d+) (\S+)$/ or next;
+        push @{ $status{$token} }, $status;
+    }
+    my @asked = grep { $status{$_}[0] ne '-' } sort { $a <=> $b } keys %status;
+    ok(@asked > 20, scalar(@asked) . ' clients asked the cache');
+    my @wrong = grep { "@{ $status{$_} }" !~ /^(MISS|HIT) HIT$/ } @asked;
+    is(join(' ', map { "$_:@{ $status{$_} }" } @wrong), '', '$auth_cache_status: HIT for every repeat');
+    ok(scalar(grep { $status{$_}[0] eq 'MISS' } @asked) > 20, 'MISS for first requests');
 }
 
 # auth_http_cache: the same, with the ACL service's answers

@@ -154,15 +154,29 @@ struct Counted {
 /// per request and series, however many internal redirects bring it back
 /// to a location that decides again. `Some(ms)`: also its latency in the
 /// histogram at `latency`. Returns whether it counted.
+///
+/// Inlined: without a status zone (the counter inert) the caller pays one
+/// test, not a call.
+#[inline]
 pub fn count_decision(
     r: &mut ngx_http_request_t,
     counter: Counter,
     slot: usize,
     latency: Option<(usize, u64)>,
 ) -> bool {
-    let Some(series) = counter.series() else {
-        return false;
-    };
+    match counter.series() {
+        Some(series) => count_in(r, series, slot, latency),
+        None => false,
+    }
+}
+
+/// [`count_decision`] with a status zone.
+fn count_in(
+    r: &mut ngx_http_request_t,
+    series: &'static table::Series,
+    slot: usize,
+    latency: Option<(usize, u64)>,
+) -> bool {
     let id = core::ptr::from_ref(series) as usize;
     // SAFETY: a handler's request belongs to a live main request.
     let main = unsafe { &mut *r.main };

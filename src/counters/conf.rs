@@ -20,7 +20,7 @@ use crate::nginx::conf::{
     args, conf_message, emerg, refuse_duplicate_options, CONF_ERROR, CONF_OK,
 };
 use crate::nginx::ffi::{guard_conf, guard_status};
-use crate::nginx::shm::{self, ZoneError};
+use crate::nginx::shm;
 
 /// A series the configuration wants, resolved at zone init.
 pub struct Registration {
@@ -153,17 +153,11 @@ unsafe extern "C" fn set_zone(
                 }
             }
         }
-        if zone_name.is_empty() {
-            return emerg(cf, format_args!("invalid zone name \"\""));
-        }
-        let Some(bytes) = shm::parse_size(&size) else {
-            return emerg(cf, format_args!("invalid zone size \"{size}\""));
-        };
         main.cycle = cf.cycle;
-        match shm::add(
+        match shm::declare(
             cf,
             &zone_name,
-            bytes,
+            &size,
             StatusModule::module(),
             Some(init_zone),
             ptr::from_mut(main).cast(),
@@ -173,22 +167,7 @@ unsafe extern "C" fn set_zone(
                 main.zone_name = zone_name;
                 CONF_OK
             }
-            Err(ZoneError::BadSize) => emerg(cf, format_args!("invalid zone size \"{size}\"")),
-            Err(ZoneError::TooSmall(min)) => emerg(
-                cf,
-                format_args!("zone \"{zone_name}\" is too small: {size} (at least {min} bytes)"),
-            ),
-            Err(ZoneError::TooLarge(max)) => emerg(
-                cf,
-                format_args!(
-                    "zone \"{zone_name}\" is too large: {size} (at most {}m)",
-                    max >> 20
-                ),
-            ),
-            Err(ZoneError::Duplicate) => {
-                emerg(cf, format_args!("zone \"{zone_name}\" is already declared"))
-            }
-            Err(ZoneError::Refused) => CONF_ERROR,
+            Err(rv) => rv,
         }
     })
 }

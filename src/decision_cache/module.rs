@@ -13,9 +13,9 @@ use nginx_sys::{
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
 use super::zone;
-use crate::nginx::conf::{args, conf_message, directive, emerg, CONF_ERROR, CONF_OK};
+use crate::nginx::conf::{args, conf_message, directive, CONF_ERROR, CONF_OK};
 use crate::nginx::ffi::guard_status;
-use crate::nginx::shm::{self, ZoneError};
+use crate::nginx::shm;
 use crate::nginx::variables::{self, AssignableVariable};
 
 /// Type that ties the configuration structures to the module.
@@ -99,38 +99,17 @@ unsafe extern "C" fn set_zone(
     unsafe {
         directive(cf, conf, |cf, main: &mut DecisionCacheMainConf| {
             let (name, size) = (args(cf)[1], args(cf)[2]);
-            if name.is_empty() {
-                return emerg(cf, format_args!("invalid zone name \"\""));
-            }
-            let Some(bytes) = shm::parse_size(&size) else {
-                return emerg(cf, format_args!("invalid zone size \"{size}\""));
-            };
             let module = DecisionCacheModule::module();
-            match shm::add(
+            match shm::declare(
                 cf,
                 &name,
-                bytes,
+                &size,
                 module,
                 Some(zone::init_zone),
                 ptr::from_mut(main).cast(),
             ) {
                 Ok(_) => CONF_OK,
-                Err(ZoneError::BadSize) => emerg(cf, format_args!("invalid zone size \"{size}\"")),
-                Err(ZoneError::TooSmall(min)) => emerg(
-                    cf,
-                    format_args!("zone \"{name}\" is too small: {size} (at least {min} bytes)"),
-                ),
-                Err(ZoneError::TooLarge(max)) => emerg(
-                    cf,
-                    format_args!(
-                        "zone \"{name}\" is too large: {size} (at most {}m)",
-                        max >> 20
-                    ),
-                ),
-                Err(ZoneError::Duplicate) => {
-                    emerg(cf, format_args!("zone \"{name}\" is already declared"))
-                }
-                Err(ZoneError::Refused) => CONF_ERROR,
+                Err(rv) => rv,
             }
         })
     }

@@ -21,7 +21,7 @@ use crate::nginx::conf::{
     CONF_OK,
 };
 use crate::nginx::ffi::{guard_conf, guard_status};
-use crate::nginx::shm::{self, ZoneError};
+use crate::nginx::shm;
 use crate::nginx::variables::{self, AssignableVariable};
 
 /// `http`-level state: the consumers, the quota zone, the variables.
@@ -675,16 +675,10 @@ unsafe extern "C" fn set_zone(
             return conf_message(c"is duplicate");
         }
         let (zone_name, size) = (args(cf)[1], args(cf)[2]);
-        if zone_name.is_empty() {
-            return emerg(cf, format_args!("invalid zone name \"\""));
-        }
-        let Some(bytes) = shm::parse_size(&size) else {
-            return emerg(cf, format_args!("invalid zone size \"{size}\""));
-        };
-        match shm::add(
+        match shm::declare(
             cf,
             &zone_name,
-            bytes,
+            &size,
             KeyAuthModule::module(),
             Some(init_zone),
             ptr::from_mut(main).cast(),
@@ -693,22 +687,7 @@ unsafe extern "C" fn set_zone(
                 main.zone = zone;
                 CONF_OK
             }
-            Err(ZoneError::BadSize) => emerg(cf, format_args!("invalid zone size \"{size}\"")),
-            Err(ZoneError::TooSmall(min)) => emerg(
-                cf,
-                format_args!("zone \"{zone_name}\" is too small: {size} (at least {min} bytes)"),
-            ),
-            Err(ZoneError::TooLarge(max)) => emerg(
-                cf,
-                format_args!(
-                    "zone \"{zone_name}\" is too large: {size} (at most {}m)",
-                    max >> 20
-                ),
-            ),
-            Err(ZoneError::Duplicate) => {
-                emerg(cf, format_args!("zone \"{zone_name}\" is already declared"))
-            }
-            Err(ZoneError::Refused) => CONF_ERROR,
+            Err(rv) => rv,
         }
     })
 }

@@ -7,7 +7,7 @@
 //! `nginx -s reload`) keeps its memory: the init callback then receives the
 //! old zone's `data`, which the module simply takes over.
 
-use core::ffi::c_void;
+use core::ffi::{c_char, c_void};
 use core::ptr;
 
 use nginx_sys::{
@@ -46,6 +46,44 @@ pub fn parse_size(value: &ngx_str_t) -> Option<usize> {
     // SAFETY: ngx_parse_size only reads the string.
     let size = unsafe { ngx_parse_size(&mut value) };
     usize::try_from(size).ok()
+}
+
+/// [`add`] for a zone directive's `name size` words, refusing each
+/// problem with its `[emerg] … in FILE:LINE` (invalid name or size, too
+/// small, too large, declared twice): the one place every zone directive
+/// (`key_auth_zone`, `auth_cache_zone`, `authgate_status_zone`) reports
+/// them, with the same words. `Err` is the directive handler's result.
+pub fn declare(
+    cf: &mut ngx_conf_t,
+    name: &ngx_str_t,
+    size: &ngx_str_t,
+    module: &'static ngx_module_t,
+    init: ngx_shm_zone_init_pt,
+    conf: *mut c_void,
+) -> Result<*mut ngx_shm_zone_t, *mut c_char> {
+    use super::conf::{emerg, CONF_ERROR};
+    if name.is_empty() {
+        return Err(emerg(cf, format_args!("invalid zone name \"\"")));
+    }
+    let Some(bytes) = parse_size(size) else {
+        return Err(emerg(cf, format_args!("invalid zone size \"{size}\"")));
+    };
+    add(cf, name, bytes, module, init, conf).map_err(|error| match error {
+        ZoneError::BadSize => emerg(cf, format_args!("invalid zone size \"{size}\"")),
+        ZoneError::TooSmall(min) => emerg(
+            cf,
+            format_args!("zone \"{name}\" is too small: {size} (at least {min} bytes)"),
+        ),
+        ZoneError::TooLarge(max) => emerg(
+            cf,
+            format_args!(
+                "zone \"{name}\" is too large: {size} (at most {}m)",
+                max >> 20
+            ),
+        ),
+        ZoneError::Duplicate => emerg(cf, format_args!("zone \"{name}\" is already declared")),
+        ZoneError::Refused => CONF_ERROR,
+    })
 }
 
 /// Declares the zone `name` of `size` bytes owned by `module` (its address

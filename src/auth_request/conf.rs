@@ -488,6 +488,8 @@ fn c_module_in_use(cf: &ngx_conf_t) -> Option<String> {
     // the C module's (already merged: it precedes us in the module list)
     // configuration, laid out as CModuleLocConf.
     let ctx = unsafe { &*cf.ctx.cast::<ngx_http_conf_ctx_t>() };
+    // SAFETY: as above: slot `index` of that loc_conf array is the C
+    // module's configuration (null-checked by as_ref).
     let c_conf = unsafe {
         (*ctx.loc_conf.add(index))
             .cast::<CModuleLocConf>()

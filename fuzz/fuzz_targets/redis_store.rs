@@ -20,38 +20,36 @@ fuzz_target!(|data: &[u8]| {
             assert!((1..=MAX_TIMEOUT_MS).contains(&spec.timeout_ms));
             assert!(!spec.host.is_empty());
             assert!(!(spec.password.is_some() && spec.password_file.is_some()));
-            // How logs name the store never holds the password.
-            if let Some(p) = &spec.password {
-                let shown = spec.display_address();
-                if p.len() >= 4 && !spec.host.windows(p.len()).any(|w| w == &p[..]) {
-                    assert!(!shown.as_bytes().windows(p.len()).any(|w| w == &p[..]));
-                }
+            // How logs name the store never depends on the password: with
+            // another password it reads the same. (A textual search gave
+            // false alarms: "redis://" + host can spell a password.)
+            if spec.password.is_some() {
+                let mut other = spec.clone();
+                other.password = Some(b"\x00another".to_vec());
+                assert_eq!(spec.display_address(), other.display_address());
             }
         }
         Err(message) => {
-            // Messages never show a password given in the URL.
+            // Messages never show a password given in the URL: the same URL
+            // with another password of the same length (alphanumeric, so
+            // parsing takes the same path) gives the same message. A
+            // message that quoted the password would differ.
             let at = url.iter().rposition(|&b| b == b'@').filter(|&at| at >= 8);
             if let (true, Some(at)) = (url.starts_with(b"redis://"), at) {
                 let info = &url[8..at];
                 if let Some(colon) = info.iter().position(|&b| b == b':') {
                     let pw = &info[colon + 1..];
-                    if pw.len() >= 6 && pw.iter().all(|b| b.is_ascii_alphanumeric()) {
-                        let later = &url[at..];
-                        // Messages quote other words escaped (`\xe3`), and an
-                        // escape's hex digits can spell the password's text.
-                        let pw_text = core::str::from_utf8(pw).unwrap();
-                        let shows = |word: &[u8]| {
-                            word.windows(pw.len()).any(|w| w == pw)
-                                || word.escape_ascii().to_string().contains(pw_text)
+                    if !pw.is_empty() && pw.iter().all(|b| b.is_ascii_alphanumeric()) {
+                        let fill = if pw.iter().all(|&b| b == b'Q') {
+                            b'R'
+                        } else {
+                            b'Q'
                         };
-                        let elsewhere = options.iter().any(|o| shows(o))
-                            || shows(later)
-                            || shows(&info[..colon]);
-                        if !elsewhere {
-                            assert!(
-                                !message.contains(core::str::from_utf8(pw).unwrap()),
-                                "{message}"
-                            );
+                        let mut other = url.to_vec();
+                        other[8 + colon + 1..at].fill(fill);
+                        match parse(&other, &options) {
+                            Err(again) => assert_eq!(message, again),
+                            Ok(_) => panic!("another password parses: {message}"),
                         }
                     }
                 }

@@ -22,6 +22,7 @@ use nginx_sys::{
 
 use super::decimal::decimal;
 use super::ffi::guard;
+use super::pool::copy_to_pool;
 use super::{bitfield, request, NgxError};
 
 /// Where reading the body stands.
@@ -136,18 +137,7 @@ pub fn replace(r: &mut ngx_http_request_t, body: &[u8]) -> Result<(), NgxError> 
     // its pool, or null); its value gets a string of our own.
     if let Some(h) = unsafe { r.headers_in.content_length.as_mut() } {
         let mut digits = [0u8; 20];
-        let text = decimal(body.len() as u64, &mut digits);
-        // SAFETY: allocation in the live request pool.
-        let data = unsafe { ngx_pnalloc(r.pool, text.len()) }.cast::<u8>();
-        if data.is_null() {
-            return Err(NgxError);
-        }
-        // SAFETY: `data` has text.len() bytes.
-        unsafe { ptr::copy_nonoverlapping(text.as_ptr(), data, text.len()) };
-        h.value = ngx_str_t {
-            len: text.len(),
-            data,
-        };
+        h.value = copy_to_pool(r, decimal(body.len() as u64, &mut digits))?;
     }
     Ok(())
 }

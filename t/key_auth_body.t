@@ -249,4 +249,44 @@ unlike($t->error_log, qr/SECRET/, 'error log (at ' . ($t->has_debug ? 'debug' : 
 my @lines = grep { $_ ne 'apikey=SECRET-jack&a=|100|-' } split /\n/, $t->read_file('body.log') . $t->read_file('file.log');
 unlike(join("\n", @lines), qr/SECRET-jack/, 'access log with $request_body: no key');
 
+# 10. Refusals at nginx -t, with FILE:LINE.
+my $base = <<'EOF';
+%%TEST_GLOBALS%%
+events {}
+http {
+    %%TEST_GLOBALS_HTTP%%
+    key_auth_consumers { jack key=SECRET-jack; }
+    server {
+        listen 127.0.0.1:%%PORT_8080%%;
+        location / {
+            key_auth on;
+            #HERE
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+    }
+}
+EOF
+my $size_msg = 'it must be a size above 0 such as 16k or 1m';
+for my $case (['key_auth_body_field "";', '"key_auth_body_field": invalid name ""'],
+              ['key_auth_body_field a=b;', '"key_auth_body_field": invalid name "a=b"'],
+              ['key_auth_body_field apikey max=0;', qq{"key_auth_body_field": invalid size in "max=0", $size_msg}],
+              ['key_auth_body_field apikey max=-1;', qq{"key_auth_body_field": invalid size in "max=-1", $size_msg}],
+              ['key_auth_body_field apikey max=lots;', qq{"key_auth_body_field": invalid size in "max=lots", $size_msg}],
+              ['key_auth_body_field apikey max=;', qq{"key_auth_body_field": invalid size in "max=", $size_msg}],
+              ['key_auth_body_field apikey size=1k;', '"key_auth_body_field": invalid option "size=1k"'],
+              ['key_auth_body_field off max=1k;', '"key_auth_body_field off" takes no options, "max=1k" given'],
+              ['key_auth_body_field apikey max=1k max=2k;', 'invalid number of arguments in "key_auth_body_field" directive'],
+              ['key_auth_body_field;', 'invalid number of arguments in "key_auth_body_field" directive'],
+              ['key_auth_body_field a; key_auth_body_field b;', '"key_auth_body_field" directive is duplicate'],
+              ['if ($arg_x) { key_auth_body_field apikey; }', '"key_auth_body_field" directive is not allowed here']) {
+    my ($line, $msg) = @$case;
+    (my $c = $base) =~ s/#HERE/$line/ or die;
+    my ($rc, $out, $file) = $t->nginx_t($c);
+    isnt($rc, 0, "$line: refused");
+    like($out, qr/\[emerg\] \Q$msg\E in \Q$file\E:10$/m, "$line: [emerg] at FILE:LINE") or diag $out;
+}
+(my $ok = $base) =~ s{#HERE}{key_auth_body_field apikey max=1m; location /in/ { key_auth_body_field off; }};
+my ($rc, $out) = $t->nginx_t($ok);
+is($rc, 0, 'max=1m and off accepted') or diag $out;
+
 $t->done;

@@ -351,7 +351,11 @@ fn name(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<ngx_str_t, *mut c_char>
     if ok {
         Ok(value)
     } else {
-        Err(emerg(cf, format_args!("invalid name \"{value}\"")))
+        let directive = args(cf)[0];
+        Err(emerg(
+            cf,
+            format_args!("\"{directive}\": invalid name \"{value}\""),
+        ))
     }
 }
 

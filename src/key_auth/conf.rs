@@ -20,7 +20,7 @@ use crate::nginx::conf::{
     args, conf_message, directive, emerg, merge, refuse_duplicate_options, set_once, CONF_ERROR,
     CONF_OK,
 };
-use crate::nginx::ffi::{guard_conf, guard_status};
+use crate::nginx::ffi::guard_status;
 use crate::nginx::shm;
 use crate::nginx::variables::{self, AssignableVariable};
 
@@ -669,27 +669,28 @@ unsafe extern "C" fn set_zone(
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: nginx passes this module's main configuration.
-    let (cf, main) = unsafe { (&mut *cf, &mut *conf.cast::<KeyAuthMainConf>()) };
-    guard_conf(cf.log, || {
-        if !main.zone.is_null() {
-            return conf_message(c"is duplicate");
-        }
-        let (zone_name, size) = (args(cf)[1], args(cf)[2]);
-        match shm::declare(
-            cf,
-            &zone_name,
-            &size,
-            KeyAuthModule::module(),
-            Some(init_zone),
-            ptr::from_mut(main).cast(),
-        ) {
-            Ok(zone) => {
-                main.zone = zone;
-                CONF_OK
+    unsafe {
+        directive(cf, conf, |cf, main: &mut KeyAuthMainConf| {
+            if !main.zone.is_null() {
+                return conf_message(c"is duplicate");
             }
-            Err(rv) => rv,
-        }
-    })
+            let (zone_name, size) = (args(cf)[1], args(cf)[2]);
+            match shm::declare(
+                cf,
+                &zone_name,
+                &size,
+                KeyAuthModule::module(),
+                Some(init_zone),
+                ptr::from_mut(main).cast(),
+            ) {
+                Ok(zone) => {
+                    main.zone = zone;
+                    CONF_OK
+                }
+                Err(rv) => rv,
+            }
+        })
+    }
 }
 
 /// `key_auth_quota_store redis://[user[:password]@]host[:port][/db]
@@ -706,34 +707,35 @@ unsafe extern "C" fn set_quota_store(
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: nginx passes this module's main configuration.
-    let (cf, main) = unsafe { (&mut *cf, &mut *conf.cast::<KeyAuthMainConf>()) };
-    guard_conf(cf.log, || {
-        if main.store.is_some() {
-            return conf_message(c"is duplicate");
-        }
-        let words = args(cf).to_vec();
-        if let Err(rv) = refuse_duplicate_options(cf, words[0], &words[2..]) {
-            return rv;
-        }
-        let options: Vec<&[u8]> = words[2..].iter().map(|w| w.as_bytes()).collect();
-        let mut spec = match crate::redis::spec::parse(words[1].as_bytes(), &options) {
-            Ok(spec) => spec,
-            Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
-        };
-        if let Some(file) = spec.password_file.clone() {
-            match read_password_file(cf, &file) {
-                Ok(password) => spec.password = Some(password),
-                Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
+    unsafe {
+        directive(cf, conf, |cf, main: &mut KeyAuthMainConf| {
+            if main.store.is_some() {
+                return conf_message(c"is duplicate");
             }
-        }
-        let sockaddr = match resolve(cf, &spec) {
-            Ok(sockaddr) => sockaddr,
-            Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
-        };
-        main.store = Some(crate::redis::client::Store::new(spec, sockaddr));
-        main.store_at = Some(conf_position(cf));
-        CONF_OK
-    })
+            let words = args(cf).to_vec();
+            if let Err(rv) = refuse_duplicate_options(cf, words[0], &words[2..]) {
+                return rv;
+            }
+            let options: Vec<&[u8]> = words[2..].iter().map(|w| w.as_bytes()).collect();
+            let mut spec = match crate::redis::spec::parse(words[1].as_bytes(), &options) {
+                Ok(spec) => spec,
+                Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
+            };
+            if let Some(file) = spec.password_file.clone() {
+                match read_password_file(cf, &file) {
+                    Ok(password) => spec.password = Some(password),
+                    Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
+                }
+            }
+            let sockaddr = match resolve(cf, &spec) {
+                Ok(sockaddr) => sockaddr,
+                Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
+            };
+            main.store = Some(crate::redis::client::Store::new(spec, sockaddr));
+            main.store_at = Some(conf_position(cf));
+            CONF_OK
+        })
+    }
 }
 
 /// The password in `password_file=`: the file's first line (a trailing
@@ -893,19 +895,20 @@ unsafe extern "C" fn set_consumers(
 ) -> *mut c_char {
     // SAFETY: nginx passes the configuration being parsed and this module's
     // main configuration.
-    let (cf, main) = unsafe { (&mut *cf, &mut *conf.cast::<KeyAuthMainConf>()) };
-    guard_conf(cf.log, || {
-        let save = *cf;
-        cf.handler = Some(consumer_line);
-        cf.handler_conf = ptr::from_mut(&mut main.registry).cast();
-        // SAFETY: the standard nested-block parse, as ngx_http_map_module
-        // does; `cf` is restored afterwards.
-        let rv = unsafe { ngx_conf_parse(cf, ptr::null_mut()) };
-        *cf = save;
-        // The block is complete: the key table takes its compact form.
-        main.registry.freeze();
-        rv
-    })
+    unsafe { directive(cf, conf, consumers_block) }
+}
+
+fn consumers_block(cf: &mut ngx_conf_t, main: &mut KeyAuthMainConf) -> *mut c_char {
+    let save = *cf;
+    cf.handler = Some(consumer_line);
+    cf.handler_conf = ptr::from_mut(&mut main.registry).cast();
+    // SAFETY: the standard nested-block parse, as ngx_http_map_module
+    // does; `cf` is restored afterwards.
+    let rv = unsafe { ngx_conf_parse(cf, ptr::null_mut()) };
+    *cf = save;
+    // The block is complete: the key table takes its compact form.
+    main.registry.freeze();
+    rv
 }
 
 /// One line inside `key_auth_consumers`.
@@ -914,9 +917,7 @@ unsafe extern "C" fn consumer_line(
     dummy: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: `conf` is the registry set as handler_conf in set_consumers.
-    let (cf, registry) = unsafe { (&mut *cf, &mut *conf.cast::<Registry>()) };
-    guard_conf(cf.log, || {
+    let body = |cf: &mut ngx_conf_t, registry: &mut Registry| {
         let words: Vec<&[u8]> = args(cf).iter().map(|w| w.as_bytes()).collect();
         if words.len() == 2 && words[0] == b"include" {
             let save = *cf;
@@ -949,7 +950,9 @@ unsafe extern "C" fn consumer_line(
             }
         }
         CONF_OK
-    })
+    };
+    // SAFETY: `conf` is the registry set as handler_conf in set_consumers.
+    unsafe { directive(cf, conf, body) }
 }
 
 /// nginx's cached wall-clock time, Unix seconds.

@@ -10,7 +10,9 @@
 //! A service that decides on other client headers must receive them in
 //! `params` to be cached safely. Unreachable, truncated and encoded answers
 //! are never kept, nor answers whose `Cache-Control`/`X-Accel-Expires`
-//! forbid it.
+//! forbid it. Each answer is filed under the client's user name (`%u`)
+//! and client id (`%c`) as well, as keyed hashes, so that
+//! `auth_cache_purge` can revoke one client's answers at once.
 
 use core::cell::RefCell;
 
@@ -58,10 +60,11 @@ pub fn replayed(entry: &Entry<'_>) -> Option<SubrequestResult> {
 }
 
 /// After an answer: keeps it when it is one (`status` 0: no answer) and
-/// `auth_http_cache_valid` has a time for it; otherwise lets the requests
-/// waiting for it ask for themselves.
+/// `auth_http_cache_valid` has a time for it, filed under the client's
+/// user name and client id too (for `auth_cache_purge`); otherwise lets the
+/// requests waiting for it ask for themselves.
 pub fn remember(
-    r: &ngx_http_request_t,
+    r: &mut ngx_http_request_t,
     conf: &AuthHttpConf,
     flight: &mut Flight,
     stage: Stage,
@@ -72,24 +75,28 @@ pub fn remember(
         return;
     }
     let kept = CachedAnswer::of(stage, status, answer.body.as_bytes());
-    match (kept, answer.request.is_null()) {
-        (Some(kept), false) => {
-            // SAFETY: the finished subrequest lives in the shared request
-            // pool until the main request ends.
-            let lifetime = lookup::service_lifetime(unsafe { &*answer.request });
-            let none = core::iter::empty::<&[u8]>();
-            lookup::store(
-                r,
-                &conf.cache,
-                flight,
-                kept.code(),
-                lifetime,
-                none.clone(),
-                none,
-            );
-        }
-        _ => lookup::release(&conf.cache, flight),
-    }
+    let (Some(kept), false) = (kept, answer.request.is_null()) else {
+        return lookup::release(&conf.cache, flight);
+    };
+    // An answer that cannot be filed under its client is not kept: a
+    // purge of that client must find every answer it was given.
+    let Some((user, client)) = super::handler::identity(r, conf) else {
+        return lookup::release(&conf.cache, flight);
+    };
+    lookup::tag_identity(&conf.cache, flight, &user, &client);
+    // SAFETY: the finished subrequest lives in the shared request pool
+    // until the main request ends.
+    let lifetime = lookup::service_lifetime(unsafe { &*answer.request });
+    let none = core::iter::empty::<&[u8]>();
+    lookup::store(
+        r,
+        &conf.cache,
+        flight,
+        kept.code(),
+        lifetime,
+        none.clone(),
+        none,
+    );
 }
 
 /// The question as key bytes, each part length-prefixed, in the request

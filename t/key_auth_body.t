@@ -208,6 +208,9 @@ through('exactly max=100', '/small/x', $hundred, 'p=' . ('z' x 79));
 refused('max=100, 101 bytes', 413, '/small/x', "${hundred}z");
 refused('max=100, 101 bytes chunked', 413, '/small/x', "${hundred}z", chunked => 1, chunk_size => 30);
 refused('max=100, key first then padding', 413, '/small/x', 'apikey=SECRET-jack&' . ('p' x 200));
+refused('max=100, 101 bytes over HTTP/2 without Content-Length', 413, '/small/x', "${hundred}z",
+        h2 => 1, headers => ['Content-Length:']);
+through('exactly max=100 over HTTP/2', '/small/x', $hundred, 'p=' . ('z' x 79), h2 => 1);
 ok($t->grep_log(qr/key_auth_body_field: client body of 101 bytes is larger than max=100/), 'over max=: logged');
 refused('default max=64k', 413, '/h/x', 'apikey=SECRET-jack&p=' . ('q' x 65536));
 # other content types are not read, whatever their size

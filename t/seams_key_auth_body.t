@@ -83,6 +83,18 @@ http {
             key_auth on;
             proxy_pass http://127.0.0.1:%%PORT_8082%%;
         }
+        # with auth_request_body in the same location: one read body for
+        # both, the auth service gets it as the upstream does
+        location /ar/ {
+            key_auth on;
+            auth_request /auth/ar;
+            auth_request_body on;
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+        location /auth/ {
+            internal;
+            proxy_pass http://127.0.0.1:%%PORT_8081%%;
+        }
         location /satry/ {
             satisfy any;
             allow 127.0.0.1;
@@ -93,6 +105,7 @@ http {
 }
 EOF
 $t->run_echo_server(8082);
+$t->run_auth_service(8081);
 $t->run;
 
 my $FORM = 'application/x-www-form-urlencoded';
@@ -154,6 +167,18 @@ for my $proto ('1.1', 'h2') {
     is(scalar @seen, 1, "refused, error_page 401 /open/ ($proto): served by /open/");
     is($seen[0] && $seen[0]{body}, 'c=3', "refused ($proto): the invalid key is removed");
     is(hdr($seen[0], 'Content-Length'), 3, "refused ($proto): Content-Length matches");
+}
+
+# auth_request_body after key_auth: the auth service gets the stripped body
+for my $proto ('1.1', 'h2') {
+    $t->clear_requests('echo');
+    my $r = send_as($proto, '/ar/x', $in);
+    is(http_status($r), 200, "auth_request_body too ($proto): allowed");
+    my ($auth) = ($t->requests('auth'))[-1];
+    is($auth && $auth->{body}, $out, "auth_request_body too ($proto): the auth service gets the body without the field");
+    is(AGTest::req_header($auth, 'Content-Length'), length $out, "auth_request_body too ($proto): with its Content-Length");
+    my ($j) = $t->requests('echo');
+    is($j && $j->{body}, $out, "auth_request_body too ($proto): so does the upstream");
 }
 
 # no request ever carried the key upstream

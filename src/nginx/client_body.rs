@@ -57,8 +57,9 @@ pub fn prepare(r: &mut ngx_http_request_t, max: usize, who: &str) -> BodyStep {
             );
             return BodyStep::Refuse(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t);
         }
-        if r.headers_in.content_length_n > max as i64 {
-            return too_large(r, r.headers_in.content_length_n as usize, max, who);
+        let announced = u64::try_from(r.headers_in.content_length_n).unwrap_or(0);
+        if announced > max as u64 {
+            return too_large(r, announced, max, who);
         }
         // SAFETY: r is the live main request in its access phase; nginx
         // calls body_read() once the body is in (possibly right away).
@@ -85,12 +86,12 @@ pub fn prepare(r: &mut ngx_http_request_t, max: usize, who: &str) -> BodyStep {
             BodyStep::Ready(None)
         }
         Ok(Ok(body)) => BodyStep::Ready(Some(body)),
-        Ok(Err(size)) => too_large(r, size, max, who),
+        Ok(Err(size)) => too_large(r, size as u64, max, who),
         Err(NgxError) => BodyStep::Refuse(NGX_HTTP_INTERNAL_SERVER_ERROR as ngx_int_t),
     }
 }
 
-fn too_large(r: &ngx_http_request_t, size: usize, max: usize, who: &str) -> BodyStep {
+fn too_large(r: &ngx_http_request_t, size: u64, max: usize, who: &str) -> BodyStep {
     ngx::ngx_log_error!(
         NGX_LOG_INFO,
         request::log(r),

@@ -48,7 +48,6 @@ use super::respond::Denial;
 use super::KeyAuthModule;
 use crate::counters;
 use crate::counters::schema::{key_auth as slots, key_auth_consumer as consumer_slots};
-use crate::nginx::decimal::decimal;
 use crate::nginx::ffi::guard_status;
 use crate::nginx::headers_in::PreparedName;
 use crate::nginx::{args, headers, headers_in, request, shm, variables};
@@ -649,11 +648,12 @@ fn rate_limit_headers(
     r: &mut ngx_http_request_t,
     d: &Decision,
 ) -> Result<(), crate::nginx::NgxError> {
-    let mut buf = [0u8; 20];
-    headers::push_response(r, b"X-RateLimit-Limit", decimal(d.limit, &mut buf))?;
-    headers::push_response(r, b"X-RateLimit-Remaining", decimal(d.remaining, &mut buf))?;
-    headers::push_response(r, b"X-RateLimit-Reset", decimal(d.reset_secs, &mut buf))?;
-    Ok(())
+    const NAMES: [&[u8]; 3] = [
+        b"X-RateLimit-Limit",
+        b"X-RateLimit-Remaining",
+        b"X-RateLimit-Reset",
+    ];
+    headers::push_response_decimals(r, &NAMES, [d.limit, d.remaining, d.reset_secs])
 }
 
 fn upstream_headers(

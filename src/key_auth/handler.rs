@@ -573,6 +573,7 @@ enum Count {
 /// Step 5's count: in Redis with `key_auth_quota_store` (one round trip,
 /// the request waiting meanwhile; `on_error` when Redis fails), else in
 /// the shared zone.
+#[inline(always)]
 fn count(
     r: &mut ngx_http_request_t,
     main: &KeyAuthMainConf,
@@ -580,11 +581,24 @@ fn count(
     limit: &super::consumers::Limit,
     passage: &mut Passage,
 ) -> Count {
+    match main.store.as_deref() {
+        Some(store) => count_in_store(r, main, store, consumer, limit, passage),
+        None => count_in_zone(main, consumer, limit).map_or(Count::ZoneFull, Count::Decided),
+    }
+}
+
+/// [`count`] with `key_auth_quota_store`.
+#[inline(never)]
+fn count_in_store(
+    r: &mut ngx_http_request_t,
+    main: &KeyAuthMainConf,
+    store: &crate::redis::client::Store,
+    consumer: &Consumer,
+    limit: &super::consumers::Limit,
+    passage: &mut Passage,
+) -> Count {
     use crate::redis::client::Outcome;
     use crate::redis::spec::OnError;
-    let Some(store) = main.store.as_deref() else {
-        return count_in_zone(main, consumer, limit).map_or(Count::ZoneFull, Count::Decided);
-    };
     let outcome = match passage.quota_wait {
         Some(ticket) => match store.take(ticket) {
             None => return Count::Waiting,
@@ -621,6 +635,7 @@ fn count(
 }
 
 /// Counts the request in the shared zone. `None`: the zone is full.
+#[inline]
 fn count_in_zone(
     main: &KeyAuthMainConf,
     consumer: &Consumer,

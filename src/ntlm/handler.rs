@@ -21,9 +21,10 @@ use core::ptr;
 
 use nginx_sys::{
     ngx_atomic_uint_t, ngx_chain_t, ngx_connection_t, ngx_current_msec, ngx_http_request_t,
-    ngx_http_upstream_srv_conf_t, ngx_http_upstream_t, ngx_int_t, ngx_log_t, ngx_pcalloc,
-    ngx_peer_connection_t, ngx_pnalloc, ngx_sockaddr_t, ngx_str_t, ngx_uint_t, socklen_t, NGX_DONE,
-    NGX_ERROR, NGX_HTTP_VERSION_20, NGX_LOG_INFO, NGX_OK, NGX_PEER_FAILED, NGX_PEER_NEXT,
+    ngx_http_upstream_srv_conf_t, ngx_http_upstream_t, ngx_int_t, ngx_log_t, ngx_palloc,
+    ngx_pcalloc, ngx_peer_connection_t, ngx_pnalloc, ngx_sockaddr_t, ngx_str_t, ngx_uint_t,
+    socklen_t, NGX_DONE, NGX_ERROR, NGX_HTTP_VERSION_20, NGX_LOG_INFO, NGX_OK, NGX_PEER_FAILED,
+    NGX_PEER_NEXT,
 };
 use ngx::http::HttpModuleServerConf;
 
@@ -155,7 +156,7 @@ pub unsafe extern "C" fn init_peer(
         }
         // SAFETY: allocation in the live request pool, sized for NtlmPeer
         // (pool memory is aligned for pointers); every field is written below.
-        let peer = unsafe { ngx_pcalloc(r.pool, size_of::<NtlmPeer>()) }.cast::<NtlmPeer>();
+        let peer = unsafe { ngx_palloc(r.pool, size_of::<NtlmPeer>()) }.cast::<NtlmPeer>();
         if peer.is_null() {
             return NGX_ERROR as ngx_int_t;
         }

@@ -22,6 +22,7 @@ use ngx::core::Pool;
 
 use super::conf::AuthHttpConf;
 use super::decision::{CachedAnswer, Stage};
+use crate::counters::{schema::auth_http as slots, Counter};
 use crate::decision_cache::entry::Entry;
 use crate::decision_cache::lookup::{self, Flight, Look};
 use crate::nginx::headers_in;
@@ -41,7 +42,26 @@ pub fn look(
     // Out of memory: an empty key, not looked up (BYPASS).
     let key = key(r, stage, question);
     let key = key.as_deref().unwrap_or(&[]);
-    lookup::look_key(r, &conf.cache, flight, 0, key)
+    let look = lookup::look_key(r, &conf.cache, flight, 0, key);
+    // The status zone's cache events, in the series of the service asked
+    // about (as auth_request's: a bypass is neither a hit nor a miss).
+    let counter = counter(conf, stage);
+    match look {
+        Look::Hit(_) => counter.inc(slots::CACHE_HIT),
+        Look::Ask if flight.asking() => {
+            counter.inc(slots::CACHE_MISS);
+            if flight.evicted() {
+                counter.inc(slots::CACHE_EVICTION);
+            }
+        }
+        Look::Ask | Look::Wait => {}
+    }
+    look
+}
+
+/// The status zone series of `stage`'s service.
+fn counter(conf: &AuthHttpConf, stage: Stage) -> Counter {
+    super::handler::service(conf, stage).map_or_else(Default::default, |s| s.counter)
 }
 
 /// The finished subrequest a cached answer stands for.
@@ -88,7 +108,7 @@ pub fn remember(
     // until the main request ends.
     let lifetime = lookup::service_lifetime(unsafe { &*answer.request });
     let none = core::iter::empty::<&[u8]>();
-    lookup::store(
+    if lookup::store(
         r,
         &conf.cache,
         flight,
@@ -96,7 +116,9 @@ pub fn remember(
         lifetime,
         none.clone(),
         none,
-    );
+    ) {
+        counter(conf, stage).inc(slots::CACHE_STORE);
+    }
 }
 
 /// The question as key bytes, each part length-prefixed, in the request

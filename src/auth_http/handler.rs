@@ -231,7 +231,7 @@ fn stage_name(stage: Stage) -> &'static str {
     }
 }
 
-fn service(conf: &AuthHttpConf, stage: Stage) -> Option<&'static Service> {
+pub(super) fn service(conf: &AuthHttpConf, stage: Stage) -> Option<&'static Service> {
     match stage {
         Stage::Auth => conf.auth(),
         Stage::Superuser => conf.superuser(),

@@ -26,7 +26,7 @@ use super::AuthRequestModule;
 use crate::counters::{self, schema::auth_request as slots};
 use crate::decision_cache::lookup::{self, Flight, Look};
 use crate::nginx::ffi::guard_status;
-use crate::nginx::subrequest::{self, SubrequestResult};
+use crate::nginx::subrequest::{self, Record, SubrequestResult};
 use crate::nginx::{delay, headers, request, variables};
 
 /// Per-request state, reset by nginx on internal redirects.
@@ -138,8 +138,15 @@ fn ask(
     body: Option<ngx_str_t>,
 ) -> ngx_int_t {
     ctx.started_ms = now_ms();
+    // Without cache or extension only the status is read (as nginx's C
+    // module does); auth_request_cache stores only complete answers.
+    let record = if conf.drop_in {
+        Record::Status
+    } else {
+        Record::Answer
+    };
     // SAFETY: the result slot lives in the request-pool context.
-    match unsafe { subrequest::start(r, uri, None, &mut ctx.subrequest) } {
+    match unsafe { subrequest::start(r, uri, None, record, &mut ctx.subrequest) } {
         // SAFETY: start() returned a live subrequest in the request pool.
         Ok(sr) => match body.map(|b| body::attach(unsafe { &mut *sr }, b)) {
             Some(Err(_)) => NGX_ERROR as ngx_int_t,

@@ -56,6 +56,12 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         return NGX_DECLINED as ngx_int_t;
     };
 
+    // Neither cache nor extension here (decided at configuration time):
+    // straight to the subrequest, as nginx's C module does.
+    if conf.drop_in {
+        return check_plain(r, conf, uri);
+    }
+
     let module = AuthRequestModule::module();
     if let Some(ctx) = request::ctx::<AuthRequestCtx>(r, module) {
         if ctx.cache.waiting() {
@@ -67,22 +73,10 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         if !ctx.subrequest.done {
             return NGX_AGAIN as ngx_int_t;
         }
-        let outcome = ctx.subrequest;
         let latency = now_ms().wrapping_sub(ctx.started_ms);
-        let rc = decide(r, conf, &outcome, latency);
-        if !conf.drop_in {
-            cache::remember(r, conf, &mut ctx.cache, &outcome);
-        }
+        let rc = decide(r, conf, &ctx.subrequest, latency);
+        cache::remember(r, conf, &mut ctx.cache, &ctx.subrequest);
         return rc;
-    }
-
-    // Neither cache nor extension here (decided at configuration time):
-    // straight to the subrequest, as nginx's C module does.
-    if conf.drop_in {
-        let Some(ctx) = request::new_ctx::<AuthRequestCtx>(r, module) else {
-            return NGX_ERROR as ngx_int_t;
-        };
-        return ask(r, conf, uri, ctx, None);
     }
 
     // Opt-in auth_request_body (super::body): read the client's body first.
@@ -98,6 +92,23 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         return NGX_ERROR as ngx_int_t;
     };
     look_or_ask(r, conf, uri, ctx, body)
+}
+
+/// [`check`] where neither cache nor extension applies: nginx's C module's
+/// flow (start the subrequest; once it is done, decide from its status).
+fn check_plain(r: &mut ngx_http_request_t, conf: &AuthRequestConf, uri: &ngx_str_t) -> ngx_int_t {
+    let module = AuthRequestModule::module();
+    match request::ctx::<AuthRequestCtx>(r, module) {
+        Some(ctx) if !ctx.subrequest.done => NGX_AGAIN as ngx_int_t,
+        Some(ctx) => {
+            let latency = now_ms().wrapping_sub(ctx.started_ms);
+            decide(r, conf, &ctx.subrequest, latency)
+        }
+        None => match request::new_ctx::<AuthRequestCtx>(r, module) {
+            Some(ctx) => ask(r, conf, uri, ctx, None),
+            None => NGX_ERROR as ngx_int_t,
+        },
+    }
 }
 
 /// Answers from the decision cache, waits for another request's answer to

@@ -10,8 +10,8 @@ use core::ptr;
 
 use nginx_sys::{
     ngx_alloc_chain_link, ngx_buf_t, ngx_http_post_subrequest_t, ngx_http_request_body_t,
-    ngx_http_request_t, ngx_http_subrequest, ngx_int_t, ngx_pcalloc, ngx_str_t, ngx_uint_t,
-    NGX_HTTP_GET, NGX_HTTP_POST, NGX_HTTP_PUT, NGX_HTTP_SPECIAL_RESPONSE,
+    ngx_http_request_t, ngx_http_subrequest, ngx_int_t, ngx_palloc, ngx_pcalloc, ngx_str_t,
+    ngx_uint_t, NGX_HTTP_GET, NGX_HTTP_POST, NGX_HTTP_PUT, NGX_HTTP_SPECIAL_RESPONSE,
     NGX_HTTP_SUBREQUEST_IN_MEMORY, NGX_HTTP_SUBREQUEST_WAITED, NGX_OK,
 };
 
@@ -184,9 +184,10 @@ pub unsafe fn start_with(
     spec: &SubrequestSpec<'_>,
     result: *mut SubrequestResult,
 ) -> Result<*mut ngx_http_request_t, NgxError> {
-    // SAFETY: allocations from the live request pool; zeroed memory is a
-    // valid initial state for both structures.
-    let post = unsafe { ngx_pcalloc(r.pool, size_of::<ngx_http_post_subrequest_t>()) }
+    // SAFETY: allocations from the live request pool. `post` is not zeroed
+    // (both of its fields are written below, as nginx's C auth_request
+    // does); zeroed memory is a valid initial state for `body`.
+    let post = unsafe { ngx_palloc(r.pool, size_of::<ngx_http_post_subrequest_t>()) }
         .cast::<ngx_http_post_subrequest_t>();
     let body = unsafe { ngx_pcalloc(r.pool, size_of::<ngx_http_request_body_t>()) }
         .cast::<ngx_http_request_body_t>();
@@ -195,11 +196,13 @@ pub unsafe fn start_with(
     }
     // SAFETY: `post` was just allocated; `result` is valid per the contract.
     unsafe {
-        (*post).handler = Some(match spec.record {
-            Record::Status => status_done,
-            Record::Answer => subrequest_done,
+        post.write(ngx_http_post_subrequest_t {
+            handler: Some(match spec.record {
+                Record::Status => status_done,
+                Record::Answer => subrequest_done,
+            }),
+            data: result.cast::<c_void>(),
         });
-        (*post).data = result.cast::<c_void>();
     }
 
     let mut uri = *spec.uri;

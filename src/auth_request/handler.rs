@@ -141,6 +141,7 @@ fn look_or_ask(
 }
 
 /// Starts the subrequest (and attaches the opt-in body to it).
+#[inline(always)]
 fn ask(
     r: &mut ngx_http_request_t,
     conf: &AuthRequestConf,
@@ -195,6 +196,8 @@ fn count(r: &mut ngx_http_request_t, conf: &AuthRequestConf, slot: usize, ms: Op
 }
 
 /// The subrequest has finished: set variables, then map its status.
+/// Inlined: its two callers are the request's hot path.
+#[inline(always)]
 fn decide(
     r: &mut ngx_http_request_t,
     conf: &AuthRequestConf,

@@ -179,6 +179,7 @@ pub unsafe fn start(
 /// # Safety
 /// `result` must stay valid until the subrequest finishes — allocate it in
 /// `r`'s pool (the module context).
+#[inline(always)]
 pub unsafe fn start_with(
     r: &mut ngx_http_request_t,
     spec: &SubrequestSpec<'_>,

@@ -25,7 +25,7 @@ use super::verdict::{verdict_with, Verdict};
 use super::AuthRequestModule;
 use crate::counters::{self, schema::auth_request as slots};
 use crate::decision_cache::lookup::{self, Flight, Look};
-use crate::nginx::ffi::guard_status;
+use crate::nginx::ffi::guard_request;
 use crate::nginx::subrequest::{self, Record, SubrequestResult};
 use crate::nginx::{delay, headers, request, variables};
 
@@ -43,9 +43,13 @@ struct AuthRequestCtx {
 /// # Safety
 /// Called by nginx's phase engine with a live main request.
 pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: the phase engine passes the live main request.
-    let r = unsafe { &mut *r };
-    guard_status(request::log(r), || check(r))
+    // SAFETY: the phase engine passes the live main request, for the call.
+    unsafe {
+        guard_request(r, || {
+            // SAFETY: as above; nothing else holds a reference to it.
+            check(&mut *r)
+        })
+    }
 }
 
 fn check(r: &mut ngx_http_request_t) -> ngx_int_t {

@@ -13,7 +13,7 @@
 use core::ffi::c_char;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use nginx_sys::{ngx_int_t, ngx_log_t, NGX_ERROR, NGX_LOG_CRIT};
+use nginx_sys::{ngx_http_request_t, ngx_int_t, ngx_log_t, NGX_ERROR, NGX_LOG_CRIT};
 
 /// Runs `body`, returning `on_panic` instead if it panics.
 ///
@@ -54,6 +54,27 @@ fn report_panic(log: *mut ngx_log_t, payload: &(dyn core::any::Any + Send)) {
 #[inline(always)]
 pub fn guard_status(log: *mut ngx_log_t, body: impl FnOnce() -> ngx_int_t) -> ngx_int_t {
     guard(log, NGX_ERROR as ngx_int_t, body)
+}
+
+/// [`guard_status`] for a request handler: the request's log is looked up
+/// only to report a panic, not on every call.
+///
+/// # Safety
+/// `r` is a live request, with its connection, for the whole call.
+#[inline(always)]
+pub unsafe fn guard_request(
+    r: *const ngx_http_request_t,
+    body: impl FnOnce() -> ngx_int_t,
+) -> ngx_int_t {
+    match catch_unwind(AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(payload) => {
+            // SAFETY: the request and its connection are live (contract).
+            let log = unsafe { (*(*r).connection).log };
+            report_panic(log, payload.as_ref());
+            NGX_ERROR as ngx_int_t
+        }
+    }
 }
 
 /// [`guard`] for directive and configuration callbacks (`char *` results).

@@ -7,8 +7,8 @@ use core::ffi::{c_char, c_void};
 use core::ptr::{self, addr_of};
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_palloc,
-    ngx_shm_zone_t, NGX_ERROR, NGX_OK,
+    ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_shm_zone_t,
+    ngx_str_t, NGX_ERROR, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
@@ -103,41 +103,13 @@ unsafe extern "C" fn set_zone(
         directive(cf, conf, |cf, _main: &mut DecisionCacheMainConf| {
             let words = args(cf).to_vec();
             let (directive, name, size) = (words[0], words[1], words[2]);
-            if let Err(rv) = refuse_duplicate_options(cf, directive, &words[3..]) {
-                return rv;
-            }
-            let mut settings = ZoneSettings::default();
-            for option in &words[3..] {
-                let Some(time) = option.as_bytes().strip_prefix(b"inactive=") else {
-                    return emerg(
-                        cf,
-                        format_args!("\"{directive}\": invalid parameter \"{option}\""),
-                    );
-                };
-                match zone::parse_inactive(time) {
-                    Some(ms) => settings.inactive_ms = ms,
-                    None => {
-                        return emerg(
-                            cf,
-                            format_args!(
-                                "\"{directive}\": invalid \"{option}\" (a time above 0, \
-                                 such as 30s or 10m)"
-                            ),
-                        )
-                    }
-                }
-            }
-            // The settings stay in the configuration pool, in the zone's
-            // `data` until nginx initialises it (see
-            // zone::configured_settings).
-            // SAFETY: the configuration pool outlives the cycle.
-            let kept = ngx_palloc(cf.pool, size_of::<ZoneSettings>()).cast::<ZoneSettings>();
-            if kept.is_null() {
+            let settings = match zone_settings(cf, directive, &words[3..]) {
+                Ok(settings) => settings,
+                Err(rv) => return rv,
+            };
+            let Some(kept) = zone::keep_settings(cf, settings) else {
                 return CONF_ERROR;
-            }
-            // SAFETY: just allocated, sized and aligned (pool allocations
-            // align to the pointer size) for a ZoneSettings.
-            kept.write(settings);
+            };
             let module = DecisionCacheModule::module();
             match shm::declare(cf, &name, &size, module, Some(zone::init_zone), kept.cast()) {
                 Ok(_) => CONF_OK,
@@ -145,6 +117,34 @@ unsafe extern "C" fn set_zone(
             }
         })
     }
+}
+
+/// The options after `auth_cache_zone name size`: `inactive=time`, once.
+fn zone_settings(
+    cf: &mut ngx_conf_t,
+    directive: ngx_str_t,
+    options: &[ngx_str_t],
+) -> Result<ZoneSettings, *mut c_char> {
+    refuse_duplicate_options(cf, directive, options)?;
+    let mut settings = ZoneSettings::default();
+    for option in options {
+        let Some(time) = option.as_bytes().strip_prefix(b"inactive=") else {
+            return Err(emerg(
+                cf,
+                format_args!("\"{directive}\": invalid parameter \"{option}\""),
+            ));
+        };
+        let Some(ms) = zone::parse_inactive(time) else {
+            return Err(emerg(
+                cf,
+                format_args!(
+                    "\"{directive}\": invalid \"{option}\" (a time above 0, such as 30s or 10m)"
+                ),
+            ));
+        };
+        settings.inactive_ms = ms;
+    }
+    Ok(settings)
 }
 
 /// `auth_cache_purge name;`

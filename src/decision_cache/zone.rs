@@ -69,6 +69,26 @@ pub fn parse_inactive(time: &[u8]) -> Option<u64> {
     u64::try_from(ms).ok()
 }
 
+/// A copy of `settings` in the configuration pool, to be the zone's `data`
+/// until nginx initialises it (see [`configured_settings`]); `None` when
+/// the pool is out of memory.
+pub fn keep_settings(
+    cf: &mut nginx_sys::ngx_conf_t,
+    settings: ZoneSettings,
+) -> Option<*mut ZoneSettings> {
+    // SAFETY: an allocation in the configuration pool, which outlives the
+    // configuration's zones.
+    let kept =
+        unsafe { nginx_sys::ngx_palloc(cf.pool, size_of::<ZoneSettings>()) }.cast::<ZoneSettings>();
+    if kept.is_null() {
+        return None;
+    }
+    // SAFETY: just allocated, sized for a ZoneSettings and aligned (pool
+    // allocations align to the word size, a ZoneSettings to 8 bytes).
+    unsafe { kept.write(settings) };
+    Some(kept)
+}
+
 /// The settings of a declared zone, while the configuration is built
 /// (before nginx initialises the zone, its `data` is the settings
 /// `auth_cache_zone` allocated).

@@ -51,7 +51,6 @@ use super::KeyAuthModule;
 use crate::counters;
 use crate::counters::schema::{key_auth as slots, key_auth_consumer as consumer_slots};
 use crate::nginx::client_body::{self, BodyStep};
-use crate::nginx::decimal::decimal;
 use crate::nginx::ffi::guard_status;
 use crate::nginx::headers_in::PreparedName;
 use crate::nginx::{args, headers, headers_in, pool, request, shm, variables};
@@ -715,6 +714,7 @@ enum Count {
 /// Step 5's count: in Redis with `key_auth_quota_store` (one round trip,
 /// the request waiting meanwhile; `on_error` when Redis fails), else in
 /// the shared zone.
+#[inline(always)]
 fn count(
     r: &mut ngx_http_request_t,
     main: &KeyAuthMainConf,
@@ -722,11 +722,24 @@ fn count(
     limit: &super::consumers::Limit,
     passage: &mut Passage,
 ) -> Count {
+    match main.store.as_deref() {
+        Some(store) => count_in_store(r, main, store, consumer, limit, passage),
+        None => count_in_zone(main, consumer, limit).map_or(Count::ZoneFull, Count::Decided),
+    }
+}
+
+/// [`count`] with `key_auth_quota_store`.
+#[inline(never)]
+fn count_in_store(
+    r: &mut ngx_http_request_t,
+    main: &KeyAuthMainConf,
+    store: &crate::redis::client::Store,
+    consumer: &Consumer,
+    limit: &super::consumers::Limit,
+    passage: &mut Passage,
+) -> Count {
     use crate::redis::client::Outcome;
     use crate::redis::spec::OnError;
-    let Some(store) = main.store.as_deref() else {
-        return count_in_zone(main, consumer, limit).map_or(Count::ZoneFull, Count::Decided);
-    };
     let outcome = match passage.quota_wait {
         Some(ticket) => match store.take(ticket) {
             None => return Count::Waiting,
@@ -763,6 +776,7 @@ fn count(
 }
 
 /// Counts the request in the shared zone. `None`: the zone is full.
+#[inline]
 fn count_in_zone(
     main: &KeyAuthMainConf,
     consumer: &Consumer,
@@ -790,11 +804,12 @@ fn rate_limit_headers(
     r: &mut ngx_http_request_t,
     d: &Decision,
 ) -> Result<(), crate::nginx::NgxError> {
-    let mut buf = [0u8; 20];
-    headers::push_response(r, b"X-RateLimit-Limit", decimal(d.limit, &mut buf))?;
-    headers::push_response(r, b"X-RateLimit-Remaining", decimal(d.remaining, &mut buf))?;
-    headers::push_response(r, b"X-RateLimit-Reset", decimal(d.reset_secs, &mut buf))?;
-    Ok(())
+    const NAMES: [&[u8]; 3] = [
+        b"X-RateLimit-Limit",
+        b"X-RateLimit-Remaining",
+        b"X-RateLimit-Reset",
+    ];
+    headers::push_response_decimals(r, &NAMES, [d.limit, d.remaining, d.reset_secs])
 }
 
 fn upstream_headers(

@@ -160,7 +160,12 @@ pub unsafe extern "C" fn init_peer(
         if peer.is_null() {
             return NGX_ERROR as ngx_int_t;
         }
-        let credentials = request_credentials(r);
+        // Only a request that may end on a connection of the balancer needs
+        // to know: for one on the held connection it is found out when
+        // that connection fails ([`ensure_chain`]), which saves scanning
+        // the request head of every request of a bound client (after the
+        // handshake, browsers send no Authorization).
+        let credentials = !held && request_credentials(r, false);
         // SAFETY: `peer` is fresh request-pool memory; the upstream's peer
         // connection is live (initialised by the wrapped chain above, or
         // by nginx and set up here without it).
@@ -220,8 +225,13 @@ unsafe fn ensure_chain(peer: *mut NtlmPeer, pc: *mut ngx_peer_connection_t) -> n
     // init_peer was called with, `pc` is `&r->upstream->peer`.
     let rc = unsafe { InnerPeer::init_chain(r, us, original, pc, peer.cast()) };
     if rc == NGX_OK as ngx_int_t {
-        // SAFETY: per the contract.
-        unsafe { (*peer).chain_ready = true };
+        // SAFETY: per the contract; `r` is live. The request may have
+        // been sent over the held connection already: its buffers are
+        // read from their start, as nginx resends them.
+        unsafe {
+            (*peer).credentials = request_credentials(&*r, true);
+            (*peer).chain_ready = true;
+        }
     }
     rc
 }
@@ -244,7 +254,11 @@ unsafe fn ensure_chain(peer: *mut NtlmPeer, pc: *mut ngx_peer_connection_t) -> n
 /// instructions instead of a walk of the header list comparing names; the
 /// walk stays as the fallback, for a header some module put into the list
 /// without that pointer.
-fn request_credentials(r: &ngx_http_request_t) -> bool {
+///
+/// `from_start`: read the upstream request's buffers from their start
+/// instead of their current position, for a request some of which was
+/// sent already (nginx resends a request from its buffers' start too).
+fn request_credentials(r: &ngx_http_request_t, from_start: bool) -> bool {
     // SAFETY: a request's cached header pointer is null or one of its live
     // header list elements.
     let slot = unsafe { r.headers_in.authorization.as_ref() };
@@ -258,18 +272,21 @@ fn request_credentials(r: &ngx_http_request_t) -> bool {
         return false;
     };
     // SAFETY: the chain and its in-memory buffers were built by the
-    // upstream module's create_request in the request pool, and nothing
-    // was sent yet.
-    unsafe { head_binds(memory_pieces(u.request_bufs)) }
+    // upstream module's create_request in the request pool.
+    unsafe { head_binds(memory_pieces(u.request_bufs, from_start)) }
 }
 
-/// The in-memory buffers at the start of `chain` as byte slices, up to the
-/// first buffer in a file (a request body).
+/// The in-memory buffers at the start of `chain` as byte slices
+/// (`pos..last`, or `start..last` with `from_start`), up to the first
+/// buffer in a file (a request body).
 ///
 /// # Safety
-/// `chain` must be a live chain whose in-memory buffers' `pos..last` are
+/// `chain` must be a live chain whose in-memory buffers' `start..last` are
 /// readable for as long as the slices are used.
-unsafe fn memory_pieces<'a>(mut chain: *const ngx_chain_t) -> impl Iterator<Item = &'a [u8]> {
+unsafe fn memory_pieces<'a>(
+    mut chain: *const ngx_chain_t,
+    from_start: bool,
+) -> impl Iterator<Item = &'a [u8]> {
     core::iter::from_fn(move || {
         // SAFETY: per the contract.
         let cl = unsafe { chain.as_ref() }?;
@@ -277,12 +294,17 @@ unsafe fn memory_pieces<'a>(mut chain: *const ngx_chain_t) -> impl Iterator<Item
         let b = unsafe { cl.buf.as_ref() }?;
         let in_memory =
             bitfield::buf::temporary(b) || bitfield::buf::memory(b) || bitfield::buf::mmap(b);
-        if !in_memory || b.pos.is_null() || b.last < b.pos {
+        let first = if from_start && !b.start.is_null() && b.start <= b.pos {
+            b.start
+        } else {
+            b.pos
+        };
+        if !in_memory || first.is_null() || b.last < first {
             return None;
         }
         chain = cl.next;
-        // SAFETY: per the contract; pos <= last in one allocation.
-        Some(unsafe { core::slice::from_raw_parts(b.pos, b.last.offset_from(b.pos) as usize) })
+        // SAFETY: per the contract; first <= last in one allocation.
+        Some(unsafe { core::slice::from_raw_parts(first, b.last.offset_from(first) as usize) })
     })
 }
 

@@ -11,9 +11,11 @@
 //!    decided before an internal redirect. Refused there: refused here, the
 //!    same way. Identified there: the same consumer here.
 //! 2. Otherwise find the key: the header; only when it is absent, the query
-//!    argument. Look its digest up. Missing or unknown: the anonymous
-//!    consumer when configured, else 401 (see [`super::respond`] for the
-//!    JSON body).
+//!    argument; only when both are absent, with `key_auth_body_field`, the
+//!    field of a form body (read without consuming it: the request waits,
+//!    `NGX_DONE`, and this handler runs again once it is in). Look its
+//!    digest up. Missing or unknown: the anonymous consumer when
+//!    configured, else 401 (see [`super::respond`] for the JSON body).
 //! 3. Hide the credential from the upstream, the variables and the logs
 //!    when asked (also for a refused request: an `error_page` may still
 //!    send it somewhere).
@@ -414,16 +416,14 @@ fn identify(
     main: &KeyAuthMainConf,
     passage: &mut Passage,
 ) -> Lookup {
-    let in_header = headers_in::find(r, conf.header())
-        .map(|h| main.registry.lookup_credential(h.value.as_bytes()));
-    let in_query = || {
-        args::find(r.args.as_bytes(), conf.query())
-            .map(|raw| main.registry.lookup_credential(&args::decode(raw)))
-    };
-    let found = match (in_header, in_header.is_none().then(in_query).flatten()) {
-        (Some(index), _) => Some((index, Source::Header)),
-        (None, Some(index)) => Some((index, Source::Query)),
-        (None, None) => match body_key(r, conf, passage) {
+    let found = if let Some(h) = headers_in::find(r, conf.header()) {
+        let index = main.registry.lookup_credential(h.value.as_bytes());
+        Some((index, Source::Header))
+    } else if let Some(raw) = args::find(r.args.as_bytes(), conf.query()) {
+        let index = main.registry.lookup_credential(&args::decode(raw));
+        Some((index, Source::Query))
+    } else {
+        match body_key(r, conf, passage) {
             BodyKey::NotSearched | BodyKey::Absent => None,
             BodyKey::Key(key) => Some((main.registry.lookup_credential(&key), Source::Body)),
             BodyKey::Reading(rc) => return Lookup::Reading(rc),
@@ -445,7 +445,7 @@ fn identify(
             BodyKey::Refused(status) => {
                 return Lookup::Decided(Verdict::Refused(Refusal::Status(status)))
             }
-        },
+        }
     };
     let denial = match found {
         Some((Some(index), source)) if !key_expired(r, main, index) => {

@@ -328,7 +328,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
             }
             Count::Uncounted => None,
             Count::Decided(decision) => {
-                if rate_limit_headers(r, &decision).is_err() {
+                if rate_limit_headers(r, main, &decision).is_err() {
                     return fail(passage);
                 }
                 if !decision.allowed {
@@ -802,6 +802,7 @@ fn count_in_zone(
 
 fn rate_limit_headers(
     r: &mut ngx_http_request_t,
+    main: &KeyAuthMainConf,
     d: &Decision,
 ) -> Result<(), crate::nginx::NgxError> {
     const NAMES: [&[u8]; 3] = [
@@ -809,7 +810,15 @@ fn rate_limit_headers(
         b"X-RateLimit-Remaining",
         b"X-RateLimit-Reset",
     ];
-    headers::push_response_decimals(r, &NAMES, [d.limit, d.remaining, d.reset_secs])
+    use headers::Decimal::{Number, Text};
+    // The limit's text, made with the configuration, which outlives the
+    // request.
+    let limit = main.limit_texts.get(d.limit).map_or(Number(d.limit), Text);
+    headers::push_response_decimals(
+        r,
+        &NAMES,
+        [limit, Number(d.remaining), Number(d.reset_secs)],
+    )
 }
 
 fn upstream_headers(

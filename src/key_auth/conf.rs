@@ -17,8 +17,8 @@ use super::KeyAuthModule;
 use crate::counters::{self, Counter};
 use crate::nginx::bitfield;
 use crate::nginx::conf::{
-    args, conf_message, directive, emerg, merge, refuse_duplicate_options, set_once, CONF_ERROR,
-    CONF_OK,
+    args, conf_message, directive, emerg, merge, refuse_duplicate_options, set_once, size_option,
+    CONF_ERROR, CONF_OK,
 };
 use crate::nginx::ffi::guard_status;
 use crate::nginx::shm;
@@ -51,6 +51,8 @@ pub struct KeyAuthMainConf {
     /// like the registry) with `authgate_status_zone … consumers=on`.
     pub counter: Counter,
     pub consumer_counters: Vec<Counter>,
+    /// `X-RateLimit-Limit` of the common `limit=` counts, made by check_main.
+    pub limit_texts: super::quota::LimitTexts,
 }
 
 impl Default for KeyAuthMainConf {
@@ -68,6 +70,7 @@ impl Default for KeyAuthMainConf {
             store_at: None,
             counter: Counter::default(),
             consumer_counters: Vec::new(),
+            limit_texts: Default::default(),
         }
     }
 }
@@ -107,7 +110,21 @@ pub struct KeyAuthConf {
     pub challenge: Option<&'static [u8]>,
     /// `key_auth_preflight pass` (true) or `check`.
     pub preflight_pass: Option<bool>,
+    /// `key_auth_body_field` (`Some(None)`: `off`).
+    pub body_field: Option<Option<BodyField>>,
 }
+
+/// `key_auth_body_field name [max=size]`: the form field that may carry the
+/// key, and how much of a form body is searched.
+#[derive(Clone, Copy)]
+pub struct BodyField {
+    pub name: ngx_str_t,
+    pub max: usize,
+}
+
+/// The default `max=` of `key_auth_body_field`: a login or token form, not
+/// an upload.
+pub const DEFAULT_BODY_MAX: usize = 64 * 1024;
 
 /// The challenge sent with a 401 when `key_auth_realm` is not set (APISIX's).
 pub const DEFAULT_CHALLENGE: &[u8] = br#"apikey realm="key""#;
@@ -178,6 +195,9 @@ impl KeyAuthConf {
     pub fn challenge(&self) -> &'static [u8] {
         self.challenge.unwrap_or(DEFAULT_CHALLENGE)
     }
+    pub fn body_field(&self) -> Option<&BodyField> {
+        self.body_field.as_ref().and_then(Option::as_ref)
+    }
     pub fn preflight_pass(&self) -> bool {
         self.preflight_pass.unwrap_or(false)
     }
@@ -211,7 +231,7 @@ const fn command(
 }
 
 /// The directive table.
-pub static mut COMMANDS: [ngx_command_t; 13] = [
+pub static mut COMMANDS: [ngx_command_t; 14] = [
     command(
         ngx::ngx_string!("key_auth_consumers"),
         nginx_sys::NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_BLOCK | nginx_sys::NGX_CONF_NOARGS,
@@ -246,6 +266,12 @@ pub static mut COMMANDS: [ngx_command_t; 13] = [
         ngx::ngx_string!("key_auth_query"),
         LOC | nginx_sys::NGX_CONF_TAKE1,
         set_query,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_body_field"),
+        LOC | nginx_sys::NGX_CONF_TAKE12,
+        set_body_field,
         nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
     ),
     command(
@@ -328,7 +354,11 @@ fn name(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<ngx_str_t, *mut c_char>
     if ok {
         Ok(value)
     } else {
-        Err(emerg(cf, format_args!("invalid name \"{value}\"")))
+        let directive = args(cf)[0];
+        Err(emerg(
+            cf,
+            format_args!("\"{directive}\": invalid name \"{value}\""),
+        ))
     }
 }
 
@@ -460,6 +490,45 @@ unsafe extern "C" fn set_query(
 ) -> *mut c_char {
     // SAFETY: as in set_enabled().
     unsafe { set_loc(cf, conf, |c| &mut c.query, name) }
+}
+
+/// `key_auth_body_field name [max=size] | off;`
+unsafe extern "C" fn set_body_field(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_enabled().
+    unsafe { set_loc(cf, conf, |c| &mut c.body_field, body_field) }
+}
+
+fn body_field(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<Option<BodyField>, *mut c_char> {
+    let words = args(cf).to_vec();
+    let (directive, options) = (words[0], &words[2..]);
+    if value.as_bytes() == b"off" {
+        return match options.first() {
+            None => Ok(None),
+            Some(option) => Err(emerg(
+                cf,
+                format_args!("\"{directive} off\" takes no options, \"{option}\" given"),
+            )),
+        };
+    }
+    let name = name(cf, value)?;
+    let mut max = DEFAULT_BODY_MAX;
+    for &option in options {
+        match size_option(cf, directive, option, b"max=") {
+            Some(Ok(n)) => max = n,
+            Some(Err(rv)) => return Err(rv),
+            None => {
+                return Err(emerg(
+                    cf,
+                    format_args!("\"{directive}\": invalid option \"{option}\""),
+                ))
+            }
+        }
+    }
+    Ok(Some(BodyField { name, max }))
 }
 
 /// `key_auth_anonymous_consumer name | off;`
@@ -1043,6 +1112,14 @@ pub fn check_main(cf: &mut ngx_conf_t) -> bool {
             return false;
         }
     }
+    let registry = &main.registry;
+    let texts = super::quota::LimitTexts::new(
+        (0..registry.len()).filter_map(|i| registry.consumer(i).limit.map(|l| l.count)),
+    );
+    match KeyAuthModule::main_conf_mut(cf) {
+        Some(main) => main.limit_texts = texts,
+        None => return false,
+    }
     true
 }
 
@@ -1072,6 +1149,7 @@ fn merge_levels(cf: &mut ngx_conf_t, parent: &KeyAuthConf, child: &mut KeyAuthCo
     child.anonymous = child.anonymous.or(parent.anonymous);
     child.challenge = child.challenge.or(parent.challenge);
     child.preflight_pass = child.preflight_pass.or(parent.preflight_pass);
+    child.body_field = child.body_field.or(parent.body_field);
     child.allow = child.allow.or(parent.allow);
     child.deny = child.deny.or(parent.deny);
     for (directive, list) in [

@@ -66,7 +66,7 @@ impl Default for Slot {
 impl Slot {
     /// Holds data, nobody is asking the service for it, and it was not
     /// used for the zone's `inactive` time: it counts as absent.
-    fn idle(&self, clock: Clock) -> bool {
+    fn is_inactive(&self, clock: Clock) -> bool {
         self.expires_ms != 0
             && self.pending_until_ms <= clock.now_ms
             && clock.now_ms.saturating_sub(self.used_ms) >= clock.inactive_ms
@@ -188,7 +188,7 @@ impl<'a> Table<'a> {
         let now = clock.now_ms;
         let mut found = self.find(id);
         if let Some(i) = found {
-            if self.slots[i as usize].idle(clock) {
+            if self.slots[i as usize].is_inactive(clock) {
                 self.remove(i);
                 found = None;
             }
@@ -342,7 +342,7 @@ impl<'a> Table<'a> {
             let i = self.header.lru_tail;
             let tail = &self.slots[i as usize];
             let lost =
-                tail.expires_ms == 0 || (tail.expires_ms > clock.now_ms && !tail.idle(clock));
+                tail.expires_ms == 0 || (tail.expires_ms > clock.now_ms && !tail.is_inactive(clock));
             self.remove(i);
             self.header.free_head = self.slots[i as usize].bucket_next;
             (i, lost)

@@ -79,6 +79,43 @@ impl KeyedHash {
         }
         hasher.finish128().as_u128()
     }
+
+    /// The hash with `parts` already absorbed: [`Prefixed::hash`] of
+    /// `rest` equals [`KeyedHash::hash`] of `parts` followed by `rest`, at
+    /// the cost of hashing `rest` only. For a question whose first parts
+    /// are constant (a location's scope), computed once per worker.
+    pub fn prefixed(&self, parts: &[&[u8]]) -> Prefixed {
+        let mut hasher = SipHasher13::new_with_keys(self.k0, self.k1);
+        for part in parts {
+            hasher.write_u64(part.len() as u64);
+            hasher.write(part);
+        }
+        Prefixed(hasher)
+    }
+}
+
+/// A [`KeyedHash`] state after some parts (see [`KeyedHash::prefixed`]).
+#[derive(Clone, Copy)]
+pub struct Prefixed(SipHasher13);
+
+impl core::fmt::Debug for Prefixed {
+    // The state is derived from the secret: never printed.
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("Prefixed(..)")
+    }
+}
+
+impl Prefixed {
+    /// The hash of the absorbed parts followed by `parts`.
+    #[inline]
+    pub fn hash(&self, parts: &[&[u8]]) -> u128 {
+        let mut hasher = self.0;
+        for part in parts {
+            hasher.write_u64(part.len() as u64);
+            hasher.write(part);
+        }
+        hasher.finish128().as_u128()
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +130,16 @@ mod tests {
         assert_ne!(a.hash(&[b"key"]), b.hash(&[b"key"]));
         assert_ne!(a.hash(&[b"ab", b"c"]), a.hash(&[b"a", b"bc"]));
         assert_ne!(a.hash(&[b""]), a.hash(&[]));
+    }
+
+    #[test]
+    fn prefixed_equals_the_whole_hash() {
+        let h = KeyedHash::with_secret([7; 16]);
+        let scope = [3u8; 16];
+        for key in [&b""[..], b"k", b"127.0.0.1:18480", &[9u8; 70][..]] {
+            assert_eq!(h.prefixed(&[&scope]).hash(&[key]), h.hash(&[&scope, key]));
+        }
+        assert_eq!(h.prefixed(&[]).hash(&[b"a", b"b"]), h.hash(&[b"a", b"b"]));
     }
 
     #[test]

@@ -16,7 +16,7 @@ use ngx::http::{HttpModule, HttpModuleServerConf, NgxHttpCoreModule};
 
 use super::module::DecisionCacheModule;
 use super::valid::{self, ValidTimes};
-use crate::keyed_hash::KeyedHash;
+use crate::keyed_hash::{KeyedHash, Prefixed};
 use crate::nginx::conf::{args, conf_message, emerg, CONF_ERROR, CONF_OK};
 use crate::nginx::variables;
 
@@ -62,7 +62,7 @@ pub enum CacheZone {
 }
 
 /// A location's cache settings.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct CacheConf {
     zone: Option<CacheZone>,
     key: Option<ngx_http_complex_value_t>,
@@ -80,6 +80,12 @@ pub struct CacheConf {
     /// changes those settings leaves the old entries unreachable.
     /// Bytes, not `u128`: configuration pools align to 8 only.
     pub scope: [u8; 16],
+    /// The zone's keyed hash with [`CacheConf::scope`] already absorbed,
+    /// and the secret it was made with: made by each worker on its first
+    /// lookup (the secret is the zone's, known only once the zone is
+    /// initialised), so that a lookup hashes the key bytes only. Same
+    /// hash as over the scope and the key (see [`KeyedHash::prefixed`]).
+    question: core::cell::Cell<Option<(KeyedHash, Prefixed)>>,
 }
 
 impl CacheConf {
@@ -99,6 +105,21 @@ impl CacheConf {
     /// The key's variable index, when the key is that one variable.
     pub fn key_variable(&self) -> Option<ngx_int_t> {
         self.key_variable
+    }
+
+    /// The id of the question `key` asks here: the zone's keyed hash of
+    /// the scope and the key.
+    #[inline]
+    pub fn question_id(&self, secret: &KeyedHash, key: &[u8]) -> u128 {
+        let prefixed = match self.question.get() {
+            Some((made_with, prefixed)) if made_with == *secret => prefixed,
+            _ => {
+                let prefixed = secret.prefixed(&[&self.scope]);
+                self.question.set(Some((*secret, prefixed)));
+                prefixed
+            }
+        };
+        prefixed.hash(&[key])
     }
 
     /// The zone's `inactive=` time (ms).

@@ -165,7 +165,7 @@ pub fn look_key(
     };
     let looked = zone.with(|secret, table| {
         if let Some(key) = key {
-            flight.id = secret.hash(&[&cache.scope, key]).to_le_bytes();
+            flight.id = cache.question_id(secret, key).to_le_bytes();
             flight.wait_until_ms = now + FLIGHT_MS;
         }
         // The key's own hash (for purging) only when it is needed: for a

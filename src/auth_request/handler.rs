@@ -24,6 +24,7 @@ use super::respond;
 use super::verdict::{verdict_with, Verdict};
 use super::AuthRequestModule;
 use crate::counters::{self, schema::auth_request as slots};
+use crate::decision_cache::entry::Entry;
 use crate::decision_cache::lookup::{self, Flight, Look};
 use crate::nginx::ffi::guard_request;
 use crate::nginx::subrequest::{self, Record, SubrequestResult};
@@ -92,10 +93,20 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         },
     };
 
+    // The first look needs no context: a hit answers now and the handler
+    // is not called again for this request; anything else keeps the flight
+    // in a new one.
+    let mut flight = Flight::default();
+    let look = lookup::look(r, &conf.cache, &mut flight, conf.variables().len());
+    if let Look::Hit(entry) = look {
+        return answer_hit(r, conf, &entry);
+    }
     let Some(ctx) = request::new_ctx::<AuthRequestCtx>(r, module) else {
+        lookup::release(&conf.cache, &mut flight);
         return NGX_ERROR as ngx_int_t;
     };
-    look_or_ask(r, conf, uri, ctx, body)
+    ctx.cache = flight;
+    after_look(r, conf, uri, ctx, look, body)
 }
 
 /// [`check`] where neither cache nor extension applies: nginx's C module's
@@ -124,13 +135,29 @@ fn look_or_ask(
     ctx: &mut AuthRequestCtx,
     body: Option<ngx_str_t>,
 ) -> ngx_int_t {
-    match lookup::look(r, &conf.cache, &mut ctx.cache, conf.variables().len()) {
-        Look::Hit(entry) => {
-            conf.counter.inc(slots::CACHE_HIT);
-            let (verdict, rc) = cache::answer(r, conf, &entry);
-            count(r, conf, slot_of(verdict), None);
-            return rc;
-        }
+    let look = lookup::look(r, &conf.cache, &mut ctx.cache, conf.variables().len());
+    after_look(r, conf, uri, ctx, look, body)
+}
+
+/// Answers from a stored decision.
+fn answer_hit(r: &mut ngx_http_request_t, conf: &AuthRequestConf, entry: &Entry<'_>) -> ngx_int_t {
+    conf.counter.inc(slots::CACHE_HIT);
+    let (verdict, rc) = cache::answer(r, conf, entry);
+    count(r, conf, slot_of(verdict), None);
+    rc
+}
+
+/// What the cache said: answer, wait, or ask the service.
+fn after_look(
+    r: &mut ngx_http_request_t,
+    conf: &AuthRequestConf,
+    uri: &ngx_str_t,
+    ctx: &mut AuthRequestCtx,
+    look: Look,
+    body: Option<ngx_str_t>,
+) -> ngx_int_t {
+    match look {
+        Look::Hit(entry) => return answer_hit(r, conf, &entry),
         Look::Wait => return NGX_AGAIN as ngx_int_t,
         // The cache was asked and had no fresh answer (not a bypass).
         Look::Ask if ctx.cache.asking() => {

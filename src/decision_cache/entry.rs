@@ -90,6 +90,17 @@ impl<'a> Entry<'a> {
         (0..usize::from(self.values)).map(move |_| strings.next().flatten().unwrap_or(b""))
     }
 
+    /// The entry without its bytes when it holds no strings (a bare
+    /// decision: nothing to copy out of the zone); `None` otherwise.
+    pub fn bare(&self) -> Option<Entry<'static>> {
+        (self.challenges == 0 && self.values == 0).then_some(Entry {
+            bytes: &[],
+            decision: self.decision,
+            challenges: 0,
+            values: 0,
+        })
+    }
+
     /// How many variable values the entry holds.
     pub fn value_count(&self) -> usize {
         usize::from(self.values)
@@ -173,5 +184,17 @@ mod tests {
         }
         assert_eq!(Entry::parse(&buf[..n + 1]), None, "trailing byte");
         assert!(Entry::parse(&buf[..n]).is_some());
+    }
+
+    #[test]
+    fn a_bare_decision_needs_no_bytes() {
+        let mut buf = [0u8; 16];
+        let n = encode(&mut buf, 204, [].iter().copied(), [].iter().copied()).unwrap();
+        let bare = Entry::parse(&buf[..n]).unwrap().bare().unwrap();
+        assert_eq!((bare.decision, bare.value_count()), (204, 0));
+        assert_eq!(bare.challenges().count(), 0);
+        let vals: [&[u8]; 1] = [b"v"];
+        let n = encode(&mut buf, 200, [].iter().copied(), vals.iter().copied()).unwrap();
+        assert!(Entry::parse(&buf[..n]).unwrap().bare().is_none());
     }
 }

@@ -188,6 +188,11 @@ pub fn look_key(
         match begun {
             Begin::Hit(i) => {
                 let data = table.data(i);
+                // A bare decision (no challenges, no values) is read here
+                // and needs no copy; an unreadable one is seen below.
+                if let Some(bare) = Entry::parse(data).and_then(|e| e.bare()) {
+                    return Ok((Begin::Hit(i), Some(bare), &[][..]));
+                }
                 // SAFETY: allocation in the live request pool.
                 let copy = unsafe { ngx_pnalloc(pool, data.len().max(1)) }.cast::<u8>();
                 if copy.is_null() {
@@ -197,13 +202,17 @@ pub fn look_key(
                 // every use of the entry by this request.
                 unsafe {
                     core::ptr::copy_nonoverlapping(data.as_ptr(), copy, data.len());
-                    Ok((Begin::Hit(i), core::slice::from_raw_parts(copy, data.len())))
+                    Ok((
+                        Begin::Hit(i),
+                        None,
+                        core::slice::from_raw_parts(copy, data.len()),
+                    ))
                 }
             }
-            other => Ok((other, &[][..])),
+            other => Ok((other, None, &[][..])),
         }
     });
-    let Some(Ok((begun, data))) = looked else {
+    let Some(Ok((begun, bare, data))) = looked else {
         set_status(r, CacheStatus::Bypass);
         flight.state = State::Done;
         return Look::Ask;
@@ -211,7 +220,10 @@ pub fn look_key(
     match begun {
         Begin::Hit(_) => {
             flight.state = State::Done;
-            match Entry::parse(data).filter(|e| e.value_count() == values) {
+            match bare
+                .or_else(|| Entry::parse(data))
+                .filter(|e| e.value_count() == values)
+            {
                 Some(entry) => {
                     set_status(r, CacheStatus::Hit);
                     Look::Hit(entry)

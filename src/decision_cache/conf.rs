@@ -12,7 +12,7 @@ use nginx_sys::{
     ngx_int_t, ngx_parse_time, ngx_shared_memory_add, ngx_shm_zone_t, ngx_str_t, NGX_ERROR,
     NGX_LOG_EMERG, NGX_LOG_WARN,
 };
-use ngx::http::{HttpModule, HttpModuleServerConf, NgxHttpCoreModule};
+use ngx::http::{HttpModule, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCoreModule};
 
 use super::module::DecisionCacheModule;
 use super::valid::{self, ValidTimes};
@@ -86,6 +86,8 @@ pub struct CacheConf {
     /// initialised), so that a lookup hashes the key bytes only. Same
     /// hash as over the scope and the key (see [`KeyedHash::prefixed`]).
     question: core::cell::Cell<Option<(KeyedHash, Prefixed)>>,
+    /// `$auth_cache_status`'s slot in `r->variables` (set by `finish`).
+    status_index: Option<usize>,
 }
 
 impl CacheConf {
@@ -120,6 +122,11 @@ impl CacheConf {
             }
         };
         prefixed.hash(&[key])
+    }
+
+    /// `$auth_cache_status`'s index, once the configuration is finished.
+    pub fn status_index(&self) -> Option<usize> {
+        self.status_index
     }
 
     /// The zone's `inactive=` time (ms).
@@ -183,6 +190,9 @@ impl CacheConf {
             );
             return Err(Refused);
         }
+        self.status_index = DecisionCacheModule::main_conf(cf)
+            .and_then(|m| m.status_variable.as_ref())
+            .and_then(|v| usize::try_from(v.index).ok());
         let server = server_identity(cf);
         let mut parts: std::vec::Vec<&[u8]> = scope.to_vec();
         parts.extend(server.iter().map(|p| p.as_slice()));

@@ -10,12 +10,10 @@ use nginx_sys::{
     ngx_current_msec, ngx_http_request_t, ngx_list_t, ngx_pnalloc, ngx_str_t, ngx_table_elt_t,
     NGX_LOG_INFO, NGX_LOG_WARN,
 };
-use ngx::http::HttpModuleMainConf;
 
 use super::conf::CacheConf;
 use super::entry::{self, Entry};
 use super::freshness::{self, Lifetime};
-use super::module::DecisionCacheModule;
 use super::table::{Begin, Clock, StoreError, Tags, DATA_CAP};
 use super::zone::Zone;
 use super::CacheStatus;
@@ -153,7 +151,7 @@ pub fn look_key(
     // the worker's own thread.
     let now = unsafe { ngx_current_msec } as u64;
     if first && key.is_empty() {
-        set_status(r, CacheStatus::Bypass);
+        set_status(r, cache, CacheStatus::Bypass);
         flight.state = State::Done;
         return Look::Ask;
     }
@@ -213,7 +211,7 @@ pub fn look_key(
         }
     });
     let Some(Ok((begun, bare, data))) = looked else {
-        set_status(r, CacheStatus::Bypass);
+        set_status(r, cache, CacheStatus::Bypass);
         flight.state = State::Done;
         return Look::Ask;
     };
@@ -225,7 +223,7 @@ pub fn look_key(
                 .filter(|e| e.value_count() == values)
             {
                 Some(entry) => {
-                    set_status(r, CacheStatus::Hit);
+                    set_status(r, cache, CacheStatus::Hit);
                     Look::Hit(entry)
                 }
                 None => {
@@ -234,7 +232,7 @@ pub fn look_key(
                         request::log(r),
                         "auth cache: unreadable entry, asking the service"
                     );
-                    set_status(r, CacheStatus::Bypass);
+                    set_status(r, cache, CacheStatus::Bypass);
                     Look::Ask
                 }
             }
@@ -253,6 +251,7 @@ pub fn look_key(
             flight.evicted = evicted;
             set_status(
                 r,
+                cache,
                 if expired {
                     CacheStatus::Expired
                 } else {
@@ -386,18 +385,19 @@ pub fn release(cache: &CacheConf, flight: &mut Flight) {
 }
 
 /// Sets `$auth_cache_status`; kept in the main request's variables, so it
-/// survives internal redirects and reaches the access log.
-fn set_status(r: &mut ngx_http_request_t, status: CacheStatus) {
-    let Some(var) = DecisionCacheModule::main_conf(r).and_then(|m| m.status_variable.as_ref())
-    else {
+/// survives internal redirects and reaches the access log. A static string
+/// into the variable's slot, found once per configuration.
+fn set_status(r: &mut ngx_http_request_t, cache: &CacheConf, status: CacheStatus) {
+    let Some(index) = cache.status_index() else {
         return;
     };
     let s = status.as_str();
-    // SAFETY: a static string; nginx only reads variable values.
+    // SAFETY: the main request of a live request.
     let main = unsafe { &mut *r.main };
-    variables::store(
+    // A static string; nginx only reads variable values.
+    variables::store_readonly(
         main,
-        var,
+        index,
         ngx_str_t {
             len: s.len(),
             data: s.as_ptr().cast_mut(),

@@ -100,6 +100,15 @@ pub fn store(r: &mut ngx_http_request_t, var: &AssignableVariable, value: ngx_st
     }
 }
 
+/// Stores `value` in the slot `index` of `r`, for a variable declared by
+/// [`declare_readonly`] (it has no set handler): one slot write.
+pub fn store_readonly(r: &mut ngx_http_request_t, index: usize, value: ngx_str_t) {
+    // SAFETY: as in store(); `index` is a declared variable's.
+    let slot: &mut ngx_http_variable_value_t = unsafe { &mut *r.variables.add(index) };
+    set_found(slot, value.len);
+    slot.data = value.data;
+}
+
 /// Stores "not found" as the value of `var` in `r` (it then reads as empty,
 /// `-` in logs), replacing any value [`store`]d before.
 pub fn store_not_found(r: &mut ngx_http_request_t, var: &AssignableVariable) {

@@ -12,7 +12,9 @@
 # value. A second Content-Type header was a hole: with "text/plain" first
 # and a form second, key_auth did not search the body and an upstream
 # reading the last Content-Type found the key (hide on, anonymous consumer
-# or satisfy any); now refused with 400 when one of them is a form.
+# or satisfy any); now refused with 400 when one of them is a form. So was
+# a form body with a Content-Encoding (the upstream may decode it and find
+# the key key_auth could not search): now 415.
 
 use strict;
 use warnings;
@@ -230,6 +232,28 @@ ok($t->grep_log(qr/\[info\].*key_auth: the request has 2 "Content-Type" headers,
 # two Content-Types, neither a form: not a form body, not searched (401)
 is(http_status(http("POST /h/x HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Type: text/csv\r\n"
     . "Content-Length: 18\r\nConnection: close\r\n\r\napikey=SECRET-jack")), 401, 'two Content-Types, no form: 401 (not searched)');
+
+# 9. A form body with a Content-Encoding (gzip of "apikey=SECRET-jack"):
+#    key_auth cannot search the coded bytes, an upstream that decodes them
+#    would find the key: refused with 415, also with an anonymous consumer
+#    and under satisfy any. "identity" is no coding.
+{
+    use IO::Compress::Gzip qw(gzip $GzipError);
+    gzip(\'apikey=SECRET-jack' => \my $gz) or die $GzipError;
+    for my $uri ('/h/x', '/anon/x', '/anymirror/x') {
+        for my $ce ('gzip', 'GZIP', 'identity, gzip') {
+            $t->clear_requests('echo');
+            my $r = http_post($uri, $gz, content_type => $FORM, headers => ["Content-Encoding: $ce"]);
+            is(http_status($r), 415, "$uri, Content-Encoding: $ce: 415");
+            is(count(), 0, "$uri, Content-Encoding: $ce: the upstream is not asked");
+        }
+    }
+    ok($t->grep_log(qr/\[info\].*key_auth: a form body with a "Content-Encoding" cannot be searched; refused \(415\), client: 127\.0\.0\.1, uri: "\/h\/x"/),
+       'Content-Encoding: logged at info');
+    my $r = http_post('/h/x', 'apikey=SECRET-jack&g=7', content_type => $FORM, headers => ['Content-Encoding: identity']);
+    is(http_status($r), 200, 'Content-Encoding: identity: searched as usual');
+    is((echoes())[-1]{body}, 'g=7', 'Content-Encoding: identity: stripped');
+}
 
 no_key_upstream('all attacks');
 $t->done;

@@ -26,6 +26,15 @@ pub fn is_form(content_type: &[u8]) -> bool {
     trim(media).eq_ignore_ascii_case(FORM)
 }
 
+/// Whether a `Content-Encoding` value names a coding (`gzip`, `br`, ...):
+/// any list element other than `identity` (case-insensitive) or empty.
+pub fn is_coded(content_encoding: &[u8]) -> bool {
+    content_encoding.split(|&b| b == b',').any(|coding| {
+        let coding = trim(coding);
+        !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity")
+    })
+}
+
 fn trim(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
@@ -107,6 +116,22 @@ mod tests {
 
     fn rm(body: &str, name: &str) -> Option<String> {
         remove(body.as_bytes(), name.as_bytes()).map(|v| String::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn recognises_content_codings() {
+        for coded in [
+            &b"gzip"[..],
+            b"GZIP",
+            b"identity, gzip",
+            b" br ",
+            b"x-custom",
+        ] {
+            assert!(is_coded(coded), "{:?}", coded);
+        }
+        for plain in [&b""[..], b"identity", b" Identity ", b",", b"identity,,"] {
+            assert!(!is_coded(plain), "{:?}", plain);
+        }
     }
 
     #[test]

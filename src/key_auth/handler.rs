@@ -37,8 +37,8 @@ use core::ptr;
 use nginx_sys::{
     ngx_current_msec, ngx_http_request_t, ngx_int_t, ngx_str_t, ngx_uint_t, NGX_AGAIN,
     NGX_DECLINED, NGX_ERROR, NGX_HTTP_BAD_REQUEST, NGX_HTTP_FORBIDDEN,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_LOG_INFO,
-    NGX_OK,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+    NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
@@ -523,6 +523,21 @@ fn body_key(r: &mut ngx_http_request_t, conf: &KeyAuthConf, passage: &mut Passag
             );
         });
         return BodyKey::Refused(NGX_HTTP_BAD_REQUEST as u16);
+    }
+    // A coded body (gzip): its bytes cannot be searched, and an upstream
+    // that decodes it would find the key. Fail closed (RFC 7694: 415).
+    if headers_in::any_value(r, b"Content-Encoding", form::is_coded) {
+        request::without_request_context(r, |log| {
+            ngx::ngx_log_error!(
+                NGX_LOG_INFO,
+                log,
+                "key_auth: a form body with a \"Content-Encoding\" cannot be searched; \
+                 refused (415), client: {}, uri: \"{}\"",
+                request::client(r),
+                r.uri
+            );
+        });
+        return BodyKey::Refused(NGX_HTTP_UNSUPPORTED_MEDIA_TYPE as u16);
     }
     let body = match client_body::prepare(r, field.max, BODY_FIELD) {
         BodyStep::Ready(None) => return BodyKey::NotSearched,

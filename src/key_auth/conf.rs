@@ -5,9 +5,9 @@ use core::ffi::{c_char, c_void};
 use core::ptr;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_include, ngx_conf_parse, ngx_conf_t, ngx_create_pool,
-    ngx_destroy_pool, ngx_int_t, ngx_shm_zone_t, ngx_str_t, NGX_DEFAULT_POOL_SIZE, NGX_LOG_EMERG,
-    NGX_LOG_NOTICE, NGX_LOG_WARN,
+    ngx_command_t, ngx_conf_include, ngx_conf_parse, ngx_conf_t, ngx_create_pool, ngx_destroy_pool,
+    ngx_int_t, ngx_shm_zone_t, ngx_str_t, NGX_DEFAULT_POOL_SIZE, NGX_LOG_EMERG, NGX_LOG_NOTICE,
+    NGX_LOG_WARN,
 };
 use ngx::http::{HttpModule, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCoreModule};
 
@@ -134,7 +134,7 @@ impl Restriction {
     pub fn names(&self, consumer: &Consumer) -> bool {
         self.members.iter().any(|m| match m {
             Member::Consumer(name) => *name == consumer.name,
-            Member::Group(group) => consumer.groups.iter().any(|g| g == group),
+            Member::Group(group) => consumer.groups().any(|g| g == group),
         })
     }
 }

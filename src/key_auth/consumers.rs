@@ -18,7 +18,7 @@
 //! uniformly distributed, so their first eight bytes serve directly as the
 //! hash table's hash (no second hashing pass).
 
-use std::collections::hash_map::RandomState;
+use std::collections::hash_map::{Entry, RandomState};
 use std::collections::HashMap;
 use std::hash::{BuildHasher as _, BuildHasherDefault, Hasher};
 
@@ -236,18 +236,55 @@ impl TextIndex {
         }
     }
 
+    /// The record whose text `is`, if any; otherwise `new` is added under
+    /// `hash` (one probe of the table, the usual case at parse time).
+    fn find_or_insert(&mut self, hash: u64, new: u32, is: impl Fn(u32) -> bool) -> Option<u32> {
+        let mut at = match self.first.entry(hash) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(new);
+                return None;
+            }
+            Entry::Occupied(occupied) => *occupied.get(),
+        };
+        loop {
+            if is(at) {
+                return Some(at);
+            }
+            match self.next.get(&at) {
+                Some(&next) => at = next,
+                None => {
+                    self.next.insert(at, new);
+                    return None;
+                }
+            }
+        }
+    }
+
     /// Adds `record`, whose text is not in the index yet.
     fn insert(&mut self, hash: u64, record: u32) {
-        let Some(&first) = self.first.get(&hash) else {
-            self.first.insert(hash, record);
-            return;
-        };
-        let mut last = first;
-        while let Some(&next) = self.next.get(&last) {
-            last = next;
-        }
-        self.next.insert(last, record);
+        self.find_or_insert(hash, record, |_| false);
     }
+}
+
+/// The text of `arena` at `at`.
+fn text_at(arena: &[u8], at: Text) -> Option<&str> {
+    if at == NO_TEXT {
+        return None;
+    }
+    let mut at = at as usize;
+    let (mut len, mut shift) = (0usize, 0);
+    loop {
+        let byte = arena[at];
+        at += 1;
+        len |= usize::from(byte & 0x7f) << shift;
+        if byte < 0x80 {
+            break;
+        }
+        shift += 7;
+    }
+    let bytes = &arena[at..at + len];
+    // SAFETY: push_text wrote these bytes from a &str, at this offset.
+    Some(unsafe { core::str::from_utf8_unchecked(bytes) })
 }
 
 /// The SHA-256 digest of `bytes`.
@@ -294,23 +331,7 @@ impl Registry {
 
     /// The text at `at`.
     fn text(&self, at: Text) -> Option<&str> {
-        if at == NO_TEXT {
-            return None;
-        }
-        let mut at = at as usize;
-        let (mut len, mut shift) = (0usize, 0);
-        loop {
-            let byte = self.arena[at];
-            at += 1;
-            len |= usize::from(byte & 0x7f) << shift;
-            if byte < 0x80 {
-                break;
-            }
-            shift += 7;
-        }
-        let bytes = &self.arena[at..at + len];
-        // SAFETY: push_text wrote these bytes from a &str, at this offset.
-        Some(unsafe { core::str::from_utf8_unchecked(bytes) })
+        text_at(&self.arena, at)
     }
 
     fn hash_text(&self, text: &str) -> u64 {
@@ -487,15 +508,22 @@ impl Registry {
     pub fn add(&mut self, line: Line) -> Result<(), String> {
         let name = line.name;
         let name_hash = self.hash_text(&name);
-        self.parse();
-        let found = {
-            let this = &*self;
-            let is =
-                |index: u32| this.text(this.consumers[index as usize].name) == Some(name.as_str());
-            this.parse
-                .as_ref()
-                .and_then(|p| p.by_name.find(name_hash, is))
+        let Ok(new_index) = u32::try_from(self.consumers.len()) else {
+            return Err("too many consumers".to_owned());
         };
+        self.parse();
+        let Registry {
+            parse: Some(parse),
+            consumers,
+            arena,
+            ..
+        } = self
+        else {
+            return Err("no parse state".to_owned());
+        };
+        let found = parse.by_name.find_or_insert(name_hash, new_index, |index| {
+            text_at(arena, consumers[index as usize].name) == Some(name.as_str())
+        });
         let index = match found {
             Some(index) => {
                 let c = self.consumers[index as usize];
@@ -531,9 +559,8 @@ impl Registry {
                 index
             }
             None => {
-                let Ok(index) = u32::try_from(self.consumers.len()) else {
-                    return Err("too many consumers".to_owned());
-                };
+                // find_or_insert has put the name in the index.
+                let index = new_index;
                 let digest = sha256(name.as_bytes());
                 let mut counter_key = [0u8; 16];
                 counter_key.copy_from_slice(&digest[..16]);
@@ -551,7 +578,6 @@ impl Registry {
                     counter_key,
                 };
                 self.consumers.push(record);
-                self.parse().by_name.insert(name_hash, index);
                 index
             }
         };
@@ -566,23 +592,6 @@ impl Registry {
                 let Ok(slot) = u32::try_from(self.credentials.len()) else {
                     return Err("too many keys".to_owned());
                 };
-                let credential_hash = line.credential.as_deref().map(|id| self.hash_text(id));
-                if let (Some(id), Some(hash)) = (&line.credential, credential_hash) {
-                    let this = &*self;
-                    let is =
-                        |i: u32| this.text(this.credentials[i as usize].id) == Some(id.as_str());
-                    let taken = this
-                        .parse
-                        .as_ref()
-                        .and_then(|p| p.by_credential.find(hash, is));
-                    if let Some(other) = taken {
-                        let owner = self.owner(other);
-                        return Err(format!(
-                            "credential \"{id}\" of consumer \"{name}\" is already used by \
-                             consumer \"{owner}\""
-                        ));
-                    }
-                }
                 let key = match key {
                     Key::Plain(text) => {
                         let hasher = match self.hasher {
@@ -595,11 +604,39 @@ impl Registry {
                     }
                     Key::Sha256(digest) => Err(digest),
                 };
-                let taken = match &key {
+                let key_taken = match &key {
                     Ok(hash) => self.find_plain(*hash),
                     Err(digest) => self.hashed.get(digest).copied(),
                 };
-                if let Some(other) = taken {
+                // A credential used twice is the message even when the key
+                // is taken too. The id is added to the index only when the
+                // line is accepted.
+                if let Some(id) = &line.credential {
+                    let hash = self.hash_text(id);
+                    let Registry {
+                        parse: Some(parse),
+                        credentials,
+                        arena,
+                        ..
+                    } = &mut *self
+                    else {
+                        return Err("no parse state".to_owned());
+                    };
+                    let is =
+                        |i: u32| text_at(arena, credentials[i as usize].id) == Some(id.as_str());
+                    let taken = match key_taken {
+                        Some(_) => parse.by_credential.find(hash, is),
+                        None => parse.by_credential.find_or_insert(hash, slot, is),
+                    };
+                    if let Some(other) = taken {
+                        let owner = self.owner(other);
+                        return Err(format!(
+                            "credential \"{id}\" of consumer \"{name}\" is already used by \
+                             consumer \"{owner}\""
+                        ));
+                    }
+                }
+                if let Some(other) = key_taken {
                     let owner = self.owner(other);
                     return Err(if owner == name {
                         format!("consumer \"{name}\" has the same key twice")
@@ -618,9 +655,6 @@ impl Registry {
                     Err(digest) => {
                         self.hashed.insert(digest, slot);
                     }
-                }
-                if let Some(hash) = credential_hash {
-                    self.parse().by_credential.insert(hash, slot);
                 }
                 self.credentials.push(CredentialRecord {
                     consumer: index,

@@ -961,9 +961,10 @@ unsafe extern "C" fn consumer_line(
             Ok(line) => line,
             Err(message) => return emerg(cf, format_args!("key_auth_consumers: {message}")),
         };
+        // The line's words are cf's: copied for the (rare) warning below.
         let expires = line
             .expires
-            .map(|at| (at, line.name.clone(), line.credential.clone()));
+            .map(|at| (at, line.name.to_owned(), line.credential.map(str::to_owned)));
         if let Err(message) = registry.add(line) {
             return emerg(cf, format_args!("key_auth_consumers: {message}"));
         }

@@ -112,30 +112,33 @@ type Quota = (Option<Limit>, Option<u16>);
 
 /// One parsed `key_auth_consumers` line.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Line {
-    pub name: String,
-    pub key: Option<Key>,
-    pub credential: Option<String>,
+/// Its texts are the line's words (nginx's, in the block's temporary pool):
+/// nothing is copied until the registry keeps it.
+pub struct Line<'a> {
+    pub name: &'a str,
+    pub key: Option<Key<'a>>,
+    pub credential: Option<&'a str>,
     /// `expires=`, Unix seconds.
     pub expires: Option<i64>,
-    pub custom_id: Option<String>,
+    pub custom_id: Option<&'a str>,
     pub limit: Option<Limit>,
     pub limit_status: Option<u16>,
-    pub groups: Option<Vec<String>>,
+    /// `group=a,b` as given (checked by [`parse_groups`]).
+    pub groups: Option<&'a str>,
 }
 
 /// A key as a consumer line gives it. The plain text lives only while its
 /// line is added to the registry (which keeps its keyed hash); it is never
 /// printed.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Key {
+pub enum Key<'a> {
     /// `key=TEXT`.
-    Plain(Vec<u8>),
+    Plain(&'a [u8]),
     /// `key=sha256:HEX`.
     Sha256(Digest),
 }
 
-impl core::fmt::Debug for Key {
+impl core::fmt::Debug for Key<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             Key::Plain(_) => "Key::Plain(..)",
@@ -285,6 +288,15 @@ fn text_at(arena: &[u8], at: Text) -> Option<&str> {
     let bytes = &arena[at..at + len];
     // SAFETY: push_text wrote these bytes from a &str, at this offset.
     Some(unsafe { core::str::from_utf8_unchecked(bytes) })
+}
+
+/// The key of the counter of consumer `name` in the quota zone: the first
+/// half of the name's SHA-256.
+fn counter_key(name: &str) -> [u8; 16] {
+    let digest = sha256(name.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
 }
 
 /// The SHA-256 digest of `bytes`.
@@ -505,9 +517,9 @@ impl Registry {
 
     /// Adds one line. Several lines may name the same consumer (one per
     /// key); consumer attributes given on more than one of them must agree.
-    pub fn add(&mut self, line: Line) -> Result<(), String> {
+    pub fn add(&mut self, line: Line<'_>) -> Result<(), String> {
         let name = line.name;
-        let name_hash = self.hash_text(&name);
+        let name_hash = self.hash_text(name);
         let Ok(new_index) = u32::try_from(self.consumers.len()) else {
             return Err("too many consumers".to_owned());
         };
@@ -522,37 +534,30 @@ impl Registry {
             return Err("no parse state".to_owned());
         };
         let found = parse.by_name.find_or_insert(name_hash, new_index, |index| {
-            text_at(arena, consumers[index as usize].name) == Some(name.as_str())
+            text_at(arena, consumers[index as usize].name) == Some(name)
         });
         let index = match found {
             Some(index) => {
                 let c = self.consumers[index as usize];
                 let old = self.consumer(index as usize);
                 let mut custom_id = old.custom_id;
-                merge_attr(
-                    &name,
-                    "custom_id",
-                    &mut custom_id,
-                    line.custom_id.as_deref(),
-                )?;
-                let joined = line.groups.as_ref().map(|g| g.join(","));
+                merge_attr(name, "custom_id", &mut custom_id, line.custom_id)?;
                 let mut groups = old.group_list;
-                merge_attr(&name, "group", &mut groups, joined.as_deref())?;
+                merge_attr(name, "group", &mut groups, line.groups)?;
                 let mut limit = old.limit;
-                merge_attr(&name, "limit", &mut limit, line.limit)?;
+                merge_attr(name, "limit", &mut limit, line.limit)?;
                 let mut status = old.limit_status;
-                merge_attr(&name, "limit_status", &mut status, line.limit_status)?;
+                merge_attr(name, "limit_status", &mut status, line.limit_status)?;
                 let (new_custom_id, new_groups) = (
                     old.custom_id.is_none() && custom_id.is_some(),
                     old.group_list.is_none() && groups.is_some(),
                 );
                 let mut record = c;
                 if new_custom_id {
-                    record.custom_id =
-                        self.push_text(line.custom_id.as_deref().unwrap_or_default())?;
+                    record.custom_id = self.push_text(line.custom_id.unwrap_or_default())?;
                 }
                 if new_groups {
-                    record.groups = self.push_text(joined.as_deref().unwrap_or_default())?;
+                    record.groups = self.push_text(line.groups.unwrap_or_default())?;
                 }
                 record.quota = self.quota((limit, status))?;
                 self.consumers[index as usize] = record;
@@ -561,17 +566,15 @@ impl Registry {
             None => {
                 // find_or_insert has put the name in the index.
                 let index = new_index;
-                let digest = sha256(name.as_bytes());
-                let mut counter_key = [0u8; 16];
-                counter_key.copy_from_slice(&digest[..16]);
+                let counter_key = counter_key(name);
                 let record = ConsumerRecord {
-                    name: self.push_text(&name)?,
+                    name: self.push_text(name)?,
                     custom_id: match &line.custom_id {
                         Some(id) => self.push_text(id)?,
                         None => NO_TEXT,
                     },
                     groups: match &line.groups {
-                        Some(groups) => self.push_text(&groups.join(","))?,
+                        Some(groups) => self.push_text(groups)?,
                         None => NO_TEXT,
                     },
                     quota: self.quota((line.limit, line.limit_status))?,
@@ -600,7 +603,7 @@ impl Registry {
                                 "no random secret for the key table (getrandom failed)".to_owned()
                             })?),
                         };
-                        Ok(hasher.hash(&[&text]))
+                        Ok(hasher.hash(&[text]))
                     }
                     Key::Sha256(digest) => Err(digest),
                 };
@@ -622,8 +625,7 @@ impl Registry {
                     else {
                         return Err("no parse state".to_owned());
                     };
-                    let is =
-                        |i: u32| text_at(arena, credentials[i as usize].id) == Some(id.as_str());
+                    let is = |i: u32| text_at(arena, credentials[i as usize].id) == Some(*id);
                     let taken = match key_taken {
                         Some(_) => parse.by_credential.find(hash, is),
                         None => parse.by_credential.find_or_insert(hash, slot, is),
@@ -726,7 +728,7 @@ fn merge_attr<T: PartialEq>(
 }
 
 /// Parses one line's words: `NAME attr=value …`.
-pub fn parse_line(words: &[&[u8]]) -> Result<Line, String> {
+pub fn parse_line<'a>(words: &[&'a [u8]]) -> Result<Line<'a>, String> {
     let Some((first, attrs)) = words.split_first() else {
         return Err("empty consumer line".to_owned());
     };
@@ -816,17 +818,15 @@ pub fn parse_line(words: &[&[u8]]) -> Result<Line, String> {
     Ok(line)
 }
 
-/// `group=a,b`: comma-separated names, none empty.
-pub fn parse_groups(value: &[u8]) -> Result<Vec<String>, &'static str> {
-    value
-        .split(|&b| b == b',')
-        .map(|g| {
-            if g.is_empty() {
-                return Err("empty group name");
-            }
-            text(g)
-        })
-        .collect()
+/// `group=a,b`: comma-separated names, none empty. The list as given.
+pub fn parse_groups(value: &[u8]) -> Result<&str, &'static str> {
+    for g in value.split(|&b| b == b',') {
+        if g.is_empty() {
+            return Err("empty group name");
+        }
+        text(g)?;
+    }
+    text(value)
 }
 
 /// A word for an error message; secrets are not echoed.
@@ -839,18 +839,18 @@ fn shown(word: &[u8], secret: bool) -> String {
 
 /// A value sent upstream in a header or a variable: non-empty, no control
 /// characters.
-fn text(value: &[u8]) -> Result<String, &'static str> {
+fn text(value: &[u8]) -> Result<&str, &'static str> {
     if value.is_empty() {
         return Err("empty");
     }
     if value.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return Err("control characters are not allowed");
     }
-    String::from_utf8(value.to_vec()).map_err(|_| "not UTF-8")
+    core::str::from_utf8(value).map_err(|_| "not UTF-8")
 }
 
 /// `key=secret` or `key=sha256:<64 hex digits>`.
-pub fn parse_key(value: &[u8]) -> Result<Key, &'static str> {
+pub fn parse_key(value: &[u8]) -> Result<Key<'_>, &'static str> {
     if let Some(hex) = value.strip_prefix(b"sha256:") {
         if hex.len() != 64 {
             return Err("a sha256: key needs exactly 64 hex digits");
@@ -866,7 +866,7 @@ pub fn parse_key(value: &[u8]) -> Result<Key, &'static str> {
     if value.is_empty() {
         return Err("empty");
     }
-    Ok(Key::Plain(value.to_vec()))
+    Ok(Key::Plain(value))
 }
 
 fn hex_digit(b: u8) -> Option<u8> {
@@ -972,7 +972,7 @@ fn parse_status(value: &[u8]) -> Result<u16, &'static str> {
 mod tests {
     use super::*;
 
-    fn line(s: &str) -> Result<Line, String> {
+    fn line(s: &str) -> Result<Line<'_>, String> {
         let words: Vec<&[u8]> = s.split_whitespace().map(str::as_bytes).collect();
         parse_line(&words)
     }
@@ -1231,11 +1231,8 @@ mod group_tests {
 
     #[test]
     fn groups_parse_and_merge() {
-        assert_eq!(parse_groups(b"a"), Ok(vec!["a".to_owned()]));
-        assert_eq!(
-            parse_groups(b"partners,staff"),
-            Ok(vec!["partners".to_owned(), "staff".to_owned()])
-        );
+        assert_eq!(parse_groups(b"a"), Ok("a"));
+        assert_eq!(parse_groups(b"partners,staff"), Ok("partners,staff"));
         for bad in [&b""[..], b",", b"a,", b",a", b"a,,b", b"a,\x01"] {
             assert!(parse_groups(bad).is_err(), "{bad:?}");
         }

@@ -54,7 +54,8 @@ pub struct Consumer<'a> {
     pub limit_status: Option<u16>,
     /// The key of this consumer's counter in the shared zone: derived from
     /// the name (not from its position), so counts survive reloads that
-    /// reorder or add consumers.
+    /// reorder or add consumers. All zeros for a consumer without `limit=`
+    /// (never counted: a SHA-256 per consumer was 8% of loading a million).
     pub counter_key: [u8; 16],
 }
 
@@ -548,9 +549,10 @@ impl Registry {
                 merge_attr(name, "limit", &mut limit, line.limit)?;
                 let mut status = old.limit_status;
                 merge_attr(name, "limit_status", &mut status, line.limit_status)?;
-                let (new_custom_id, new_groups) = (
+                let (new_custom_id, new_groups, new_limit) = (
                     old.custom_id.is_none() && custom_id.is_some(),
                     old.group_list.is_none() && groups.is_some(),
+                    old.limit.is_none() && limit.is_some(),
                 );
                 let mut record = c;
                 if new_custom_id {
@@ -560,13 +562,19 @@ impl Registry {
                     record.groups = self.push_text(line.groups.unwrap_or_default())?;
                 }
                 record.quota = self.quota((limit, status))?;
+                if new_limit {
+                    record.counter_key = counter_key(name);
+                }
                 self.consumers[index as usize] = record;
                 index
             }
             None => {
                 // find_or_insert has put the name in the index.
                 let index = new_index;
-                let counter_key = counter_key(name);
+                let counter_key = match line.limit {
+                    Some(_) => counter_key(name),
+                    None => [0; 16],
+                };
                 let record = ConsumerRecord {
                     name: self.push_text(name)?,
                     custom_id: match &line.custom_id {
@@ -1152,7 +1160,7 @@ mod tests {
 
     #[test]
     fn counter_key_depends_on_name_only() {
-        let a = registry(&["x key=1", "jack key=2"]).unwrap();
+        let a = registry(&["x key=1 limit=1/1s", "jack key=2", "jack limit=5/1m"]).unwrap();
         let b = registry(&["jack key=3 limit=1/1s"]).unwrap();
         let ja = a.consumer(a.find(b"jack").unwrap()).counter_key;
         let jb = b.consumer(b.find(b"jack").unwrap()).counter_key;

@@ -31,7 +31,7 @@
 #   auth_http      auth_http_acl to a proxied local service / no auth, no module
 #   key_auth       GATE_CONSUMERS consumers, key_auth on / map $http_apikey + if,
 #                  same keys, no module
-#   key_auth_quota as key_auth, every consumer with limit= / map + if
+#   key_auth_quota the same consumers, each also with limit= / map + if
 #   ntlm           upstream { ntlm; } bound connection    / upstream { keepalive; }
 #   keepalive_ntlm upstream { keepalive; ntlm; }          / upstream { keepalive; }
 # The ntlm rows proxy to a second nginx (not measured, run normally).
@@ -165,7 +165,9 @@ load="load_module $OURS_MODULE;"
 N=$GATE_CONSUMERS
 KEY=$(printf 'key-%06d-0123456789abcdef' $((N / 2)))
 awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) printf "c%d key=key-%06d-0123456789abcdef credential=cred-%d custom_id=id%d;\n", i, i, i, i }' >"$BENCH_TMP/consumers.conf"
-awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) printf "c%d key=key-%06d-0123456789abcdef limit=1000000000/1h;\n", i, i }' >"$BENCH_TMP/consumers-limited.conf"
+# The same consumers with a quota: only limit= differs, so that the two rows
+# differ by the quota's cost alone (consumer headers and variables included).
+awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) printf "c%d key=key-%06d-0123456789abcdef credential=cred-%d custom_id=id%d limit=1000000000/1h;\n", i, i, i, i }' >"$BENCH_TMP/consumers-limited.conf"
 awk -v n="$N" 'BEGIN { for (i = 0; i < n; i++) printf "key-%06d-0123456789abcdef c%d;\n", i, i }' >"$BENCH_TMP/map.conf"
 
 gate_variant noauth "$OURS_NGINX" "$(conf "" "" "")" /index.html -H "apikey: $KEY"

@@ -102,6 +102,20 @@ conf_error('zone too small', 'zone "z" is too small: 1k (at least 32768 bytes)',
            '    auth_cache_zone z 1k; #L');
 conf_error('zone declared twice', 'zone "z" is already declared', '', '',
            "    auth_cache_zone z 1m;\n    auth_cache_zone z 1m; #L");
+# inactive=
+for my $bad ('inactive=0', 'inactive=0s', 'inactive=abc', 'inactive=', 'inactive=-1s') {
+    conf_error("zone $bad", qq{"auth_cache_zone": invalid "$bad" (a time above 0, such as 30s or 10m)},
+               '', '', "    auth_cache_zone z 1m $bad; #L");
+}
+conf_error('zone unknown parameter', '"auth_cache_zone": invalid parameter "max_size=1m"', '', '',
+           '    auth_cache_zone z 1m max_size=1m; #L');
+conf_error('zone inactive twice',
+           '"auth_cache_zone": duplicate option "inactive=2m" (already given as "inactive=1m")', '', '',
+           '    auth_cache_zone z 1m inactive=1m inactive=2m; #L');
+conf_error('zone a word after inactive=', '"auth_cache_zone": invalid parameter "x"', '', '',
+           '    auth_cache_zone z 1m inactive=1m x; #L');
+conf_ok('zone inactive=500ms and 1d', "auth_request /_auth/x; auth_request_cache y; $KEY", '',
+        "    auth_cache_zone y 1m inactive=500ms;\n    auth_cache_zone z 1m inactive=1d;");
 conf_error('purge of an unknown zone',
            '"auth_cache_purge": unknown zone "nope" (no auth_cache_zone declares it)',
            "auth_cache_purge nope; #L", '', $ZONE);

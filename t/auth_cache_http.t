@@ -11,6 +11,7 @@ use strict;
 use warnings;
 use Test::More;
 use MIME::Base64 qw(encode_base64);
+use Time::HiRes qw(sleep);
 use lib 't/lib';
 use AGTest;
 
@@ -134,6 +135,26 @@ for my $case (
         get('/both/protected.html', 'nostore', 'X-Acl-Hdr: Cache-Control: no-store');
     }
     is(asked('acl'), $before + 2, 'no-store: asked every time');
+    for my $hdr ('Cache-Control: no-cache', 'Cache-Control: private', 'X-Accel-Expires: 0',
+                 'Content-Encoding: gzip') {
+        (my $user = "never $hdr") =~ s/\W+/-/g;
+        $before = asked('acl');
+        get('/both/protected.html', $user, "X-Acl-Hdr: $hdr") for 1 .. 2;
+        is(asked('acl'), $before + 2, "$hdr: never kept, asked every time");
+    }
+}
+
+# freshness: Cache-Control max-age and X-Accel-Expires cap auth_http_cache_valid
+# (1m here); only the order is asserted: a request well after the cap is
+# EXPIRED and asks again
+for my $hdr ('Cache-Control: max-age=1', 'X-Accel-Expires: 1') {
+    (my $user = "cap $hdr") =~ s/\W+/-/g;
+    my $before = asked('acl');
+    get('/both/protected.html', $user, "X-Acl-Hdr: $hdr");
+    is(http_header(get('/both/protected.html', $user), 'X-Cache'), '[HIT]', "$hdr: kept");
+    sleep 2.5;
+    is(http_header(get('/both/protected.html', $user), 'X-Cache'), '[EXPIRED]', "$hdr: expired after it");
+    is(asked('acl'), $before + 2, "$hdr: asked again after it");
 }
 
 # auth_http_cache_valid per answer: only deny is kept here

@@ -3,7 +3,8 @@
 # one request that asks the service (50 parallel first requests reach it
 # once); when that answer is not cacheable, the waiters ask for
 # themselves at once; when it takes longer than the bound (5 s), each
-# waiter asks for itself.
+# waiter asks for itself. auth_http_cache too: 50 parallel first requests
+# reach the ACL service once.
 
 use strict;
 use warnings;
@@ -44,6 +45,19 @@ http {
             add_header X-Cache "[$auth_cache_status]" always;
             alias %%TESTDIR%%/protected.html;
         }
+        location /_acl/ {
+            internal;
+            proxy_pass http://127.0.0.1:%%PORT_8081%%/acl/;
+            proxy_set_header X-Ctl-Delay $http_x_acl_delay;
+            proxy_read_timeout 20s;
+        }
+        location /h/ {
+            auth_http_acl /_acl/check params=t=%t;
+            auth_http_cache decisions;
+            auth_http_cache_valid any 1m;
+            add_header X-Cache "[$auth_cache_status]" always;
+            alias %%TESTDIR%%/;
+        }
     }
 }
 EOF
@@ -55,7 +69,8 @@ sub asked { scalar grep { $_->{path} eq '/auth/p' } $t->requests('auth') }
 # N requests at once; returns the responses
 sub parallel {
     my ($n, @headers) = @_;
-    my @s = map { http_get('/p', headers => [@headers], start => 1, timeout => 30) } 1 .. $n;
+    my $uri = $headers[0] =~ m{^/} ? shift @headers : '/p';
+    my @s = map { http_get($uri, headers => [@headers], start => 1, timeout => 30) } 1 .. $n;
     return map { http_end($_, timeout => 30) } @s;
 }
 
@@ -80,6 +95,15 @@ sub parallel {
     is(scalar(grep { (http_header($_, 'WWW-Authenticate') // '') eq 'Basic realm="x"' } @r), 50,
        '50 parallel 401: all with the challenge');
     is(asked(), $before + 1, '50 parallel 401: asked once');
+}
+
+# auth_http_cache: one ACL question for 50 parallel first requests
+{
+    my $acl = sub { scalar grep { $_->{path} =~ m{^/acl/} } $t->requests('auth') };
+    my @r = parallel(50, '/h/protected.html', 'X-Acl-Delay: 0.5');
+    is(scalar(grep { http_status($_) == 200 } @r), 50, 'auth_http 50 parallel: all allowed');
+    is($acl->(), 1, 'auth_http 50 parallel first requests: the ACL service was asked once');
+    is(scalar(grep { (http_header($_, 'X-Cache') // '') eq '[HIT]' } @r), 49, 'auth_http: 49 waited for the hit');
 }
 
 # an answer that is not cached ends the flight: waiters ask for themselves

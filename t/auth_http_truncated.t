@@ -7,7 +7,9 @@
 # "ignore" would read as "allow".  auth_http treats such an answer as an
 # unreachable service: retried, then 503.  Complete answers -- with
 # Content-Length, chunked, or delimited by closing the connection -- are
-# answers, with proxy_buffering on (default) and off.
+# answers, with proxy_buffering on (default) and off. With auth_http_cache,
+# a cut answer is never kept: every request asks again (while a complete
+# one is kept).
 
 use strict;
 use warnings;
@@ -29,12 +31,15 @@ my $locations = join '', map {
 } qw(cl-ignore cl-allow cl-short chunked-ignore chunked-short chunked-no-end close-ignore);
 $locations .= "        location = /su/$_ { auth_http_superuser /_svc/su-$_; auth_http_acl /_svc/cl-allow; "
     . "alias %%TESTDIR%%/protected.html; }\n" for qw(cl-short cl-ok);
+$locations .= "        location = /cached/$_ { auth_http_acl /_svc/$_; auth_http_cache c; "
+    . "auth_http_cache_valid any 1m; alias %%TESTDIR%%/protected.html; }\n" for qw(cl-short chunked-short cl-ignore);
 
 (my $conf = <<'EOF2') =~ s/%%LOCATIONS%%\n/$locations/;
 %%TEST_GLOBALS%%
 events {}
 http {
     %%TEST_GLOBALS_HTTP%%
+    auth_cache_zone c 1m;
 
     server {
         listen 127.0.0.1:%%PORT_8080%%;
@@ -116,6 +121,14 @@ is(http_header($r, 'X-Result'), '[error]', 'superuser cut short: error');
 $r = http_get('/su/cl-ok');
 is(http_status($r), 200, 'superuser 200 complete: allowed');
 is(http_header($r, 'X-Result'), '[superuser]', 'superuser complete: superuser');
+
+# the cache never keeps a cut answer; a complete one it keeps
+for my $case (['cl-short', 503, 4], ['chunked-short', 503, 4], ['cl-ignore', 403, 1]) {
+    my ($answer, $status, $attempts) = @$case;
+    my $before = asked($answer);
+    is(http_status(http_get("/cached/$answer")), $status, "cached, $answer: $status") for 1 .. 2;
+    is(asked($answer) - $before, $attempts, "cached, $answer: asked $attempts time(s) for 2 requests");
+}
 
 ok(scalar $t->grep_log(qr/upstream prematurely closed connection/), 'nginx logged the cut answers');
 ok(scalar $t->grep_log(qr/auth_http: ACL service "\/_svc\/cl-short" not reachable after 2 attempts \(last status 0\); answering 503/),

@@ -147,6 +147,8 @@ my %near = (
     key_auth_header => ['a b', '""', 'x:y', 'apikey', "\x01"],
     key_auth_query => ['a=b', '""', 'apikey apikey', 'k&'],
     key_auth_hide_credentials => ['yes', '""', 'on on'],
+    key_auth_body_field => ['""', 'a=b', 'apikey max=0', 'apikey max=-1', 'apikey max=1k max=2k', 'off max=1k',
+        'apikey size=1k', 'apikey max=', 'off', 'apikey max=99999999999999999999'],
     key_auth_anonymous_consumer => ['nobody', 'off', '""', 'jack', 'a b'],
     key_auth_zone => ['z', 'z 0', 'z 1k', '"" 1m', 'key_auth 1m', 'z 10m extra', 'z -1m', 'z 1000000000000000',
         'z 9223372036854775807'],

@@ -119,8 +119,8 @@ conf_error("        jack key=k limit=1/1s;", '',
 conf_error("        jack key=k;", 'key_auth_zone z 1k;', 'zone "z" is too small', 7, 'tiny zone');
 conf_error("        jack key=k;", 'key_auth_zone z abc;', 'invalid zone size "abc"', 7, 'bad size');
 conf_error("        jack key=k;", 'key_auth maybe;', 'invalid value "maybe", it must be "on" or "off"', 7, 'bad flag');
-conf_error("        jack key=k;", 'key_auth_header "a b";', 'invalid name "a b"', 7, 'bad header name');
-conf_error("        jack key=k;", 'key_auth_query "";', 'invalid name ""', 7, 'empty query name');
+conf_error("        jack key=k;", 'key_auth_header "a b";', '"key_auth_header": invalid name "a b"', 7, 'bad header name');
+conf_error("        jack key=k;", 'key_auth_query "";', '"key_auth_query": invalid name ""', 7, 'empty query name');
 conf_error("        jack key=k;", 'key_auth on; key_auth off;', '"key_auth" directive is duplicate', 7, 'duplicate');
 conf_error("        jack key=k;", 'key_auth_zone z 1m; key_auth_zone y 1m;', '"key_auth_zone" directive is duplicate', 7,
            'second zone');

@@ -1,7 +1,8 @@
 #!/usr/bin/perl
 # The seam matrix with the decision cache (auth_cache_zone,
 # auth_request_cache, auth_request_cache_key, auth_request_cache_valid,
-# auth_http_cache, auth_http_cache_valid, auth_cache_purge): for every way nginx moves a request
+# auth_http_cache, auth_http_cache_valid, auth_cache_purge, with
+# auth_cache_zone's inactive=): for every way nginx moves a request
 # (t/lib/SeamsMatrix.pm: rewrite, error_page, try_files, named locations,
 # X-Accel-Redirect, satisfy any/all, SSI and mirror subrequests) x
 # HTTP/1.0, HTTP/1.1, HEAD, HTTP/2, a request answered from the cache
@@ -35,7 +36,7 @@ $t->write_file_expand('nginx.conf', <<"EOF");
 events {}
 http {
     %%TEST_GLOBALS_HTTP%%
-    auth_cache_zone c 4m;
+    auth_cache_zone c 4m inactive=10m;
     log_format cache '\$http_authorization \$auth_cache_status';
     server {
         access_log %%TESTDIR%%/cache.log cache;
@@ -144,6 +145,29 @@ for my $cell (@SeamsMatrix::CELLS) {
     my ($again) = SeamsMatrix::run($t, $cell, '1.1', headers => ['Authorization: Bearer purge'], want => 1);
     is($again->{status}, 200, 'after purge: the service decides again');
     is(asked(), 1, 'after purge: asked');
+}
+
+# purge of one user's auth_http answers (Auth-Cache-Username), after every
+# move that ends in a protected location: the next request of that user
+# asks again
+{
+    use MIME::Base64 qw(encode_base64);
+    my $moves = 0;
+    for my $cell (@SeamsMatrix::CELLS) {
+        my ($name) = @$cell;
+        my $auth = 'Authorization: Basic ' . encode_base64("seam-$name:pw", '');
+        my ($miss) = SeamsMatrix::run($t, $cell, '1.1', headers => [$auth, 'X-Ctl-Status: 403'], port => $hport);
+        next unless $miss->{status} == 403;    # the move did not end in the protected location
+        $moves++;
+        my ($kept) = SeamsMatrix::run($t, $cell, '1.1', headers => [$auth], port => $hport);
+        is($kept->{status}, 403, "auth_http purge by user: $name: the deny is kept");
+        my $r = http_get('/_purge', method => 'DELETE', headers => ["Auth-Cache-Username: seam-$name"]);
+        like($r, qr/\r\n\r\npurged [1-9]\d*\n$/, "auth_http purge by user: $name: purged");
+        my $want = scalar @{ SeamsMatrix::hits_for($cell, '1.1') };
+        my ($again) = SeamsMatrix::run($t, $cell, '1.1', headers => [$auth], port => $hport, want => $want);
+        isnt($again->{status}, 403, "auth_http purge by user: $name: the service decides again (allows)");
+    }
+    ok($moves > 5, "auth_http purge by user: $moves moves");
 }
 
 $t->done;

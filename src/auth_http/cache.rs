@@ -10,7 +10,9 @@
 //! A service that decides on other client headers must receive them in
 //! `params` to be cached safely. Unreachable, truncated and encoded answers
 //! are never kept, nor answers whose `Cache-Control`/`X-Accel-Expires`
-//! forbid it.
+//! forbid it. Each answer is filed under the client's user name (`%u`)
+//! and client id (`%c`) as well, as keyed hashes, so that
+//! `auth_cache_purge` can revoke one client's answers at once.
 
 use core::cell::RefCell;
 
@@ -20,6 +22,7 @@ use ngx::core::Pool;
 
 use super::conf::AuthHttpConf;
 use super::decision::{CachedAnswer, Stage};
+use crate::counters::{schema::auth_http as slots, Counter};
 use crate::decision_cache::entry::Entry;
 use crate::decision_cache::lookup::{self, Flight, Look};
 use crate::nginx::headers_in;
@@ -39,7 +42,26 @@ pub fn look(
     // Out of memory: an empty key, not looked up (BYPASS).
     let key = key(r, stage, question);
     let key = key.as_deref().unwrap_or(&[]);
-    lookup::look_key(r, &conf.cache, flight, 0, key)
+    let look = lookup::look_key(r, &conf.cache, flight, 0, key);
+    // The status zone's cache events, in the series of the service asked
+    // about (as auth_request's: a bypass is neither a hit nor a miss).
+    let counter = counter(conf, stage);
+    match look {
+        Look::Hit(_) => counter.inc(slots::CACHE_HIT),
+        Look::Ask if flight.asking() => {
+            counter.inc(slots::CACHE_MISS);
+            if flight.evicted() {
+                counter.inc(slots::CACHE_EVICTION);
+            }
+        }
+        Look::Ask | Look::Wait => {}
+    }
+    look
+}
+
+/// The status zone series of `stage`'s service.
+fn counter(conf: &AuthHttpConf, stage: Stage) -> Counter {
+    super::handler::service(conf, stage).map_or_else(Default::default, |s| s.counter)
 }
 
 /// The finished subrequest a cached answer stands for.
@@ -58,10 +80,11 @@ pub fn replayed(entry: &Entry<'_>) -> Option<SubrequestResult> {
 }
 
 /// After an answer: keeps it when it is one (`status` 0: no answer) and
-/// `auth_http_cache_valid` has a time for it; otherwise lets the requests
-/// waiting for it ask for themselves.
+/// `auth_http_cache_valid` has a time for it, filed under the client's
+/// user name and client id too (for `auth_cache_purge`); otherwise lets the
+/// requests waiting for it ask for themselves.
 pub fn remember(
-    r: &ngx_http_request_t,
+    r: &mut ngx_http_request_t,
     conf: &AuthHttpConf,
     flight: &mut Flight,
     stage: Stage,
@@ -72,23 +95,29 @@ pub fn remember(
         return;
     }
     let kept = CachedAnswer::of(stage, status, answer.body.as_bytes());
-    match (kept, answer.request.is_null()) {
-        (Some(kept), false) => {
-            // SAFETY: the finished subrequest lives in the shared request
-            // pool until the main request ends.
-            let lifetime = lookup::service_lifetime(unsafe { &*answer.request });
-            let none = core::iter::empty::<&[u8]>();
-            lookup::store(
-                r,
-                &conf.cache,
-                flight,
-                kept.code(),
-                lifetime,
-                none.clone(),
-                none,
-            );
-        }
-        _ => lookup::release(&conf.cache, flight),
+    let (Some(kept), false) = (kept, answer.request.is_null()) else {
+        return lookup::release(&conf.cache, flight);
+    };
+    // An answer that cannot be filed under its client is not kept: a
+    // purge of that client must find every answer it was given.
+    let Some((user, client)) = super::handler::identity(r, conf) else {
+        return lookup::release(&conf.cache, flight);
+    };
+    lookup::tag_identity(&conf.cache, flight, &user, &client);
+    // SAFETY: the finished subrequest lives in the shared request pool
+    // until the main request ends.
+    let lifetime = lookup::service_lifetime(unsafe { &*answer.request });
+    let none = core::iter::empty::<&[u8]>();
+    if lookup::store(
+        r,
+        &conf.cache,
+        flight,
+        kept.code(),
+        lifetime,
+        none.clone(),
+        none,
+    ) {
+        counter(conf, stage).inc(slots::CACHE_STORE);
     }
 }
 

@@ -231,7 +231,7 @@ fn stage_name(stage: Stage) -> &'static str {
     }
 }
 
-fn service(conf: &AuthHttpConf, stage: Stage) -> Option<&'static Service> {
+pub(super) fn service(conf: &AuthHttpConf, stage: Stage) -> Option<&'static Service> {
     match stage {
         Stage::Auth => conf.auth(),
         Stage::Superuser => conf.superuser(),
@@ -487,6 +487,22 @@ fn encode_params(
         params::form_encode_into(&mut out, &value);
     }
     Some(out)
+}
+
+/// The client's user name and client id (the values of `%u` and `%c`),
+/// under which the decision cache files an answer so that
+/// `auth_cache_purge` can revoke one client's answers at once; `None` when
+/// the pool is out of memory.
+pub(super) fn identity(
+    r: &mut ngx_http_request_t,
+    conf: &AuthHttpConf,
+) -> Option<(PoolBytes, PoolBytes)> {
+    // SAFETY: the live request pool outlives every use of these buffers.
+    let pool = unsafe { Pool::from_ngx_pool(r.pool) };
+    let (mut user, mut client) = (PoolBytes::new_in(pool.clone()), PoolBytes::new_in(pool));
+    placeholder_value(r, conf, Placeholder::User, &mut user)?;
+    placeholder_value(r, conf, Placeholder::ClientId, &mut client)?;
+    Some((user, client))
 }
 
 /// Appends the raw value of placeholder `p` for request `r`; absent values

@@ -19,7 +19,7 @@
 use core::ffi::{c_char, c_void};
 use core::ptr::NonNull;
 
-use nginx_sys::{ngx_command_t, ngx_conf_t, ngx_parse_size, ngx_str_t, NGX_ERROR};
+use nginx_sys::{ngx_command_t, ngx_conf_t, ngx_str_t};
 use ngx::collections::Vec;
 use ngx::core::Pool;
 use ngx::http::HttpModuleMainConf;
@@ -28,7 +28,8 @@ use super::conf::AuthRequestConf;
 use super::statuses::{self, Purpose, StatusSet};
 use super::AuthRequestModule;
 use crate::nginx::conf::{
-    args, conf_message, directive, emerg, refuse_duplicate_options, CONF_ERROR, CONF_OK,
+    args, conf_message, directive, emerg, refuse_duplicate_options, size_option, CONF_ERROR,
+    CONF_OK,
 };
 use crate::nginx::headers_in::same_name;
 
@@ -307,28 +308,16 @@ fn body(cf: &mut ngx_conf_t, conf: &mut AuthRequestConf) -> *mut c_char {
         b"on" => {
             let mut max = DEFAULT_BODY_MAX;
             for option in options {
-                let Some(size) = option.as_bytes().strip_prefix(b"max=") else {
-                    return emerg(
-                        cf,
-                        format_args!("\"{directive}\": invalid option \"{option}\""),
-                    );
-                };
-                let mut size = ngx_str_t {
-                    len: size.len(),
-                    data: size.as_ptr().cast_mut(),
-                };
-                // SAFETY: ngx_parse_size only reads the bytes.
-                let n = unsafe { ngx_parse_size(&mut size) };
-                if n == NGX_ERROR as isize || n <= 0 {
-                    return emerg(
-                        cf,
-                        format_args!(
-                            "\"{directive}\": invalid size in \"{option}\", it must be a \
-                             size above 0 such as 16k or 1m"
-                        ),
-                    );
+                match size_option(cf, directive, *option, b"max=") {
+                    Some(Ok(n)) => max = n,
+                    Some(Err(rv)) => return rv,
+                    None => {
+                        return emerg(
+                            cf,
+                            format_args!("\"{directive}\": invalid option \"{option}\""),
+                        )
+                    }
                 }
-                max = n as usize;
             }
             BodySetting::On { max }
         }

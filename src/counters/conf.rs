@@ -17,9 +17,9 @@ use super::table::{self, Insert, Table, LABEL_MAX};
 use super::{Counter, StatusModule};
 use crate::nginx::bitfield;
 use crate::nginx::conf::{
-    args, conf_message, emerg, refuse_duplicate_options, CONF_ERROR, CONF_OK,
+    args, conf_message, directive, emerg, refuse_duplicate_options, CONF_ERROR, CONF_OK,
 };
-use crate::nginx::ffi::{guard_conf, guard_status};
+use crate::nginx::ffi::guard_status;
 use crate::nginx::shm;
 
 /// A series the configuration wants, resolved at zone init.
@@ -130,46 +130,47 @@ unsafe extern "C" fn set_zone(
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: nginx passes this module's main configuration.
-    let (cf, main) = unsafe { (&mut *cf, &mut *conf.cast::<StatusMainConf>()) };
-    guard_conf(cf.log, || {
-        if !main.zone.is_null() {
-            return conf_message(c"is duplicate");
-        }
-        let words = args(cf);
-        let (directive, zone_name, size) = (words[0], words[1], words[2]);
-        let options: Vec<ngx_str_t> = words[3..].to_vec();
-        if let Err(rv) = refuse_duplicate_options(cf, directive, &options) {
-            return rv;
-        }
-        for option in options {
-            match option.as_bytes() {
-                b"consumers=on" => main.consumers = true,
-                b"consumers=off" => main.consumers = false,
-                _ => {
-                    return emerg(
-                        cf,
-                        format_args!("\"{directive}\": invalid parameter \"{option}\""),
-                    )
+    unsafe {
+        directive(cf, conf, |cf, main: &mut StatusMainConf| {
+            if !main.zone.is_null() {
+                return conf_message(c"is duplicate");
+            }
+            let words = args(cf);
+            let (directive, zone_name, size) = (words[0], words[1], words[2]);
+            let options: Vec<ngx_str_t> = words[3..].to_vec();
+            if let Err(rv) = refuse_duplicate_options(cf, directive, &options) {
+                return rv;
+            }
+            for option in options {
+                match option.as_bytes() {
+                    b"consumers=on" => main.consumers = true,
+                    b"consumers=off" => main.consumers = false,
+                    _ => {
+                        return emerg(
+                            cf,
+                            format_args!("\"{directive}\": invalid parameter \"{option}\""),
+                        )
+                    }
                 }
             }
-        }
-        main.cycle = cf.cycle;
-        match shm::declare(
-            cf,
-            &zone_name,
-            &size,
-            StatusModule::module(),
-            Some(init_zone),
-            ptr::from_mut(main).cast(),
-        ) {
-            Ok(zone) => {
-                main.zone = zone;
-                main.zone_name = zone_name;
-                CONF_OK
+            main.cycle = cf.cycle;
+            match shm::declare(
+                cf,
+                &zone_name,
+                &size,
+                StatusModule::module(),
+                Some(init_zone),
+                ptr::from_mut(main).cast(),
+            ) {
+                Ok(zone) => {
+                    main.zone = zone;
+                    main.zone_name = zone_name;
+                    CONF_OK
+                }
+                Err(rv) => rv,
             }
-            Err(rv) => rv,
-        }
-    })
+        })
+    }
 }
 
 /// `authgate_status [json|prometheus];`
@@ -179,36 +180,37 @@ unsafe extern "C" fn set_status(
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: nginx passes this module's location configuration.
-    let (cf, conf) = unsafe { (&mut *cf, &mut *conf.cast::<StatusConf>()) };
-    guard_conf(cf.log, || {
-        if conf.format.is_some() {
-            return conf_message(c"is duplicate");
-        }
-        let word = args(cf).get(1).copied();
-        let format = match word {
-            None => Format::Json,
-            Some(word) => match Format::parse(word.as_bytes()) {
-                Some(f) => f,
-                None => {
-                    return emerg(
-                        cf,
-                        format_args!(
+    unsafe {
+        directive(cf, conf, |cf, conf: &mut StatusConf| {
+            if conf.format.is_some() {
+                return conf_message(c"is duplicate");
+            }
+            let word = args(cf).get(1).copied();
+            let format = match word {
+                None => Format::Json,
+                Some(word) => match Format::parse(word.as_bytes()) {
+                    Some(f) => f,
+                    None => {
+                        return emerg(
+                            cf,
+                            format_args!(
                             "\"authgate_status\": invalid format \"{word}\" (json or prometheus)"
                         ),
-                    )
-                }
-            },
-        };
-        conf.format = Some(format);
-        let Some(core) = NgxHttpCoreModule::location_conf_mut(cf) else {
-            return CONF_ERROR;
-        };
-        core.handler = Some(super::handler::status_handler);
-        if let Some(main) = StatusModule::main_conf_mut(cf) {
-            main.status_used = true;
-        }
-        CONF_OK
-    })
+                        )
+                    }
+                },
+            };
+            conf.format = Some(format);
+            let Some(core) = NgxHttpCoreModule::location_conf_mut(cf) else {
+                return CONF_ERROR;
+            };
+            core.handler = Some(super::handler::status_handler);
+            if let Some(main) = StatusModule::main_conf_mut(cf) {
+                main.status_used = true;
+            }
+            CONF_OK
+        })
+    }
 }
 
 /// Refuses `authgate_status` without a zone to show.

@@ -91,6 +91,12 @@ pub mod auth_http {
     /// After the latency histogram's slots.
     pub const AUTHENTICATED: usize = 23;
     pub const UNAUTHENTICATED: usize = 24;
+    /// The decision cache (`auth_http_cache`), per service: as
+    /// auth_request's.
+    pub const CACHE_HIT: usize = 25;
+    pub const CACHE_MISS: usize = 26;
+    pub const CACHE_STORE: usize = 27;
+    pub const CACHE_EVICTION: usize = 28;
 }
 
 /// key_auth, one series for the whole `http` block.
@@ -276,6 +282,21 @@ pub static AUTH_HTTP: KindSchema = KindSchema {
                 values: &[
                     ("truncated", auth_http::TRUNCATED),
                     ("encoded", auth_http::ENCODED),
+                ],
+            },
+        },
+        Family {
+            name: "authgate_auth_http_cache_total",
+            json: "cache",
+            metric_type: Counter,
+            help: "auth_http decision cache events, per service",
+            samples: Samples::Labeled {
+                label: "event",
+                values: &[
+                    ("hit", auth_http::CACHE_HIT),
+                    ("miss", auth_http::CACHE_MISS),
+                    ("store", auth_http::CACHE_STORE),
+                    ("eviction", auth_http::CACHE_EVICTION),
                 ],
             },
         },

@@ -70,6 +70,9 @@ pub struct CacheConf {
     /// its index, read directly instead of through the script engine.
     key_variable: Option<ngx_int_t>,
     valid: Option<ValidTimes>,
+    /// The zone's `inactive=` (ms), copied when the configuration is
+    /// finished: an entry not used for this long counts as absent.
+    inactive_ms: u64,
     /// What the cached question is, besides the key (the mechanism, its
     /// service URI and everything that shapes the answer), fingerprinted at
     /// merge time: two locations asking different questions never share an
@@ -96,6 +99,11 @@ impl CacheConf {
     /// The key's variable index, when the key is that one variable.
     pub fn key_variable(&self) -> Option<ngx_int_t> {
         self.key_variable
+    }
+
+    /// The zone's `inactive=` time (ms).
+    pub fn inactive_ms(&self) -> u64 {
+        self.inactive_ms
     }
 
     /// How long answers with `code` are kept (seconds); `None`: not cached.
@@ -143,6 +151,9 @@ impl CacheConf {
             );
             return Err(Refused);
         }
+        // SAFETY: a zone of the configuration being built, declared (its
+        // size is set) and not initialised before the http block ends.
+        self.inactive_ms = unsafe { super::zone::configured_settings(zone) }.inactive_ms;
         if protected && needs_key && self.key.is_none() {
             ngx::ngx_log_error!(
                 NGX_LOG_EMERG,

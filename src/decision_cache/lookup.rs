@@ -16,9 +16,10 @@ use super::conf::CacheConf;
 use super::entry::{self, Entry};
 use super::freshness::{self, Lifetime};
 use super::module::DecisionCacheModule;
-use super::table::{Begin, StoreError, DATA_CAP};
+use super::table::{Begin, Clock, StoreError, Tags, DATA_CAP};
 use super::zone::Zone;
 use super::CacheStatus;
+use crate::keyed_hash::KeyedHash;
 use crate::nginx::{delay, request, variables};
 
 /// How long a request asking the service for an entry holds the other
@@ -33,7 +34,8 @@ pub const WAIT_STEP_MS: u64 = 10;
 pub struct Flight {
     // Bytes, not `u128`: request pools align to 8 only.
     id: [u8; 16],
-    key_id: [u8; 16],
+    /// What the entry is purged by ([`Tags`]), as bytes.
+    tags: [[u8; 16]; 2],
     state: State,
     wait_until_ms: u64,
     /// Claiming this request's entry pushed another out of the full zone.
@@ -72,6 +74,14 @@ impl Flight {
     /// recently used one.
     pub fn evicted(&self) -> bool {
         self.evicted
+    }
+
+    fn tags(&self) -> Tags {
+        self.tags.map(u128::from_le_bytes)
+    }
+
+    fn set_tags(&mut self, tags: Tags) {
+        self.tags = tags.map(u128::to_le_bytes);
     }
 }
 
@@ -146,6 +156,10 @@ pub fn look_key(
     }
     let key = first.then_some(key);
     let pool = r.pool;
+    let clock = Clock {
+        now_ms: now,
+        inactive_ms: cache.inactive_ms(),
+    };
     let looked = zone.with(|secret, table| {
         if let Some(key) = key {
             flight.id = secret.hash(&[&cache.scope, key]).to_le_bytes();
@@ -153,19 +167,19 @@ pub fn look_key(
         }
         // The key's own hash (for purging) only when it is needed: for a
         // new entry now, or for storing the answer later; not on a hit.
-        let known_key_id = u128::from_le_bytes(flight.key_id);
-        let key_id = || key.map_or(known_key_id, |k| secret.hash(&[b"key", k]));
+        let known_tags = flight.tags();
+        let tags = || key.map_or(known_tags, |k| [tag(secret, KEY_TAG, k), 0]);
         let may_wait = now < flight.wait_until_ms;
         let begun = table.begin(
             u128::from_le_bytes(flight.id),
-            key_id,
-            now,
+            tags,
+            clock,
             FLIGHT_MS,
             may_wait,
             first,
         );
         if !matches!(begun, Begin::Hit(_)) {
-            flight.key_id = key_id().to_le_bytes();
+            flight.set_tags(tags());
         }
         match begun {
             Begin::Hit(i) => {
@@ -274,11 +288,16 @@ pub fn store<'s>(
     // SAFETY: as in look().
     let now = unsafe { ngx_current_msec } as u64;
     let expires = now.saturating_add(seconds.saturating_mul(1000));
+    let clock = Clock {
+        now_ms: now,
+        inactive_ms: cache.inactive_ms(),
+    };
     let stored = zone.with(|_, table| {
         table.store(
             u128::from_le_bytes(flight.id),
-            u128::from_le_bytes(flight.key_id),
+            flight.tags(),
             expires,
+            clock,
             &buf[..len],
         )
     });
@@ -296,6 +315,40 @@ pub fn store<'s>(
     );
     false
 }
+
+/// Files the answer this request is asking for under the client's
+/// identity instead of the key: `user` and `client` (either may be empty:
+/// no such tag), so that `auth_cache_purge` with `Auth-Cache-Username` or
+/// `Auth-Cache-Client-Id` finds it. Only their keyed hashes reach the
+/// zone. Call it before [`store`], on the miss path only.
+pub fn tag_identity(cache: &CacheConf, flight: &mut Flight, user: &[u8], client: &[u8]) {
+    let Some(secret) = cache.zone().and_then(|z| Zone(z).secret()) else {
+        return;
+    };
+    flight.set_tags(identity_tags(&secret, user, client));
+}
+
+/// The tags of an auth_http answer asked for `user` and `client`.
+fn identity_tags(secret: &KeyedHash, user: &[u8], client: &[u8]) -> Tags {
+    [tag(secret, USER_TAG, user), tag(secret, CLIENT_TAG, client)]
+}
+
+/// The tag of `value` in the role `word` ([`KEY_TAG`], [`USER_TAG`],
+/// [`CLIENT_TAG`]): its keyed hash; 0 (no tag) when it is empty. The purge
+/// handler hashes the operator's value the same way.
+pub fn tag(secret: &KeyedHash, word: &[u8], value: &[u8]) -> u128 {
+    if value.is_empty() {
+        0
+    } else {
+        secret.hash(&[word, value])
+    }
+}
+
+/// The words that keep the tags apart: a key value, a user name and a
+/// client id that are spelled alike never match one another.
+pub const KEY_TAG: &[u8] = b"key";
+pub const USER_TAG: &[u8] = b"user";
+pub const CLIENT_TAG: &[u8] = b"client";
 
 /// Ends the request's flight without storing anything.
 pub fn release(cache: &CacheConf, flight: &mut Flight) {

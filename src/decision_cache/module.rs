@@ -8,12 +8,15 @@ use core::ptr::{self, addr_of};
 
 use nginx_sys::{
     ngx_command_t, ngx_conf_t, ngx_http_module_t, ngx_int_t, ngx_module_t, ngx_shm_zone_t,
-    NGX_ERROR, NGX_OK,
+    ngx_str_t, NGX_ERROR, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
 use super::zone;
-use crate::nginx::conf::{args, conf_message, directive, CONF_ERROR, CONF_OK};
+use super::zone::ZoneSettings;
+use crate::nginx::conf::{
+    args, conf_message, directive, emerg, refuse_duplicate_options, CONF_ERROR, CONF_OK,
+};
 use crate::nginx::ffi::guard_status;
 use crate::nginx::shm;
 use crate::nginx::variables::{self, AssignableVariable};
@@ -72,7 +75,7 @@ unsafe impl HttpModuleLocationConf for DecisionCacheModule {
 pub static mut COMMANDS: [ngx_command_t; 3] = [
     ngx_command_t {
         name: ngx::ngx_string!("auth_cache_zone"),
-        type_: (nginx_sys::NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_TAKE2) as _,
+        type_: (nginx_sys::NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_2MORE) as _,
         set: Some(set_zone),
         conf: nginx_sys::NGX_HTTP_MAIN_CONF_OFFSET,
         offset: 0,
@@ -89,7 +92,7 @@ pub static mut COMMANDS: [ngx_command_t; 3] = [
     ngx_command_t::empty(),
 ];
 
-/// `auth_cache_zone name size;`
+/// `auth_cache_zone name size [inactive=time];`
 unsafe extern "C" fn set_zone(
     cf: *mut ngx_conf_t,
     _cmd: *mut ngx_command_t,
@@ -97,22 +100,51 @@ unsafe extern "C" fn set_zone(
 ) -> *mut c_char {
     // SAFETY: nginx passes this module's main configuration.
     unsafe {
-        directive(cf, conf, |cf, main: &mut DecisionCacheMainConf| {
-            let (name, size) = (args(cf)[1], args(cf)[2]);
+        directive(cf, conf, |cf, _main: &mut DecisionCacheMainConf| {
+            let words = args(cf).to_vec();
+            let (directive, name, size) = (words[0], words[1], words[2]);
+            let settings = match zone_settings(cf, directive, &words[3..]) {
+                Ok(settings) => settings,
+                Err(rv) => return rv,
+            };
+            let Some(kept) = zone::keep_settings(cf, settings) else {
+                return CONF_ERROR;
+            };
             let module = DecisionCacheModule::module();
-            match shm::declare(
-                cf,
-                &name,
-                &size,
-                module,
-                Some(zone::init_zone),
-                ptr::from_mut(main).cast(),
-            ) {
+            match shm::declare(cf, &name, &size, module, Some(zone::init_zone), kept.cast()) {
                 Ok(_) => CONF_OK,
                 Err(rv) => rv,
             }
         })
     }
+}
+
+/// The options after `auth_cache_zone name size`: `inactive=time`, once.
+fn zone_settings(
+    cf: &mut ngx_conf_t,
+    directive: ngx_str_t,
+    options: &[ngx_str_t],
+) -> Result<ZoneSettings, *mut c_char> {
+    refuse_duplicate_options(cf, directive, options)?;
+    let mut settings = ZoneSettings::default();
+    for option in options {
+        let Some(time) = option.as_bytes().strip_prefix(b"inactive=") else {
+            return Err(emerg(
+                cf,
+                format_args!("\"{directive}\": invalid parameter \"{option}\""),
+            ));
+        };
+        let Some(ms) = zone::parse_inactive(time) else {
+            return Err(emerg(
+                cf,
+                format_args!(
+                    "\"{directive}\": invalid \"{option}\" (a time above 0, such as 30s or 10m)"
+                ),
+            ));
+        };
+        settings.inactive_ms = ms;
+    }
+    Ok(settings)
 }
 
 /// `auth_cache_purge name;`

@@ -2,9 +2,12 @@
 //!
 //! * `DELETE` with `Auth-Cache-Key: VALUE` removes the entries whose key
 //!   evaluated to exactly VALUE, in every cache sharing the zone;
+//! * `DELETE` with `Auth-Cache-Username: USER` / `Auth-Cache-Client-Id:
+//!   ID` removes the auth_http answers asked for that user (`%u`) / client
+//!   id (`%c`); several of these headers add up;
 //! * `DELETE` with `Auth-Cache-Purge: all` removes every entry.
 //!
-//! Answers `200` with `purged N\n`, `400` without either header, `405` for
+//! Answers `200` with `purged N\n`, `400` without any of them, `405` for
 //! other methods. The key travels in a header, not the URI, so that it
 //! does not reach the access log.
 
@@ -17,6 +20,7 @@ use nginx_sys::{
 };
 use ngx::http::{HttpModuleLocationConf, NgxHttpCoreModule};
 
+use super::lookup::{tag, CLIENT_TAG, KEY_TAG, USER_TAG};
 use super::module::DecisionCacheModule;
 use super::zone::Zone;
 use crate::nginx::conf::{CONF_ERROR, CONF_OK};
@@ -46,16 +50,30 @@ fn purge(r: &mut ngx_http_request_t) -> ngx_int_t {
     let Some(zone) = DecisionCacheModule::location_conf(r).and_then(|c| c.purge_zone) else {
         return NGX_ERROR as ngx_int_t;
     };
-    let key = headers_in::find(r, b"Auth-Cache-Key").map(|h| h.value);
+    let named = |name: &[u8]| headers_in::find(r, name).map(|h| h.value);
+    // Each header names a tag: the entries of one key value (auth_request),
+    // of one user or one client id (auth_http); hashed with the zone's
+    // secret as the entries were, so the zone never sees the text.
+    let named = [
+        (named(b"Auth-Cache-Key"), KEY_TAG),
+        (named(b"Auth-Cache-Username"), USER_TAG),
+        (named(b"Auth-Cache-Client-Id"), CLIENT_TAG),
+    ];
     let all =
         headers_in::find(r, b"Auth-Cache-Purge").is_some_and(|h| h.value.as_bytes() == b"all");
-    let removed = match (key, all) {
-        (Some(key), _) => {
-            Zone(zone).with(|secret, table| table.purge_key(secret.hash(&[b"key", key.as_bytes()])))
+    if !all && named.iter().all(|(value, _)| value.is_none()) {
+        return NGX_HTTP_BAD_REQUEST as ngx_int_t;
+    }
+    let removed = Zone(zone).with(|secret, table| {
+        if all {
+            return table.purge_all();
         }
-        (None, true) => Zone(zone).with(|_, table| table.purge_all()),
-        (None, false) => return NGX_HTTP_BAD_REQUEST as ngx_int_t,
-    };
+        named
+            .iter()
+            .filter_map(|(value, word)| Some((value.as_ref()?, word)))
+            .map(|(value, word)| table.purge_tag(tag(secret, word, value.as_bytes())))
+            .sum()
+    });
     let Some(removed) = removed else {
         return NGX_ERROR as ngx_int_t;
     };

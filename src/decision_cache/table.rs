@@ -4,11 +4,21 @@
 //!
 //! Fixed-size slots: a full zone always has a slot to give (the least
 //! recently used one), nothing fragments, and a slot never holds a key —
-//! only the keyed hash of the question (`id`) and of the key value alone
-//! (`key_id`, for purging one key in every cache sharing the zone).
+//! only the keyed hash of the question (`id`) and the keyed hashes an
+//! operator purges by (`tags`: the key value alone, for purging one key in
+//! every cache sharing the zone; or auth_http's user name and client id).
+//!
+//! An entry is *used* when it is stored and each time it answers a hit; an
+//! entry not used for the zone's `inactive` time counts as absent, even
+//! while it is fresh.
 
 /// Bytes of entry data a slot holds (the slot is 1 KiB).
-pub const DATA_CAP: usize = 952;
+pub const DATA_CAP: usize = 928;
+
+/// What an entry can be purged by: keyed hashes of the values an operator
+/// names (the key, a user name, a client id), each hashed with a word of
+/// its own so that one never matches another; 0: none.
+pub type Tags = [u128; 2];
 
 const NIL: u32 = u32::MAX;
 
@@ -17,9 +27,11 @@ const NIL: u32 = u32::MAX;
 #[derive(Clone, Copy)]
 pub struct Slot {
     id: u128,
-    key_id: u128,
+    tags: Tags,
     /// The data is fresh before this time (ms); 0: no data.
     expires_ms: u64,
+    /// When the entry was last used (stored, or answered a hit; ms).
+    used_ms: u64,
     /// A request is asking the service for this entry until this time
     /// (ms); 0: nobody.
     pending_until_ms: u64,
@@ -36,8 +48,9 @@ impl Default for Slot {
     fn default() -> Self {
         Self {
             id: 0,
-            key_id: 0,
+            tags: [0; 2],
             expires_ms: 0,
+            used_ms: 0,
             pending_until_ms: 0,
             bucket_next: NIL,
             lru_prev: NIL,
@@ -48,6 +61,24 @@ impl Default for Slot {
             data: [0; DATA_CAP],
         }
     }
+}
+
+impl Slot {
+    /// Holds data, nobody is asking the service for it, and it was not
+    /// used for the zone's `inactive` time: it counts as absent.
+    fn idle(&self, clock: Clock) -> bool {
+        self.expires_ms != 0
+            && self.pending_until_ms <= clock.now_ms
+            && clock.now_ms.saturating_sub(self.used_ms) >= clock.inactive_ms
+    }
+}
+
+/// When a table operation happens and how long an unused entry lives
+/// (the zone's `inactive=`), in ms of nginx's monotonic clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Clock {
+    pub now_ms: u64,
+    pub inactive_ms: u64,
 }
 
 /// The table's bookkeeping, at the start of the zone.
@@ -136,29 +167,37 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// Starts a lookup for `id` at `now` (ms). `key_id` is only computed
-    /// when a new entry is made (a hit costs no second hash).
+    /// Starts a lookup for `id` at `clock`. `tags` are only computed when
+    /// a new entry is made (a hit costs no second hash).
     ///
-    /// A fresh entry is a hit (and becomes the most recently used). When
-    /// another request's marker is live and `may_wait`, wait. Otherwise
-    /// ask; with `may_claim` the request puts up its own marker, valid
-    /// `flight_ms`, so that others wait for its answer instead of asking
-    /// too.
+    /// A fresh entry used within the zone's `inactive` time is a hit (and
+    /// becomes the most recently used). One not used for that long counts
+    /// as absent and leaves the table (a miss, not `expired`). When another
+    /// request's marker is live and `may_wait`, wait. Otherwise ask; with
+    /// `may_claim` the request puts up its own marker, valid `flight_ms`,
+    /// so that others wait for its answer instead of asking too.
     pub fn begin(
         &mut self,
         id: u128,
-        key_id: impl FnOnce() -> u128,
-        now: u64,
+        tags: impl FnOnce() -> Tags,
+        clock: Clock,
         flight_ms: u64,
         may_wait: bool,
         may_claim: bool,
     ) -> Begin {
-        let found = self.find(id);
+        let now = clock.now_ms;
+        let mut found = self.find(id);
+        if let Some(i) = found {
+            if self.slots[i as usize].idle(clock) {
+                self.remove(i);
+                found = None;
+            }
+        }
         let mut expired = false;
         if let Some(i) = found {
             let slot = &self.slots[i as usize];
             if slot.expires_ms > now {
-                self.touch(i);
+                self.touch(i, now);
                 return Begin::Hit(i);
             }
             expired = slot.expires_ms != 0;
@@ -175,7 +214,7 @@ impl<'a> Table<'a> {
         }
         let (slot, evicted) = match found {
             Some(i) => (Some(i), false),
-            None => match self.insert(id, key_id()) {
+            None => match self.insert(id, tags(), clock) {
                 Some((i, evicted)) => (Some(i), evicted),
                 None => (None, false),
             },
@@ -201,13 +240,15 @@ impl<'a> Table<'a> {
         &slot.data[..slot.len as usize]
     }
 
-    /// Stores `data` for `id`, fresh until `expires_ms`, and ends its
+    /// Stores `data` for `id`, fresh until `expires_ms`, purged by `tags`
+    /// (they replace those the entry had), used at `clock`, and ends its
     /// flight. A full table gives up its least recently used entry.
     pub fn store(
         &mut self,
         id: u128,
-        key_id: u128,
+        tags: Tags,
         expires_ms: u64,
+        clock: Clock,
         data: &[u8],
     ) -> Result<(), StoreError> {
         if data.len() > DATA_CAP {
@@ -216,16 +257,17 @@ impl<'a> Table<'a> {
         }
         let Some(i) = self
             .find(id)
-            .or_else(|| self.insert(id, key_id).map(|(i, _)| i))
+            .or_else(|| self.insert(id, tags, clock).map(|(i, _)| i))
         else {
             return Err(StoreError::NoRoom);
         };
         let slot = &mut self.slots[i as usize];
         slot.data[..data.len()].copy_from_slice(data);
         slot.len = data.len() as u32;
+        slot.tags = tags;
         slot.expires_ms = expires_ms.max(1);
         slot.pending_until_ms = 0;
-        self.touch(i);
+        self.touch(i, clock.now_ms);
         Ok(())
     }
 
@@ -240,10 +282,13 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// Removes every entry whose key value hashed to `key_id`; returns how
-    /// many.
-    pub fn purge_key(&mut self, key_id: u128) -> usize {
-        self.purge_where(|slot| slot.key_id == key_id)
+    /// Removes every entry tagged `tag` (the keyed hash of a key value, a
+    /// user name or a client id); returns how many.
+    pub fn purge_tag(&mut self, tag: u128) -> usize {
+        if tag == 0 {
+            return 0;
+        }
+        self.purge_where(|slot| slot.tags.contains(&tag))
     }
 
     /// Removes every entry; returns how many.
@@ -283,8 +328,9 @@ impl<'a> Table<'a> {
 
     /// A new entry for `id` (free slot, else the least recently used one),
     /// most recently used, without data; and whether an entry was evicted
-    /// for it.
-    fn insert(&mut self, id: u128, key_id: u128) -> Option<(u32, bool)> {
+    /// for it (one that could still answer, or a flight's marker: a stale
+    /// or idle entry taking its turn is no loss).
+    fn insert(&mut self, id: u128, tags: Tags, clock: Clock) -> Option<(u32, bool)> {
         if self.buckets.is_empty() {
             return None;
         }
@@ -294,17 +340,21 @@ impl<'a> Table<'a> {
             (i, false)
         } else if self.header.lru_tail != NIL {
             let i = self.header.lru_tail;
+            let tail = &self.slots[i as usize];
+            let lost =
+                tail.expires_ms == 0 || (tail.expires_ms > clock.now_ms && !tail.idle(clock));
             self.remove(i);
             self.header.free_head = self.slots[i as usize].bucket_next;
-            (i, true)
+            (i, lost)
         } else {
             return None;
         };
         let b = self.bucket(id);
         let slot = &mut self.slots[i as usize];
         slot.id = id;
-        slot.key_id = key_id;
+        slot.tags = tags;
         slot.expires_ms = 0;
+        slot.used_ms = clock.now_ms;
         slot.pending_until_ms = 0;
         slot.len = 0;
         slot.in_use = 1;
@@ -338,13 +388,14 @@ impl<'a> Table<'a> {
         slot.pending_until_ms = 0;
         slot.len = 0;
         slot.id = 0;
-        slot.key_id = 0;
+        slot.tags = [0; 2];
         slot.bucket_next = self.header.free_head;
         self.header.free_head = i;
         self.header.used -= 1;
     }
 
-    fn touch(&mut self, i: u32) {
+    fn touch(&mut self, i: u32, now_ms: u64) {
+        self.slots[i as usize].used_ms = now_ms;
         if self.header.lru_head != i {
             self.unlink_lru(i);
             self.link_front(i);
@@ -408,6 +459,14 @@ mod tests {
         }
     }
 
+    /// `now` with no inactivity limit.
+    fn at(now: u64) -> Clock {
+        Clock {
+            now_ms: now,
+            inactive_ms: u64::MAX,
+        }
+    }
+
     const ASK: Begin = Begin::Ask {
         claimed: true,
         expired: false,
@@ -418,14 +477,14 @@ mod tests {
     fn miss_store_hit_expire() {
         let mut m = Mem::new(4);
         let mut t = m.table();
-        assert_eq!(t.begin(1, || 10, 100, 5000, true, true), ASK);
-        t.store(1, 10, 200, b"decision").unwrap();
-        let Begin::Hit(i) = t.begin(1, || 10, 150, 5000, true, true) else {
+        assert_eq!(t.begin(1, || [10, 0], at(100), 5000, true, true), ASK);
+        t.store(1, [10, 0], 200, at(0), b"decision").unwrap();
+        let Begin::Hit(i) = t.begin(1, || [10, 0], at(150), 5000, true, true) else {
             panic!("no hit")
         };
         assert_eq!(t.data(i), b"decision");
         assert_eq!(
-            t.begin(1, || 10, 200, 5000, true, true),
+            t.begin(1, || [10, 0], at(200), 5000, true, true),
             Begin::Ask {
                 claimed: true,
                 expired: true,
@@ -438,12 +497,15 @@ mod tests {
     fn single_flight() {
         let mut m = Mem::new(4);
         let mut t = m.table();
-        assert_eq!(t.begin(1, || 10, 100, 5000, true, true), ASK);
+        assert_eq!(t.begin(1, || [10, 0], at(100), 5000, true, true), ASK);
         // others wait while the marker lives
-        assert_eq!(t.begin(1, || 10, 101, 5000, true, true), Begin::Wait);
+        assert_eq!(
+            t.begin(1, || [10, 0], at(101), 5000, true, true),
+            Begin::Wait
+        );
         // a waiter that may not wait any longer asks without a marker
         assert_eq!(
-            t.begin(1, || 10, 102, 5000, false, false),
+            t.begin(1, || [10, 0], at(102), 5000, false, false),
             Begin::Ask {
                 claimed: false,
                 expired: false,
@@ -451,14 +513,14 @@ mod tests {
             }
         );
         // the marker's deadline passes: the next one claims
-        assert_eq!(t.begin(1, || 10, 5101, 5000, true, true), ASK);
+        assert_eq!(t.begin(1, || [10, 0], at(5101), 5000, true, true), ASK);
         // the flight ends without an answer: nobody waits
         t.release(1);
         assert_eq!(t.m_used(), 0);
-        assert_eq!(t.begin(1, || 10, 5102, 5000, true, true), ASK);
-        t.store(1, 10, 9000, b"x").unwrap();
+        assert_eq!(t.begin(1, || [10, 0], at(5102), 5000, true, true), ASK);
+        t.store(1, [10, 0], 9000, at(0), b"x").unwrap();
         assert!(matches!(
-            t.begin(1, || 10, 5103, 5000, true, true),
+            t.begin(1, || [10, 0], at(5103), 5000, true, true),
             Begin::Hit(_)
         ));
     }
@@ -468,25 +530,31 @@ mod tests {
         let mut m = Mem::new(3);
         let mut t = m.table();
         for id in 1..=3u128 {
-            t.store(id, id, 1000, b"v").unwrap();
+            t.store(id, [id, 0], 1000, at(0), b"v").unwrap();
         }
         // use 1, so 2 is the least recently used
-        assert!(matches!(t.begin(1, || 1, 0, 10, true, true), Begin::Hit(_)));
-        t.store(4, 4, 1000, b"v").unwrap();
         assert!(matches!(
-            t.begin(2, || 2, 0, 10, false, false),
+            t.begin(1, || [1, 0], at(0), 10, true, true),
+            Begin::Hit(_)
+        ));
+        t.store(4, [4, 0], 1000, at(0), b"v").unwrap();
+        assert!(matches!(
+            t.begin(2, || [2, 0], at(0), 10, false, false),
             Begin::Ask { .. }
         ));
         for id in [1u128, 3, 4] {
             assert!(
-                matches!(t.begin(id, || id, 0, 10, false, false), Begin::Hit(_)),
+                matches!(
+                    t.begin(id, || [id, 0], at(0), 10, false, false),
+                    Begin::Hit(_)
+                ),
                 "{id}"
             );
         }
         assert_eq!(t.m_used(), 3);
         // a miss that claims a slot in the full table says it evicted
         assert_eq!(
-            t.begin(5, || 5, 0, 10, false, true),
+            t.begin(5, || [5, 0], at(0), 10, false, true),
             Begin::Ask {
                 claimed: true,
                 expired: false,
@@ -500,13 +568,13 @@ mod tests {
     fn too_large_releases_the_flight() {
         let mut m = Mem::new(2);
         let mut t = m.table();
-        assert_eq!(t.begin(1, || 1, 0, 5000, true, true), ASK);
+        assert_eq!(t.begin(1, || [1, 0], at(0), 5000, true, true), ASK);
         assert_eq!(
-            t.store(1, 1, 100, &[0; DATA_CAP + 1]),
+            t.store(1, [1, 0], 100, at(0), &[0; DATA_CAP + 1]),
             Err(StoreError::TooLarge)
         );
-        assert_eq!(t.begin(1, || 1, 1, 5000, true, true), ASK);
-        assert!(t.store(1, 1, 100, &[0; DATA_CAP]).is_ok());
+        assert_eq!(t.begin(1, || [1, 0], at(1), 5000, true, true), ASK);
+        assert!(t.store(1, [1, 0], 100, at(0), &[0; DATA_CAP]).is_ok());
     }
 
     #[test]
@@ -514,30 +582,33 @@ mod tests {
         let mut m = Mem::new(0);
         let mut t = m.table();
         assert_eq!(
-            t.begin(1, || 1, 0, 5000, true, true),
+            t.begin(1, || [1, 0], at(0), 5000, true, true),
             Begin::Ask {
                 claimed: false,
                 expired: false,
                 evicted: false,
             }
         );
-        assert_eq!(t.store(1, 1, 100, b"x"), Err(StoreError::NoRoom));
+        assert_eq!(
+            t.store(1, [1, 0], 100, at(0), b"x"),
+            Err(StoreError::NoRoom)
+        );
     }
 
     #[test]
     fn purge_by_key_and_all() {
         let mut m = Mem::new(8);
         let mut t = m.table();
-        t.store(1, 100, 1000, b"a").unwrap();
-        t.store(2, 100, 1000, b"b").unwrap();
-        t.store(3, 200, 1000, b"c").unwrap();
-        assert_eq!(t.purge_key(100), 2);
+        t.store(1, [100, 0], 1000, at(0), b"a").unwrap();
+        t.store(2, [100, 0], 1000, at(0), b"b").unwrap();
+        t.store(3, [200, 0], 1000, at(0), b"c").unwrap();
+        assert_eq!(t.purge_tag(100), 2);
         assert!(matches!(
-            t.begin(1, || 100, 0, 10, false, false),
+            t.begin(1, || [100, 0], at(0), 10, false, false),
             Begin::Ask { .. }
         ));
         assert!(matches!(
-            t.begin(3, || 200, 0, 10, false, false),
+            t.begin(3, || [200, 0], at(0), 10, false, false),
             Begin::Hit(_)
         ));
         assert_eq!(t.purge_all(), 1);
@@ -551,23 +622,132 @@ mod tests {
         let mut t = m.table();
         for round in 0..50u128 {
             let id = round * 5 + 3; // same bucket
-            t.store(id, id, 1000, &[round as u8]).unwrap();
+            t.store(id, [id, 0], 1000, at(0), &[round as u8]).unwrap();
             if round % 3 == 0 {
                 t.release(id); // has data: stays
-                t.purge_key(id);
+                t.purge_tag(id);
             }
             assert!(t.m_used() <= 5);
         }
         let hits = (0..50u128)
-            .filter(|r| matches!(t.begin(r * 5 + 3, || 0, 0, 10, false, false), Begin::Hit(_)))
+            .filter(|r| {
+                matches!(
+                    t.begin(r * 5 + 3, || [0, 0], at(0), 10, false, false),
+                    Begin::Hit(_)
+                )
+            })
             .count();
         assert_eq!(hits, 5);
         t.purge_all();
         assert_eq!(t.m_used(), 0);
         for id in 0..5u128 {
-            t.store(id, id, 1000, b"v").unwrap();
+            t.store(id, [id, 0], 1000, at(0), b"v").unwrap();
         }
         assert_eq!(t.m_used(), 5);
+    }
+
+    #[test]
+    fn an_entry_not_used_for_inactive_counts_as_absent() {
+        let mut m = Mem::new(4);
+        let mut t = m.table();
+        let clock = |now| Clock {
+            now_ms: now,
+            inactive_ms: 100,
+        };
+        // fresh for 10 s, inactive after 100 ms without a use
+        assert_eq!(t.begin(1, || [1, 0], clock(0), 5000, true, true), ASK);
+        t.store(1, [1, 0], 10_000, clock(0), b"v").unwrap();
+        // a hit within the window keeps it, and counts as a use
+        for now in [90, 180, 270] {
+            assert!(
+                matches!(
+                    t.begin(1, || [1, 0], clock(now), 5000, true, true),
+                    Begin::Hit(_)
+                ),
+                "{now}"
+            );
+        }
+        // 100 ms after the last hit: absent, a miss (not expired)
+        assert_eq!(t.begin(1, || [1, 0], clock(370), 5000, true, true), ASK);
+        assert_eq!(t.m_used(), 1);
+        t.store(1, [1, 0], 10_000, clock(400), b"w").unwrap();
+        let Begin::Hit(i) = t.begin(1, || [1, 0], clock(450), 5000, true, true) else {
+            panic!("no hit after the new answer")
+        };
+        assert_eq!(t.data(i), b"w");
+        // the freshness still ends the entry first when it is shorter
+        t.store(2, [2, 0], 50, clock(0), b"x").unwrap();
+        assert_eq!(
+            t.begin(2, || [2, 0], clock(60), 5000, true, true),
+            Begin::Ask {
+                claimed: true,
+                expired: true,
+                evicted: false,
+            }
+        );
+        t.release(2);
+        // while a flight refreshes an entry, idleness does not remove it
+        t.store(3, [3, 0], 20, clock(0), b"y").unwrap();
+        assert!(matches!(
+            t.begin(3, || [3, 0], clock(30), 5000, true, true),
+            Begin::Ask { claimed: true, .. }
+        ));
+        assert_eq!(
+            t.begin(3, || [3, 0], clock(200), 5000, true, true),
+            Begin::Wait
+        );
+    }
+
+    #[test]
+    fn idle_or_stale_entries_give_their_place_without_an_eviction() {
+        let mut m = Mem::new(2);
+        let mut t = m.table();
+        let clock = |now| Clock {
+            now_ms: now,
+            inactive_ms: 100,
+        };
+        t.store(1, [1, 0], 10_000, clock(0), b"idle").unwrap();
+        t.store(2, [2, 0], 10, clock(0), b"stale").unwrap();
+        for id in [3u128, 4] {
+            assert_eq!(
+                t.begin(id, || [id, 0], clock(500), 5000, true, true),
+                ASK,
+                "{id}"
+            );
+        }
+        // a fresh, recently used entry pushed out is an eviction
+        t.store(3, [3, 0], 10_000, clock(500), b"v").unwrap();
+        t.store(4, [4, 0], 10_000, clock(500), b"v").unwrap();
+        assert_eq!(
+            t.begin(5, || [5, 0], clock(510), 5000, true, true),
+            Begin::Ask {
+                claimed: true,
+                expired: false,
+                evicted: true,
+            }
+        );
+    }
+
+    #[test]
+    fn purge_by_either_tag() {
+        let mut m = Mem::new(8);
+        let mut t = m.table();
+        // user tag, client tag
+        t.store(1, [10, 20], 1000, at(0), b"a").unwrap();
+        t.store(2, [10, 21], 1000, at(0), b"b").unwrap();
+        t.store(3, [11, 20], 1000, at(0), b"c").unwrap();
+        t.store(4, [11, 0], 1000, at(0), b"d").unwrap();
+        assert_eq!(t.purge_tag(0), 0, "0 is no tag");
+        assert_eq!(t.purge_tag(20), 2);
+        assert_eq!(t.purge_tag(10), 1);
+        assert!(matches!(
+            t.begin(4, || [0, 0], at(0), 10, false, false),
+            Begin::Hit(_)
+        ));
+        // a store replaces the tags the entry had
+        t.store(4, [12, 0], 1000, at(0), b"d").unwrap();
+        assert_eq!(t.purge_tag(11), 0);
+        assert_eq!(t.purge_tag(12), 1);
     }
 
     impl Table<'_> {

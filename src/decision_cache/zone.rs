@@ -18,7 +18,8 @@ use crate::nginx::ffi::guard_status;
 use crate::nginx::{bitfield, shm};
 
 /// Written at the start of the zone's data, checked when a zone is reused.
-const MAGIC: u64 = 0x6167_6463_6163_6801; // "agdcach" v1
+/// v2: slots carry their last use and two purge tags.
+const MAGIC: u64 = 0x6167_6463_6163_6802; // "agdcach" v2
 
 /// The zone's own data.
 #[repr(C)]
@@ -28,6 +29,84 @@ pub struct ZoneData {
     header: Header,
     buckets: u64,
     slots: u64,
+}
+
+/// What `auth_cache_zone` sets besides its name and size, for the
+/// configuration being built. It lives in the configuration pool, not in
+/// the zone: after a reload that changes it the new workers use the new
+/// value on the entries the zone kept, while the old workers finish with
+/// theirs (as `proxy_cache_path inactive=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ZoneSettings {
+    /// An entry not used for this long counts as absent (ms).
+    pub inactive_ms: u64,
+}
+
+/// `inactive=10m`, as `proxy_cache_path`.
+pub const DEFAULT_INACTIVE_MS: u64 = 10 * 60 * 1000;
+
+impl Default for ZoneSettings {
+    fn default() -> Self {
+        Self {
+            inactive_ms: DEFAULT_INACTIVE_MS,
+        }
+    }
+}
+
+/// `inactive=`'s time (an nginx time: `500ms`, `30s`, `10m`, `1h`) in ms;
+/// `None` for anything else, and for 0 (every entry would be absent at
+/// once: say `auth_request_cache off` instead).
+pub fn parse_inactive(time: &[u8]) -> Option<u64> {
+    let mut text = nginx_sys::ngx_str_t {
+        len: time.len(),
+        data: time.as_ptr().cast_mut(),
+    };
+    // SAFETY: ngx_parse_time only reads the bytes; is_sec 0: milliseconds.
+    let ms = unsafe { nginx_sys::ngx_parse_time(&mut text, 0) };
+    if ms == nginx_sys::NGX_ERROR as ngx_int_t || ms <= 0 {
+        return None;
+    }
+    u64::try_from(ms).ok()
+}
+
+/// A copy of `settings` in the configuration pool, to be the zone's `data`
+/// until nginx initialises it (see [`configured_settings`]); `None` when
+/// the pool is out of memory.
+pub fn keep_settings(
+    cf: &mut nginx_sys::ngx_conf_t,
+    settings: ZoneSettings,
+) -> Option<*mut ZoneSettings> {
+    // SAFETY: an allocation in the configuration pool, which outlives the
+    // configuration's zones.
+    let kept =
+        unsafe { nginx_sys::ngx_palloc(cf.pool, size_of::<ZoneSettings>()) }.cast::<ZoneSettings>();
+    if kept.is_null() {
+        return None;
+    }
+    // SAFETY: just allocated, sized for a ZoneSettings and aligned (pool
+    // allocations align to the word size, a ZoneSettings to 8 bytes).
+    unsafe { kept.write(settings) };
+    Some(kept)
+}
+
+/// The settings of a declared zone, while the configuration is built
+/// (before nginx initialises the zone, its `data` is the settings
+/// `auth_cache_zone` allocated).
+///
+/// # Safety
+/// `zone` is a zone of the configuration being built, declared by
+/// `auth_cache_zone` (its size is set), not yet initialised.
+pub unsafe fn configured_settings(zone: *mut ngx_shm_zone_t) -> ZoneSettings {
+    // SAFETY: per the contract, shm::declare stored the ZoneSettings
+    // pointer in zone->data.
+    unsafe {
+        let settings = (*zone).data.cast::<ZoneSettings>();
+        if settings.is_null() {
+            ZoneSettings::default()
+        } else {
+            *settings
+        }
+    }
 }
 
 /// A configured zone: the nginx zone it lives in.
@@ -54,6 +133,19 @@ impl Zone {
             let secret = (*data).secret;
             let mut table = Table::new(&mut (*data).header, buckets, slots);
             Some(f(&secret, &mut table))
+        }
+    }
+
+    /// The zone's secret, without the lock: it is written once, when the
+    /// zone is made, before any worker runs.
+    pub fn secret(&self) -> Option<KeyedHash> {
+        // SAFETY: as in with(); the secret is never written after init.
+        unsafe {
+            let data = (*self.0).data.cast::<ZoneData>();
+            if data.is_null() || (*data).magic != MAGIC {
+                return None;
+            }
+            Some((*data).secret)
         }
     }
 }

@@ -18,10 +18,10 @@ use super::KeyAuthModule;
 use crate::counters::{self, Counter};
 use crate::nginx::bitfield;
 use crate::nginx::conf::{
-    args, conf_message, directive, emerg, merge, refuse_duplicate_options, set_once, CONF_ERROR,
-    CONF_OK,
+    args, conf_message, directive, emerg, merge, refuse_duplicate_options, set_once, size_option,
+    CONF_ERROR, CONF_OK,
 };
-use crate::nginx::ffi::{guard_conf, guard_status};
+use crate::nginx::ffi::guard_status;
 use crate::nginx::shm;
 use crate::nginx::variables::{self, AssignableVariable};
 
@@ -108,7 +108,21 @@ pub struct KeyAuthConf {
     pub challenge: Option<&'static [u8]>,
     /// `key_auth_preflight pass` (true) or `check`.
     pub preflight_pass: Option<bool>,
+    /// `key_auth_body_field` (`Some(None)`: `off`).
+    pub body_field: Option<Option<BodyField>>,
 }
+
+/// `key_auth_body_field name [max=size]`: the form field that may carry the
+/// key, and how much of a form body is searched.
+#[derive(Clone, Copy)]
+pub struct BodyField {
+    pub name: ngx_str_t,
+    pub max: usize,
+}
+
+/// The default `max=` of `key_auth_body_field`: a login or token form, not
+/// an upload.
+pub const DEFAULT_BODY_MAX: usize = 64 * 1024;
 
 /// The challenge sent with a 401 when `key_auth_realm` is not set (APISIX's).
 pub const DEFAULT_CHALLENGE: &[u8] = br#"apikey realm="key""#;
@@ -179,6 +193,9 @@ impl KeyAuthConf {
     pub fn challenge(&self) -> &'static [u8] {
         self.challenge.unwrap_or(DEFAULT_CHALLENGE)
     }
+    pub fn body_field(&self) -> Option<&BodyField> {
+        self.body_field.as_ref().and_then(Option::as_ref)
+    }
     pub fn preflight_pass(&self) -> bool {
         self.preflight_pass.unwrap_or(false)
     }
@@ -212,7 +229,7 @@ const fn command(
 }
 
 /// The directive table.
-pub static mut COMMANDS: [ngx_command_t; 13] = [
+pub static mut COMMANDS: [ngx_command_t; 14] = [
     command(
         ngx::ngx_string!("key_auth_consumers"),
         nginx_sys::NGX_HTTP_MAIN_CONF | nginx_sys::NGX_CONF_BLOCK | nginx_sys::NGX_CONF_NOARGS,
@@ -247,6 +264,12 @@ pub static mut COMMANDS: [ngx_command_t; 13] = [
         ngx::ngx_string!("key_auth_query"),
         LOC | nginx_sys::NGX_CONF_TAKE1,
         set_query,
+        nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
+    ),
+    command(
+        ngx::ngx_string!("key_auth_body_field"),
+        LOC | nginx_sys::NGX_CONF_TAKE12,
+        set_body_field,
         nginx_sys::NGX_HTTP_LOC_CONF_OFFSET,
     ),
     command(
@@ -329,7 +352,11 @@ fn name(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<ngx_str_t, *mut c_char>
     if ok {
         Ok(value)
     } else {
-        Err(emerg(cf, format_args!("invalid name \"{value}\"")))
+        let directive = args(cf)[0];
+        Err(emerg(
+            cf,
+            format_args!("\"{directive}\": invalid name \"{value}\""),
+        ))
     }
 }
 
@@ -461,6 +488,45 @@ unsafe extern "C" fn set_query(
 ) -> *mut c_char {
     // SAFETY: as in set_enabled().
     unsafe { set_loc(cf, conf, |c| &mut c.query, name) }
+}
+
+/// `key_auth_body_field name [max=size] | off;`
+unsafe extern "C" fn set_body_field(
+    cf: *mut ngx_conf_t,
+    _cmd: *mut ngx_command_t,
+    conf: *mut c_void,
+) -> *mut c_char {
+    // SAFETY: as in set_enabled().
+    unsafe { set_loc(cf, conf, |c| &mut c.body_field, body_field) }
+}
+
+fn body_field(cf: &mut ngx_conf_t, value: ngx_str_t) -> Result<Option<BodyField>, *mut c_char> {
+    let words = args(cf).to_vec();
+    let (directive, options) = (words[0], &words[2..]);
+    if value.as_bytes() == b"off" {
+        return match options.first() {
+            None => Ok(None),
+            Some(option) => Err(emerg(
+                cf,
+                format_args!("\"{directive} off\" takes no options, \"{option}\" given"),
+            )),
+        };
+    }
+    let name = name(cf, value)?;
+    let mut max = DEFAULT_BODY_MAX;
+    for &option in options {
+        match size_option(cf, directive, option, b"max=") {
+            Some(Ok(n)) => max = n,
+            Some(Err(rv)) => return Err(rv),
+            None => {
+                return Err(emerg(
+                    cf,
+                    format_args!("\"{directive}\": invalid option \"{option}\""),
+                ))
+            }
+        }
+    }
+    Ok(Some(BodyField { name, max }))
 }
 
 /// `key_auth_anonymous_consumer name | off;`
@@ -670,27 +736,28 @@ unsafe extern "C" fn set_zone(
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: nginx passes this module's main configuration.
-    let (cf, main) = unsafe { (&mut *cf, &mut *conf.cast::<KeyAuthMainConf>()) };
-    guard_conf(cf.log, || {
-        if !main.zone.is_null() {
-            return conf_message(c"is duplicate");
-        }
-        let (zone_name, size) = (args(cf)[1], args(cf)[2]);
-        match shm::declare(
-            cf,
-            &zone_name,
-            &size,
-            KeyAuthModule::module(),
-            Some(init_zone),
-            ptr::from_mut(main).cast(),
-        ) {
-            Ok(zone) => {
-                main.zone = zone;
-                CONF_OK
+    unsafe {
+        directive(cf, conf, |cf, main: &mut KeyAuthMainConf| {
+            if !main.zone.is_null() {
+                return conf_message(c"is duplicate");
             }
-            Err(rv) => rv,
-        }
-    })
+            let (zone_name, size) = (args(cf)[1], args(cf)[2]);
+            match shm::declare(
+                cf,
+                &zone_name,
+                &size,
+                KeyAuthModule::module(),
+                Some(init_zone),
+                ptr::from_mut(main).cast(),
+            ) {
+                Ok(zone) => {
+                    main.zone = zone;
+                    CONF_OK
+                }
+                Err(rv) => rv,
+            }
+        })
+    }
 }
 
 /// `key_auth_quota_store redis://[user[:password]@]host[:port][/db]
@@ -707,34 +774,35 @@ unsafe extern "C" fn set_quota_store(
     conf: *mut c_void,
 ) -> *mut c_char {
     // SAFETY: nginx passes this module's main configuration.
-    let (cf, main) = unsafe { (&mut *cf, &mut *conf.cast::<KeyAuthMainConf>()) };
-    guard_conf(cf.log, || {
-        if main.store.is_some() {
-            return conf_message(c"is duplicate");
-        }
-        let words = args(cf).to_vec();
-        if let Err(rv) = refuse_duplicate_options(cf, words[0], &words[2..]) {
-            return rv;
-        }
-        let options: Vec<&[u8]> = words[2..].iter().map(|w| w.as_bytes()).collect();
-        let mut spec = match crate::redis::spec::parse(words[1].as_bytes(), &options) {
-            Ok(spec) => spec,
-            Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
-        };
-        if let Some(file) = spec.password_file.clone() {
-            match read_password_file(cf, &file) {
-                Ok(password) => spec.password = Some(password),
-                Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
+    unsafe {
+        directive(cf, conf, |cf, main: &mut KeyAuthMainConf| {
+            if main.store.is_some() {
+                return conf_message(c"is duplicate");
             }
-        }
-        let sockaddr = match resolve(cf, &spec) {
-            Ok(sockaddr) => sockaddr,
-            Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
-        };
-        main.store = Some(crate::redis::client::Store::new(spec, sockaddr));
-        main.store_at = Some(conf_position(cf));
-        CONF_OK
-    })
+            let words = args(cf).to_vec();
+            if let Err(rv) = refuse_duplicate_options(cf, words[0], &words[2..]) {
+                return rv;
+            }
+            let options: Vec<&[u8]> = words[2..].iter().map(|w| w.as_bytes()).collect();
+            let mut spec = match crate::redis::spec::parse(words[1].as_bytes(), &options) {
+                Ok(spec) => spec,
+                Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
+            };
+            if let Some(file) = spec.password_file.clone() {
+                match read_password_file(cf, &file) {
+                    Ok(password) => spec.password = Some(password),
+                    Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
+                }
+            }
+            let sockaddr = match resolve(cf, &spec) {
+                Ok(sockaddr) => sockaddr,
+                Err(e) => return emerg(cf, format_args!("\"key_auth_quota_store\": {e}")),
+            };
+            main.store = Some(crate::redis::client::Store::new(spec, sockaddr));
+            main.store_at = Some(conf_position(cf));
+            CONF_OK
+        })
+    }
 }
 
 /// The password in `password_file=`: the file's first line (a trailing
@@ -894,35 +962,36 @@ unsafe extern "C" fn set_consumers(
 ) -> *mut c_char {
     // SAFETY: nginx passes the configuration being parsed and this module's
     // main configuration.
-    let (cf, main) = unsafe { (&mut *cf, &mut *conf.cast::<KeyAuthMainConf>()) };
-    guard_conf(cf.log, || {
-        // nginx's conf reader allocates every word of every line from
-        // cf->pool, the cycle's pool: a million consumer lines would keep
-        // about 100 MB of words for the whole cycle. Like ngx_http_map_block,
-        // parse the block with a pool of its own, destroyed afterwards
-        // (the registry copies what it keeps; included files' names, which
-        // nginx puts there too, are only used while they are read).
-        // SAFETY: a new pool, owned by this function until destroyed below.
-        let words = unsafe { ngx_create_pool(NGX_DEFAULT_POOL_SIZE as usize, cf.log) };
-        if words.is_null() {
-            return CONF_ERROR;
-        }
-        let save = *cf;
-        cf.pool = words;
-        cf.handler = Some(consumer_line);
-        cf.handler_conf = ptr::from_mut(&mut main.registry).cast();
-        // SAFETY: the standard nested-block parse, as ngx_http_map_module
-        // does; `cf` is restored afterwards.
-        let rv = unsafe { ngx_conf_parse(cf, ptr::null_mut()) };
-        *cf = save;
-        // SAFETY: nothing refers to the block's words any more: every line
-        // was handled (and its messages logged) during the parse.
-        unsafe { ngx_destroy_pool(words) };
-        // The block is complete: the key table takes its compact form.
-        main.registry.freeze();
-        release_freed_memory();
-        rv
-    })
+    unsafe { directive(cf, conf, consumers_block) }
+}
+
+fn consumers_block(cf: &mut ngx_conf_t, main: &mut KeyAuthMainConf) -> *mut c_char {
+    // nginx's conf reader allocates every word of every line from
+    // cf->pool, the cycle's pool: a million consumer lines would keep
+    // about 100 MB of words for the whole cycle. Like ngx_http_map_block,
+    // parse the block with a pool of its own, destroyed afterwards
+    // (the registry copies what it keeps; included files' names, which
+    // nginx puts there too, are only used while they are read).
+    // SAFETY: a new pool, owned by this function until destroyed below.
+    let words = unsafe { ngx_create_pool(NGX_DEFAULT_POOL_SIZE as usize, cf.log) };
+    if words.is_null() {
+        return CONF_ERROR;
+    }
+    let save = *cf;
+    cf.pool = words;
+    cf.handler = Some(consumer_line);
+    cf.handler_conf = ptr::from_mut(&mut main.registry).cast();
+    // SAFETY: the standard nested-block parse, as ngx_http_map_module
+    // does; `cf` is restored afterwards.
+    let rv = unsafe { ngx_conf_parse(cf, ptr::null_mut()) };
+    *cf = save;
+    // SAFETY: nothing refers to the block's words any more: every line
+    // was handled (and its messages logged) during the parse.
+    unsafe { ngx_destroy_pool(words) };
+    // The block is complete: the key table takes its compact form.
+    main.registry.freeze();
+    release_freed_memory();
+    rv
 }
 
 /// Gives the pages freed by a consumer block's parse (its words, the
@@ -945,9 +1014,7 @@ unsafe extern "C" fn consumer_line(
     dummy: *mut ngx_command_t,
     conf: *mut c_void,
 ) -> *mut c_char {
-    // SAFETY: `conf` is the registry set as handler_conf in set_consumers.
-    let (cf, registry) = unsafe { (&mut *cf, &mut *conf.cast::<Registry>()) };
-    guard_conf(cf.log, || {
+    let body = |cf: &mut ngx_conf_t, registry: &mut Registry| {
         let words: Vec<&[u8]> = args(cf).iter().map(|w| w.as_bytes()).collect();
         if words.len() == 2 && words[0] == b"include" {
             let save = *cf;
@@ -981,7 +1048,9 @@ unsafe extern "C" fn consumer_line(
             }
         }
         CONF_OK
-    })
+    };
+    // SAFETY: `conf` is the registry set as handler_conf in set_consumers.
+    unsafe { directive(cf, conf, body) }
 }
 
 /// nginx's cached wall-clock time, Unix seconds.
@@ -1101,6 +1170,7 @@ fn merge_levels(cf: &mut ngx_conf_t, parent: &KeyAuthConf, child: &mut KeyAuthCo
     child.anonymous = child.anonymous.or(parent.anonymous);
     child.challenge = child.challenge.or(parent.challenge);
     child.preflight_pass = child.preflight_pass.or(parent.preflight_pass);
+    child.body_field = child.body_field.or(parent.body_field);
     child.allow = child.allow.or(parent.allow);
     child.deny = child.deny.or(parent.deny);
     for (directive, list) in [

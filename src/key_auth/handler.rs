@@ -34,24 +34,26 @@ use core::ptr;
 
 use nginx_sys::{
     ngx_current_msec, ngx_http_request_t, ngx_int_t, ngx_str_t, ngx_uint_t, NGX_AGAIN,
-    NGX_DECLINED, NGX_ERROR, NGX_HTTP_FORBIDDEN, NGX_HTTP_INTERNAL_SERVER_ERROR,
-    NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
+    NGX_DECLINED, NGX_ERROR, NGX_HTTP_BAD_REQUEST, NGX_HTTP_FORBIDDEN,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_LOG_INFO,
+    NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
 use super::conf::{Forbidden, KeyAuthConf, KeyAuthMainConf, ZoneHeader};
 use super::consumers::{Consumer, Credential};
 use super::expiry;
+use super::form::{self, Field};
 use super::passage::{hidden_sources, Identity, Passage, Refusal, Source, Step, Verdict};
 use super::quota::Decision;
 use super::respond::Denial;
 use super::KeyAuthModule;
 use crate::counters;
 use crate::counters::schema::{key_auth as slots, key_auth_consumer as consumer_slots};
-use crate::nginx::decimal::decimal;
+use crate::nginx::client_body::{self, BodyStep};
 use crate::nginx::ffi::guard_status;
 use crate::nginx::headers_in::PreparedName;
-use crate::nginx::{args, headers, headers_in, request, shm, variables};
+use crate::nginx::{args, headers, headers_in, pool, request, shm, variables};
 
 /// Headers only this module may send upstream (names hashed at compile
 /// time: they are set on every request).
@@ -178,6 +180,15 @@ pub unsafe extern "C" fn hide_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
         if passage.hidden_by == conf_id(conf) {
             return NGX_DECLINED as ngx_int_t;
         }
+        // key_auth never looked at this request: a form body may still
+        // hold the field (read it now; fail closed when it cannot be).
+        if passage.verdict == Verdict::Unchecked && !passage.body_field {
+            match body_key(r, conf, passage) {
+                BodyKey::Reading(rc) => return rc,
+                BodyKey::Refused(status) => return status as ngx_int_t,
+                _ => {}
+            }
+        }
         if hide(r, conf, main, passage).is_err() {
             return fail(passage);
         }
@@ -234,7 +245,10 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         passage.verdict = match passage.step(conf.anonymous()) {
             Step::Check => {
                 passage.checked_in = conf_id(conf);
-                identify(r, conf, main)
+                match identify(r, conf, main, passage) {
+                    Lookup::Decided(verdict) => verdict,
+                    Lookup::Reading(rc) => return rc,
+                }
             }
             Step::Refuse(refusal) => Verdict::Refused(refusal),
             Step::Continue(identity) => Verdict::Allowed(identity),
@@ -380,39 +394,163 @@ fn is_preflight(r: &ngx_http_request_t) -> bool {
         && headers_in::find(r, b"access-control-request-method").is_some()
 }
 
+/// What looking for the key came to.
+enum Lookup {
+    Decided(Verdict),
+    /// nginx is reading the form body: the access handler returns this
+    /// (`NGX_DONE`) and runs again once the body is in.
+    Reading(ngx_int_t),
+}
+
 /// Steps 2: the key (header when present, even empty or wrong; otherwise
-/// the query argument, percent-decoded), its credential, or the anonymous
+/// the query argument, percent-decoded; otherwise, with
+/// `key_auth_body_field`, the form body's field), its credential, or the
+/// anonymous consumer. A body that cannot be searched (too large, a field
+/// given twice, unreadable) refuses the request whatever the anonymous
 /// consumer.
-fn identify(r: &ngx_http_request_t, conf: &KeyAuthConf, main: &KeyAuthMainConf) -> Verdict {
-    let found = match headers_in::find(r, conf.header()) {
-        Some(h) => Some((
-            main.registry.lookup_credential(h.value.as_bytes()),
-            Source::Header,
-        )),
-        None => args::find(r.args.as_bytes(), conf.query()).map(|raw| {
-            let key = args::decode(raw);
-            (main.registry.lookup_credential(&key), Source::Query)
-        }),
+fn identify(
+    r: &mut ngx_http_request_t,
+    conf: &KeyAuthConf,
+    main: &KeyAuthMainConf,
+    passage: &mut Passage,
+) -> Lookup {
+    let in_header = headers_in::find(r, conf.header())
+        .map(|h| main.registry.lookup_credential(h.value.as_bytes()));
+    let in_query = || {
+        args::find(r.args.as_bytes(), conf.query())
+            .map(|raw| main.registry.lookup_credential(&args::decode(raw)))
+    };
+    let found = match (in_header, in_header.is_none().then(in_query).flatten()) {
+        (Some(index), _) => Some((index, Source::Header)),
+        (None, Some(index)) => Some((index, Source::Query)),
+        (None, None) => match body_key(r, conf, passage) {
+            BodyKey::NotSearched | BodyKey::Absent => None,
+            BodyKey::Key(key) => Some((main.registry.lookup_credential(&key), Source::Body)),
+            BodyKey::Reading(rc) => return Lookup::Reading(rc),
+            BodyKey::Repeated(field) => {
+                request::without_request_context(r, |log| {
+                    ngx::ngx_log_error!(
+                        NGX_LOG_INFO,
+                        log,
+                        "key_auth: the form body holds the field \"{}\" more than once; \
+                         refused (400), client: {}, uri: \"{}\"",
+                        field,
+                        request::client(r),
+                        r.uri
+                    );
+                });
+                let status = NGX_HTTP_BAD_REQUEST as u16;
+                return Lookup::Decided(Verdict::Refused(Refusal::Status(status)));
+            }
+            BodyKey::Refused(status) => {
+                return Lookup::Decided(Verdict::Refused(Refusal::Status(status)))
+            }
+        },
     };
     let denial = match found {
         Some((Some(index), source)) if !key_expired(r, main, index) => {
-            return Verdict::Allowed(Identity {
+            return Lookup::Decided(Verdict::Allowed(Identity {
                 consumer: main.registry.credential(index).consumer,
                 credential: Some((index, source)),
-            })
+            }))
         }
         // an expired key is an invalid key
         Some((Some(_), _)) => Denial::Invalid,
         Some((None, _)) => Denial::Invalid,
         None => Denial::Missing,
     };
-    match conf.anonymous() {
+    Lookup::Decided(match conf.anonymous() {
         Some(consumer) => Verdict::Allowed(Identity {
             consumer,
             credential: None,
         }),
         None => Verdict::Refused(Refusal::Unauthorized(denial)),
+    })
+}
+
+/// What the form body says about the key.
+enum BodyKey {
+    /// No `key_auth_body_field` here, not a form, or no body.
+    NotSearched,
+    /// A form without the field.
+    Absent,
+    /// The field's decoded value.
+    Key(Vec<u8>),
+    /// The field (this name) more than once.
+    Repeated(ngx_str_t),
+    /// nginx is reading the body (return this status).
+    Reading(ngx_int_t),
+    /// The body cannot be searched: answer with this status (413 over
+    /// `max=`, or what nginx's reader refused with).
+    Refused(u16),
+}
+
+const BODY_FIELD: &str = "key_auth_body_field";
+
+/// The `key_auth_body_field` of a form body (`Content-Type:
+/// application/x-www-form-urlencoded`, with a body), read with nginx's
+/// reader the first time (the upstream still gets it whole). Marks the
+/// passage when the body holds the field, so that hiding removes it.
+fn body_key(r: &mut ngx_http_request_t, conf: &KeyAuthConf, passage: &mut Passage) -> BodyKey {
+    let Some(field) = conf.body_field() else {
+        return BodyKey::NotSearched;
+    };
+    // SAFETY: the Content-Type header element of the live request, or null.
+    let content_type = unsafe { r.headers_in.content_type.as_ref() };
+    if !content_type.is_some_and(|h| form::is_form(h.value.as_bytes()))
+        || !client_body::announced(r)
+    {
+        return BodyKey::NotSearched;
     }
+    let body = match client_body::prepare(r, field.max, BODY_FIELD) {
+        BodyStep::Ready(None) => return BodyKey::NotSearched,
+        BodyStep::Ready(Some(body)) => body,
+        BodyStep::Reading(rc) => return BodyKey::Reading(rc),
+        BodyStep::Refuse(status) => return BodyKey::Refused(status as u16),
+    };
+    match form::find(body.as_bytes(), field.name.as_bytes()) {
+        Field::Absent => BodyKey::Absent,
+        Field::Once(key) => {
+            passage.body_field = true;
+            BodyKey::Key(key)
+        }
+        Field::Repeated => {
+            passage.body_field = true;
+            BodyKey::Repeated(field.name)
+        }
+    }
+}
+
+/// Removes the body field (under every name of [`key_names`]) from the
+/// body the upstream gets, once per request.
+fn hide_body(
+    r: &mut ngx_http_request_t,
+    conf: &KeyAuthConf,
+    passage: &mut Passage,
+) -> Result<(), crate::nginx::NgxError> {
+    if !passage.body_field || passage.body_hidden {
+        return Ok(());
+    }
+    // The body was read when the field was found: this is a copy of it
+    // (the bound was checked then).
+    let BodyStep::Ready(Some(body)) = client_body::prepare(r, usize::MAX, BODY_FIELD) else {
+        return Err(crate::nginx::NgxError);
+    };
+    let mut edited: Option<Vec<u8>> = None;
+    for c in key_names(conf, Some(&*passage)) {
+        if let Some(field) = c.body_field() {
+            let current = edited.as_deref().unwrap_or(body.as_bytes());
+            if let Some(without) = form::remove(current, field.name.as_bytes()) {
+                edited = Some(without);
+            }
+        }
+    }
+    if let Some(without) = edited {
+        let copy = pool::copy_to_pool(r, &without)?;
+        client_body::replace(r, copy.as_bytes())?;
+    }
+    passage.body_hidden = true;
+    Ok(())
 }
 
 /// Whether the key of credential `index` has expired (`expires=`); says so
@@ -442,7 +580,8 @@ fn key_expired(r: &ngx_http_request_t, main: &KeyAuthMainConf, index: usize) -> 
 
 /// Step 3: removes the key's source: the header, or the argument from the
 /// request's arguments, `$request_uri` and the request line (see
-/// [`args::remove_everywhere`]); both without a valid key.
+/// [`args::remove_everywhere`]); both without a valid key. The body field
+/// whenever the body held it ([`hide_body`]).
 ///
 /// After an internal redirect the key was found under the names of the
 /// location that checked it ([`Passage::checked_in`]), which may not be
@@ -451,8 +590,9 @@ fn hide(
     r: &mut ngx_http_request_t,
     conf: &KeyAuthConf,
     main: &KeyAuthMainConf,
-    passage: &Passage,
+    passage: &mut Passage,
 ) -> Result<(), crate::nginx::NgxError> {
+    hide_body(r, conf, passage)?;
     let (header, query) = hidden_sources(&passage.verdict);
     if header {
         for c in key_names(conf, Some(passage)) {
@@ -571,6 +711,7 @@ enum Count {
 /// Step 5's count: in Redis with `key_auth_quota_store` (one round trip,
 /// the request waiting meanwhile; `on_error` when Redis fails), else in
 /// the shared zone.
+#[inline(always)]
 fn count(
     r: &mut ngx_http_request_t,
     main: &KeyAuthMainConf,
@@ -578,11 +719,24 @@ fn count(
     limit: &super::consumers::Limit,
     passage: &mut Passage,
 ) -> Count {
+    match main.store.as_deref() {
+        Some(store) => count_in_store(r, main, store, consumer, limit, passage),
+        None => count_in_zone(main, consumer, limit).map_or(Count::ZoneFull, Count::Decided),
+    }
+}
+
+/// [`count`] with `key_auth_quota_store`.
+#[inline(never)]
+fn count_in_store(
+    r: &mut ngx_http_request_t,
+    main: &KeyAuthMainConf,
+    store: &crate::redis::client::Store,
+    consumer: &Consumer,
+    limit: &super::consumers::Limit,
+    passage: &mut Passage,
+) -> Count {
     use crate::redis::client::Outcome;
     use crate::redis::spec::OnError;
-    let Some(store) = main.store.as_deref() else {
-        return count_in_zone(main, consumer, limit).map_or(Count::ZoneFull, Count::Decided);
-    };
     let outcome = match passage.quota_wait {
         Some(ticket) => match store.take(ticket) {
             None => return Count::Waiting,
@@ -619,6 +773,7 @@ fn count(
 }
 
 /// Counts the request in the shared zone. `None`: the zone is full.
+#[inline]
 fn count_in_zone(
     main: &KeyAuthMainConf,
     consumer: &Consumer,
@@ -646,11 +801,12 @@ fn rate_limit_headers(
     r: &mut ngx_http_request_t,
     d: &Decision,
 ) -> Result<(), crate::nginx::NgxError> {
-    let mut buf = [0u8; 20];
-    headers::push_response(r, b"X-RateLimit-Limit", decimal(d.limit, &mut buf))?;
-    headers::push_response(r, b"X-RateLimit-Remaining", decimal(d.remaining, &mut buf))?;
-    headers::push_response(r, b"X-RateLimit-Reset", decimal(d.reset_secs, &mut buf))?;
-    Ok(())
+    const NAMES: [&[u8]; 3] = [
+        b"X-RateLimit-Limit",
+        b"X-RateLimit-Remaining",
+        b"X-RateLimit-Reset",
+    ];
+    headers::push_response_decimals(r, &NAMES, [d.limit, d.remaining, d.reset_secs])
 }
 
 fn upstream_headers(

@@ -6,6 +6,8 @@
 //!   settings;
 //! * [`consumers`] — the registry: line parsing, SHA-256 digests, O(1)
 //!   lookup (pure);
+//! * [`form`] — form bodies: the `key_auth_body_field`, the body without
+//!   it (pure);
 //! * [`quota`] — fixed windows and the shared counter table (pure);
 //! * [`passage`] — what was decided for a request, kept across internal
 //!   redirects (pure);
@@ -16,6 +18,7 @@
 pub mod conf;
 pub mod consumers;
 pub mod expiry;
+pub mod form;
 pub mod handler;
 pub mod passage;
 pub mod quota;

@@ -12,6 +12,8 @@ use super::respond::Denial;
 pub enum Source {
     Header,
     Query,
+    /// The `key_auth_body_field` of a form body.
+    Body,
 }
 
 /// Who the request is.
@@ -63,6 +65,12 @@ pub struct Passage {
     /// The quota store (`key_auth_quota_store`) is counting this request:
     /// the access handler waits for this ticket's outcome.
     pub quota_wait: Option<crate::redis::client::Ticket>,
+    /// The form body holds the `key_auth_body_field` (once or more): it
+    /// is the key's source, which `key_auth_hide_credentials on` removes.
+    pub body_field: bool,
+    /// The field was removed from the body the upstream gets (once: an
+    /// internal redirect does not read or strip the body again).
+    pub body_hidden: bool,
 }
 
 /// What a `key_auth` location does with a request, given its passage.
@@ -102,9 +110,13 @@ impl Passage {
     }
 }
 
-/// Which key sources `key_auth_hide_credentials on` removes: the one a
-/// valid key came from; both when there was no valid key (anonymous or
-/// refused), since a wrong key may be a near-miss of a real one.
+/// Which key sources `key_auth_hide_credentials on` removes, the header
+/// and the query argument: the one a valid key came from; both when there
+/// was no valid key (anonymous or refused), since a wrong key may be a
+/// near-miss of a real one. A body field is removed whenever the body held
+/// it ([`Passage::body_field`]); a valid key from the body leaves the
+/// header and the argument alone (neither was there: the body is only
+/// searched without them).
 pub fn hidden_sources(verdict: &Verdict) -> (bool, bool) {
     match verdict {
         Verdict::Allowed(Identity {
@@ -115,6 +127,10 @@ pub fn hidden_sources(verdict: &Verdict) -> (bool, bool) {
             credential: Some((_, Source::Query)),
             ..
         }) => (false, true),
+        Verdict::Allowed(Identity {
+            credential: Some((_, Source::Body)),
+            ..
+        }) => (false, false),
         _ => (true, true),
     }
 }
@@ -135,10 +151,7 @@ mod tests {
     fn with(verdict: Verdict) -> Passage {
         Passage {
             verdict,
-            counted: None,
-            hidden_by: 0,
-            checked_in: 0,
-            quota_wait: None,
+            ..Passage::default()
         }
     }
 
@@ -202,6 +215,11 @@ mod tests {
         };
         assert_eq!(hidden_sources(&Verdict::Allowed(header)), (true, false));
         assert_eq!(hidden_sources(&Verdict::Allowed(JACK)), (false, true));
+        let body = Identity {
+            consumer: 0,
+            credential: Some((0, Source::Body)),
+        };
+        assert_eq!(hidden_sources(&Verdict::Allowed(body)), (false, false));
         assert_eq!(hidden_sources(&Verdict::Allowed(ANON)), (true, true));
         assert_eq!(
             hidden_sources(&Verdict::Refused(Refusal::Unauthorized(Denial::Invalid))),

@@ -103,24 +103,20 @@ pub struct Table<'a> {
     /// No counter's window ends before this time (ms), as of the last
     /// compaction (0: compact when needed). Kept in the zone.
     next_compaction_ms: &'a mut u64,
-    /// At most this many slots are occupied (3/4 of them), so probes stay
-    /// short.
-    max_used: u64,
 }
 
-/// Number of slots that may be occupied in a table of `len` slots.
+/// Number of slots that may be occupied in a table of `len` slots (3/4 of
+/// them, so probes stay short).
 pub fn max_used(len: usize) -> u64 {
     (len as u64 * 3 / 4).max(1).min(len as u64)
 }
 
 impl<'a> Table<'a> {
     pub fn new(slots: &'a mut [Slot], used: &'a mut u64, next_compaction_ms: &'a mut u64) -> Self {
-        let max_used = max_used(slots.len());
         Self {
             slots,
             used,
             next_compaction_ms,
-            max_used,
         }
     }
 
@@ -128,42 +124,59 @@ impl<'a> Table<'a> {
         home(key, self.slots.len())
     }
 
+    fn max_used(&self) -> u64 {
+        max_used(self.slots.len())
+    }
+
     /// The slot of `key`, creating it when absent. `None`: the table is full
     /// even after dropping expired counters (or no counter can have expired
     /// since the last compaction).
+    ///
+    /// Inline: a consumer already counted (every request but its first in
+    /// a window) is one probe, usually at its home slot; creating a counter
+    /// is [`Table::insert`]'s, out of line.
+    #[inline]
     pub fn slot(&mut self, key: &[u8; 16], now_ms: u64) -> Option<&mut Slot> {
+        match self.probe(key) {
+            Ok(found) => Some(&mut self.slots[found]),
+            Err(free) => self.insert(key, free, now_ms),
+        }
+    }
+
+    /// [`Table::slot`] for a `key` not in the table, whose probe ended at the
+    /// free slot `free` (`len` for none).
+    #[cold]
+    #[inline(never)]
+    fn insert(&mut self, key: &[u8; 16], free: usize, now_ms: u64) -> Option<&mut Slot> {
         if self.slots.is_empty() {
             return None;
         }
-        let index = match self.probe(key) {
-            Ok(found) => found,
-            Err(free) => {
-                let free = if *self.used < self.max_used {
-                    free
-                } else {
-                    if now_ms < *self.next_compaction_ms {
-                        return None;
-                    }
-                    self.compact(now_ms);
-                    if *self.used >= self.max_used {
-                        return None;
-                    }
-                    self.probe(key).err()?
-                };
-                self.slots[free] = Slot {
-                    occupied: 1,
-                    key: *key,
-                    ..Slot::default()
-                };
-                *self.used += 1;
-                free
+        let max_used = self.max_used();
+        let free = if *self.used < max_used {
+            free
+        } else {
+            if now_ms < *self.next_compaction_ms {
+                return None;
             }
+            self.compact(now_ms);
+            if *self.used >= max_used {
+                return None;
+            }
+            self.probe(key).err()?
         };
-        Some(&mut self.slots[index])
+        let slot = self.slots.get_mut(free)?;
+        *slot = Slot {
+            occupied: 1,
+            key: *key,
+            ..Slot::default()
+        };
+        *self.used += 1;
+        Some(slot)
     }
 
     /// Counts one request of the consumer `key` ([`take`]). `None`: the
     /// table is full.
+    #[inline]
     pub fn count(&mut self, key: &[u8; 16], limit: &Limit, now_ms: u64) -> Option<Decision> {
         let slot = self.slot(key, now_ms)?;
         let decision = take(slot, limit, now_ms);
@@ -175,9 +188,14 @@ impl<'a> Table<'a> {
     }
 
     /// `Ok(index)` of the slot holding `key`, or `Err(index)` of the free
-    /// slot where it would go.
+    /// slot where it would go (`Err(len)`: none, only when every slot is
+    /// occupied; never with [`max_used`] < len; or an empty table).
+    #[inline]
     fn probe(&self, key: &[u8; 16]) -> Result<usize, usize> {
         let len = self.slots.len();
+        if len == 0 {
+            return Err(0);
+        }
         let mut i = self.home(key);
         for _ in 0..len {
             let slot = &self.slots[i];
@@ -187,9 +205,12 @@ impl<'a> Table<'a> {
             if slot.key == *key {
                 return Ok(i);
             }
-            i = (i + 1) % len;
+            i += 1;
+            if i == len {
+                i = 0;
+            }
         }
-        Err(len) // only when every slot is occupied; never with max_used < len
+        Err(len)
     }
 
     /// Drops the counters whose window is over at `now_ms` (a window that
@@ -358,7 +379,7 @@ mod tests {
         let mut used = 0;
         let mut next = 0;
         let mut t = Table::new(&mut slots, &mut used, &mut next);
-        assert_eq!(t.max_used, 6);
+        assert_eq!(t.max_used(), 6);
         for i in 0..6u8 {
             take(t.slot(&[i + 1; 16], 0).unwrap(), &L, 0);
         }
@@ -560,7 +581,7 @@ mod tests {
             let mut next = 0;
             let mut t = Table::new(&mut slots, &mut used, &mut next);
             let mut live = Vec::new();
-            for n in 0..t.max_used {
+            for n in 0..t.max_used() {
                 let mut key = [0u8; 16];
                 key[..8].copy_from_slice(&(len as u64 - 1 - rnd(3)).to_le_bytes());
                 key[8..].copy_from_slice(&n.to_le_bytes());
@@ -576,7 +597,7 @@ mod tests {
             let dropped = t.compact(now);
             live.retain(|&(_, w)| w > now);
             assert_eq!(*t.used, live.len() as u64, "round {round}");
-            assert_eq!(dropped as usize + live.len(), t.max_used as usize);
+            assert_eq!(dropped as usize + live.len(), t.max_used() as usize);
             for (key, _) in &live {
                 assert!(
                     t.probe(key).is_ok(),

@@ -7,8 +7,9 @@
 //! `proxy_pass`, `$args`, `$request_uri`, `$request` and the error log use
 //! it.
 
-use nginx_sys::{ngx_http_request_t, ngx_pnalloc, ngx_str_t};
+use nginx_sys::ngx_http_request_t;
 
+use super::pool::copy_to_pool;
 use super::NgxError;
 
 /// Arguments are separated by `&` only, as nginx's `ngx_http_arg()` and
@@ -139,20 +140,6 @@ pub fn remove_everywhere(r: &mut ngx_http_request_t, name: &[u8]) -> Result<bool
         removed = true;
     }
     Ok(removed)
-}
-
-fn copy_to_pool(r: &mut ngx_http_request_t, bytes: &[u8]) -> Result<ngx_str_t, NgxError> {
-    // SAFETY: allocation in the live request pool, filled right below.
-    let p = unsafe { ngx_pnalloc(r.pool, bytes.len().max(1)) }.cast::<u8>();
-    if p.is_null() {
-        return Err(NgxError);
-    }
-    // SAFETY: `p` holds `bytes.len()` bytes and does not overlap `bytes`.
-    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
-    Ok(ngx_str_t {
-        len: bytes.len(),
-        data: p,
-    })
 }
 
 #[cfg(test)]

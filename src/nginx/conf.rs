@@ -173,6 +173,35 @@ pub fn set_once<T>(
     }
 }
 
+/// The size of a `name=size` option word (`max=16k`), which must be above
+/// 0; otherwise `[emerg] "DIRECTIVE": invalid size in "max=…", it must be a
+/// size above 0 such as 16k or 1m in FILE:LINE`. `None`: the word is not a
+/// `name=` option (the caller refuses it as unknown).
+pub fn size_option(
+    cf: &mut ngx_conf_t,
+    directive: ngx_str_t,
+    option: ngx_str_t,
+    name: &[u8],
+) -> Option<Result<usize, *mut c_char>> {
+    let size = option.as_bytes().strip_prefix(name)?;
+    let mut size = ngx_str_t {
+        len: size.len(),
+        data: size.as_ptr().cast_mut(),
+    };
+    // SAFETY: ngx_parse_size only reads the bytes.
+    let n = unsafe { nginx_sys::ngx_parse_size(&mut size) };
+    if n == nginx_sys::NGX_ERROR as isize || n <= 0 {
+        return Some(Err(emerg(
+            cf,
+            format_args!(
+                "\"{directive}\": invalid size in \"{option}\", it must be a size above 0 \
+                 such as 16k or 1m"
+            ),
+        )));
+    }
+    Some(Ok(n as usize))
+}
+
 #[cfg(test)]
 mod tests {
     use super::duplicate_option;

@@ -8,6 +8,7 @@ use nginx_sys::{
 
 use nginx_sys::ngx_str_t;
 
+use super::decimal::{decimal, DecimalBuf};
 use super::{bitfield, headers_in, NgxError};
 
 /// Copies every `WWW-Authenticate` header of the finished subrequest `sr`
@@ -245,6 +246,72 @@ pub fn push_response(
         });
     }
     Ok(h)
+}
+
+/// Adds the response headers `names[i]: numbers[i]`, in order, the
+/// numbers in decimal ([`push_response`]'s headers, sent the same way).
+/// One pool allocation holds every value, written there in place (no copy),
+/// and the N list elements are taken at once when the list's last part has
+/// room for them (else one by one, as `ngx_list_push` does).
+pub fn push_response_decimals<const N: usize>(
+    r: &mut ngx_http_request_t,
+    names: &[&'static [u8]; N],
+    numbers: [u64; N],
+) -> Result<(), NgxError> {
+    // SAFETY: allocation in the live request pool; DecimalBuf is a byte
+    // array (alignment 1), so the N buffers need no alignment.
+    let data = unsafe { nginx_sys::ngx_pnalloc(r.pool, N * size_of::<DecimalBuf>()) };
+    if data.is_null() {
+        return Err(NgxError);
+    }
+    // SAFETY: `data` has room for N DecimalBufs and belongs to this request
+    // only; any bytes are valid u8s (each buffer is written before use).
+    let bufs = unsafe { core::slice::from_raw_parts_mut(data.cast::<DecimalBuf>(), N) };
+    let list = &mut r.headers_out.headers;
+    // SAFETY: `last` is the list's last part, in the request pool; a part
+    // holds `nalloc` elements of `size` bytes, `nelts` of them in use.
+    let elts = unsafe {
+        let last = &mut *list.last;
+        if list.size == size_of::<ngx_table_elt_t>() && last.nelts + N <= list.nalloc {
+            let first = last.elts.cast::<ngx_table_elt_t>().add(last.nelts);
+            last.nelts += N;
+            Some(first)
+        } else {
+            None
+        }
+    };
+    for (i, buf) in bufs.iter_mut().enumerate() {
+        let (name, value) = (names[i], decimal(numbers[i], buf));
+        let h = match elts {
+            // SAFETY: element i of the N just taken from the last part.
+            Some(first) => unsafe { first.add(i) },
+            // SAFETY: headers_out.headers is the response's header list.
+            None => unsafe { ngx_list_push(list) }.cast::<ngx_table_elt_t>(),
+        };
+        if h.is_null() {
+            return Err(NgxError);
+        }
+        // SAFETY: `h` is a fresh list element, fully initialised here;
+        // `name` is static, `value` lives in the request pool.
+        unsafe {
+            h.write(ngx_table_elt_t {
+                hash: 1,
+                key: ngx_str_t {
+                    len: name.len(),
+                    data: name.as_ptr().cast_mut(),
+                },
+                value: ngx_str_t {
+                    len: value.len(),
+                    data: value.as_ptr().cast_mut(),
+                },
+                lowcase_key: core::ptr::null_mut(),
+                // nginx < 1.23 has no `next` chain of repeated headers.
+                #[cfg(nginx1_23_0)]
+                next: core::ptr::null_mut(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The first `WWW-Authenticate` of a finished subrequest, where

@@ -8,6 +8,8 @@
 //! * [`conf`] — directive arguments, `[emerg]` reporting, module lookup;
 //! * [`phase`] — access-phase registration in the position nginx's own auth
 //!   modules occupy;
+//! * [`client_body`] — reading the client's body in the access phase
+//!   without consuming it, giving the upstream another one;
 //! * [`subrequest`] — starting a subrequest (method, args, own body) and
 //!   recording its result (status, captured body);
 //! * [`delay`] — pausing a request on a timer without blocking the worker;
@@ -37,6 +39,7 @@ impl core::fmt::Display for NgxError {
 
 pub mod args;
 pub mod bitfield;
+pub mod client_body;
 pub mod conf;
 pub mod decimal;
 pub mod delay;

@@ -1,9 +1,13 @@
 //! Pool cleanups: objects whose lifetime is a pool's (a client connection's,
-//! a request's) and that must act when it ends.
+//! a request's) and that must act when it ends; bytes copied into a
+//! request's pool.
 
 use core::ffi::c_void;
 
-use nginx_sys::{ngx_pool_cleanup_add, ngx_pool_cleanup_pt, ngx_pool_t};
+use nginx_sys::{
+    ngx_http_request_t, ngx_pnalloc, ngx_pool_cleanup_add, ngx_pool_cleanup_pt, ngx_pool_t,
+    ngx_str_t,
+};
 
 use super::NgxError;
 
@@ -57,4 +61,19 @@ pub unsafe fn find_cleanup(
         cln = entry.next;
     }
     None
+}
+
+/// A copy of `bytes` in the request's pool (lives as long as the request).
+pub fn copy_to_pool(r: &ngx_http_request_t, bytes: &[u8]) -> Result<ngx_str_t, NgxError> {
+    // SAFETY: allocation in the live request pool, filled right below.
+    let p = unsafe { ngx_pnalloc(r.pool, bytes.len().max(1)) }.cast::<u8>();
+    if p.is_null() {
+        return Err(NgxError);
+    }
+    // SAFETY: `p` holds `bytes.len()` bytes and does not overlap `bytes`.
+    unsafe { core::ptr::copy_nonoverlapping(bytes.as_ptr(), p, bytes.len()) };
+    Ok(ngx_str_t {
+        len: bytes.len(),
+        data: p,
+    })
 }

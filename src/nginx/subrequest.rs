@@ -9,10 +9,9 @@ use core::ffi::c_void;
 use core::ptr;
 
 use nginx_sys::{
-    ngx_alloc_chain_link, ngx_buf_t, ngx_http_post_subrequest_t, ngx_http_request_body_t,
-    ngx_http_request_t, ngx_http_subrequest, ngx_int_t, ngx_pcalloc, ngx_str_t, ngx_uint_t,
-    NGX_HTTP_GET, NGX_HTTP_POST, NGX_HTTP_PUT, NGX_HTTP_SPECIAL_RESPONSE,
-    NGX_HTTP_SUBREQUEST_IN_MEMORY, NGX_HTTP_SUBREQUEST_WAITED, NGX_OK,
+    ngx_http_post_subrequest_t, ngx_http_request_body_t, ngx_http_request_t, ngx_http_subrequest,
+    ngx_int_t, ngx_pcalloc, ngx_str_t, ngx_uint_t, NGX_HTTP_GET, NGX_HTTP_POST, NGX_HTTP_PUT,
+    NGX_HTTP_SPECIAL_RESPONSE, NGX_HTTP_SUBREQUEST_IN_MEMORY, NGX_HTTP_SUBREQUEST_WAITED, NGX_OK,
 };
 
 use super::bitfield;
@@ -257,29 +256,7 @@ pub fn attach_body(
 ) -> Result<(), NgxError> {
     sr.headers_in.content_length_n = data.len as _;
     bitfield::headers_in::set_chunked(&mut sr.headers_in, false);
-    body.bufs = ptr::null_mut();
-    if data.len > 0 {
-        // SAFETY: allocations in the live request pool.
-        let buf = unsafe { ngx_pcalloc(sr.pool, size_of::<ngx_buf_t>()) }.cast::<ngx_buf_t>();
-        let chain = unsafe { ngx_alloc_chain_link(sr.pool) };
-        if buf.is_null() || chain.is_null() {
-            return Err(NgxError);
-        }
-        // SAFETY: both were just allocated; `data` lives in the
-        // request pool per the Body contract and is only read.
-        unsafe {
-            (*buf).pos = data.data;
-            (*buf).start = data.data;
-            (*buf).last = data.data.add(data.len);
-            (*buf).end = (*buf).last;
-            bitfield::buf::set_memory(&mut *buf, true);
-            bitfield::buf::set_last_buf(&mut *buf, true);
-            bitfield::buf::set_last_in_chain(&mut *buf, true);
-            (*chain).buf = buf;
-            (*chain).next = ptr::null_mut();
-        }
-        body.bufs = chain;
-    }
+    body.bufs = super::client_body::one_buffer_chain(sr, data)?;
     Ok(())
 }
 

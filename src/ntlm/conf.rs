@@ -14,8 +14,8 @@ use super::binding::SessionLimits;
 use super::handler::{self, IdleEntry};
 use super::lru::IdleLru;
 use super::NtlmModule;
-use crate::nginx::conf::{args, conf_message, emerg, CONF_OK};
-use crate::nginx::ffi::{guard_conf, guard_status};
+use crate::nginx::conf::{args, conf_message, directive, emerg, CONF_OK};
+use crate::nginx::ffi::guard_status;
 use crate::nginx::upstream::{keepalive_settings, upstream_blocks};
 
 /// Default `ntlm` connections: idle bound connections kept per worker.
@@ -125,30 +125,31 @@ unsafe extern "C" fn set_ntlm(
 ) -> *mut c_char {
     // SAFETY: nginx passes the configuration being parsed and this module's
     // server configuration of the enclosing upstream block.
-    let (cf, conf) = unsafe { (&mut *cf, &mut *conf.cast::<NtlmSrvConf>()) };
-    guard_conf(cf.log, || {
-        if conf.connections.is_some() {
-            return conf_message(c"is duplicate");
-        }
-        let arg = args(cf).get(1).copied();
-        let connections = match arg {
-            None => DEFAULT_CONNECTIONS,
-            Some(value) => match parse_connections(value.as_bytes()) {
-                Some(n) => n,
-                None => {
-                    return emerg(
-                        cf,
-                        format_args!(
-                            "invalid number of connections \"{value}\" in \"ntlm\" directive, \
-                             an integer from 1 to {MAX_CONNECTIONS} is expected"
-                        ),
-                    )
-                }
-            },
-        };
-        conf.connections = Some(connections);
-        CONF_OK
-    })
+    unsafe {
+        directive(cf, conf, |cf, conf: &mut NtlmSrvConf| {
+            if conf.connections.is_some() {
+                return conf_message(c"is duplicate");
+            }
+            let arg = args(cf).get(1).copied();
+            let connections = match arg {
+                None => DEFAULT_CONNECTIONS,
+                Some(value) => match parse_connections(value.as_bytes()) {
+                    Some(n) => n,
+                    None => {
+                        return emerg(
+                            cf,
+                            format_args!(
+                                "invalid number of connections \"{value}\" in \"ntlm\" directive, \
+                                 an integer from 1 to {MAX_CONNECTIONS} is expected"
+                            ),
+                        )
+                    }
+                },
+            };
+            conf.connections = Some(connections);
+            CONF_OK
+        })
+    }
 }
 
 /// Runs the body of a directive that refines `ntlm` (`ntlm_timeout`,
@@ -162,16 +163,16 @@ unsafe fn ntlm_setting(
     name: &'static str,
     body: impl FnOnce(&mut ngx_conf_t, &mut NtlmSrvConf) -> *mut c_char,
 ) -> *mut c_char {
-    // SAFETY: as in set_ntlm().
-    let (cf, conf) = unsafe { (&mut *cf, &mut *conf.cast::<NtlmSrvConf>()) };
-    guard_conf(cf.log, || {
+    let setting = |cf: &mut ngx_conf_t, conf: &mut NtlmSrvConf| {
         let rv = body(cf, conf);
         if rv == CONF_OK && conf.setting_at.is_none() {
             // SAFETY: while parsing, cf->conf_file is the file being read.
             conf.setting_at = unsafe { cf.conf_file.as_ref() }.map(|f| (name, f.file.name, f.line));
         }
         rv
-    })
+    };
+    // SAFETY: as in set_ntlm().
+    unsafe { directive(cf, conf, setting) }
 }
 
 /// A positive nginx time (`ntlm_timeout`, `ntlm_max_time`).

@@ -502,6 +502,29 @@ sub reload {
     croak "AGTest: reload did not start a new worker";
 }
 
+# reload, then wait until the old workers have exited, so that every request
+# after it is answered with the new configuration (an old worker finishing
+# gracefully may still take a connection meanwhile). Croaks if they linger.
+sub reload_settled {
+    my ($self) = @_;
+    my $master = $self->{nginx_pid} or croak "AGTest: nginx not running";
+    my $children = sub {
+        grep {
+            my $f;
+            open($f, '<', "/proc/$_/stat") && ((split ' ', scalar <$f>)[3] // 0) == $master
+        } map { m{/proc/(\d+)$} ? $1 : () } glob '/proc/[0-9]*';
+    };
+    my @old = $children->();
+    croak "AGTest: no worker processes found" unless @old;
+    $self->reload;
+    my $deadline = time + (valgrind() ? 60 : 10);
+    while (grep { kill 0, $_ } @old) {
+        croak "AGTest: old workers still running after the reload" if time > $deadline;
+        sleep 0.05;
+    }
+    return $self;
+}
+
 # ($exit_code, $output, $conf_path) = $t->nginx_t($conf_text)
 # Writes the (expanded) config to a fresh file and runs "nginx -t" on it.
 sub nginx_t {

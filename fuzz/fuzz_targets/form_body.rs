@@ -1,0 +1,61 @@
+//! Form bodies for key_auth_body_field (src/key_auth/form.rs): finding the
+//! field, removing it, recognising the content type.
+//!
+//! Input: the field name, a newline, then the body (also tried as a
+//! Content-Type value).
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use nginx_authgate::auth_http::params::form_encode_into;
+use nginx_authgate::key_auth::form::{find, is_form, remove, Field};
+use nginx_authgate::nginx::args::decode;
+
+fuzz_target!(|data: &[u8]| {
+    let (name, body) = match data.iter().position(|&b| b == b'\n') {
+        Some(nl) => (&data[..nl], &data[nl + 1..]),
+        None => (&b"apikey"[..], data),
+    };
+    if name.is_empty() {
+        return; // refused at configuration time
+    }
+
+    let found = find(body, name);
+    let removed = remove(body, name);
+    assert_eq!(removed.is_some(), found != Field::Absent, "remove iff found");
+    if let Field::Once(value) = &found {
+        assert!(value.len() <= body.len());
+    }
+    if let Some(out) = &removed {
+        assert!(out.len() < body.len(), "something was removed");
+        assert_eq!(find(out, name), Field::Absent, "no such field left");
+        assert_eq!(remove(out, name), None, "removal is idempotent");
+        // Every other pair survives, byte for byte, in order.
+        let kept: Vec<&[u8]> = body
+            .split(|&b| b == b'&')
+            .filter(|p| {
+                let raw = p.split(|&b| b == b'=').next().unwrap_or_default();
+                p.is_empty() || decode(raw) != name
+            })
+            .collect();
+        assert_eq!(out.clone(), kept.join(&b'&'));
+    }
+
+    // A field written by a form encoder is found with its value, and only
+    // once; appending it again makes it ambiguous.
+    let mut form = Vec::new();
+    form_encode_into(&mut form, name);
+    form.push(b'=');
+    form_encode_into(&mut form, body);
+    assert_eq!(find(&form, name), Field::Once(body.to_vec()));
+    let mut twice = form.clone();
+    twice.push(b'&');
+    twice.extend_from_slice(&form);
+    assert_eq!(find(&twice, name), Field::Repeated);
+    assert_eq!(remove(&twice, name), Some(Vec::new()));
+
+    // Content types: never panics; the media type alone decides.
+    if is_form(body) {
+        let media = body.split(|&b| b == b';').next().unwrap_or_default();
+        assert!(media.len() >= b"application/x-www-form-urlencoded".len());
+    }
+});

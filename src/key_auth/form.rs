@@ -1,0 +1,196 @@
+//! `application/x-www-form-urlencoded` request bodies, for
+//! `key_auth_body_field`: is a body a form, what does its field hold, and
+//! the body without that field. Pure (bytes in, bytes out), unit-tested and
+//! fuzzed (`fuzz/fuzz_targets/form_body.rs`).
+//!
+//! A form is `name=value` pairs separated by `&`; names and values are
+//! percent-encoded, `+` standing for a space (the WHATWG URL standard's
+//! form-urlencoded parser). A field name is compared with the configured one
+//! after decoding, byte for byte (form field names are case-sensitive). A
+//! pair without `=` is the field with an empty value; empty pairs (`a&&b`)
+//! are nobody's.
+
+use crate::nginx::args::decode;
+
+/// The media type a body must have to be searched.
+const FORM: &[u8] = b"application/x-www-form-urlencoded";
+
+/// Whether a `Content-Type` value names a form: the media type, compared
+/// case-insensitively, optionally followed by parameters (`; charset=utf-8`),
+/// with optional whitespace around it.
+pub fn is_form(content_type: &[u8]) -> bool {
+    let media = content_type
+        .split(|&b| b == b';')
+        .next()
+        .unwrap_or_default();
+    trim(media).eq_ignore_ascii_case(FORM)
+}
+
+fn trim(mut s: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = s {
+        s = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = s {
+        s = rest;
+    }
+    s
+}
+
+/// What a form holds under a name.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Field {
+    Absent,
+    /// Exactly once: the decoded value.
+    Once(Vec<u8>),
+    /// More than once: ambiguous (which one would an upstream take?), so
+    /// refused rather than guessed.
+    Repeated,
+}
+
+/// Splits a pair into its raw name and raw value (empty without `=`).
+fn split_pair(pair: &[u8]) -> (&[u8], &[u8]) {
+    match pair.iter().position(|&b| b == b'=') {
+        Some(i) => (&pair[..i], &pair[i + 1..]),
+        None => (pair, &[]),
+    }
+}
+
+/// Whether `pair` is the field `name` (decoded name equal to `name`).
+fn is_field(pair: &[u8], name: &[u8]) -> bool {
+    if pair.is_empty() {
+        return false;
+    }
+    let (raw, _) = split_pair(pair);
+    // Cheap before decoding: an encoded name is never shorter than its
+    // decoding.
+    raw.len() >= name.len() && (raw == name || decode(raw) == name)
+}
+
+fn pairs(body: &[u8]) -> impl Iterator<Item = &[u8]> {
+    body.split(|&b| b == b'&')
+}
+
+/// The field `name` of the form `body`.
+pub fn find(body: &[u8], name: &[u8]) -> Field {
+    let mut found = None;
+    for pair in pairs(body).filter(|p| is_field(p, name)) {
+        if found.is_some() {
+            return Field::Repeated;
+        }
+        found = Some(decode(split_pair(pair).1));
+    }
+    found.map_or(Field::Absent, Field::Once)
+}
+
+/// `body` without any pair of the field `name`, or `None` when it has none.
+/// Every other pair keeps its bytes and its order, joined by single `&` as
+/// they were (an empty pair stays).
+pub fn remove(body: &[u8], name: &[u8]) -> Option<Vec<u8>> {
+    if !pairs(body).any(|p| is_field(p, name)) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(body.len());
+    for (i, pair) in pairs(body).filter(|p| !is_field(p, name)).enumerate() {
+        if i > 0 {
+            out.push(b'&');
+        }
+        out.extend_from_slice(pair);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rm(body: &str, name: &str) -> Option<String> {
+        remove(body.as_bytes(), name.as_bytes()).map(|v| String::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn recognises_form_content_types() {
+        for yes in [
+            "application/x-www-form-urlencoded",
+            "Application/X-WWW-Form-URLEncoded",
+            "application/x-www-form-urlencoded; charset=utf-8",
+            "application/x-www-form-urlencoded;charset=UTF-8",
+            " application/x-www-form-urlencoded ; charset=utf-8",
+        ] {
+            assert!(is_form(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "",
+            "multipart/form-data; boundary=x",
+            "application/json",
+            "application/x-www-form-urlencodedx",
+            "application/x-www-form-urlencoded-x; a=b",
+            "text/plain; application/x-www-form-urlencoded",
+        ] {
+            assert!(!is_form(no.as_bytes()), "{no}");
+        }
+    }
+
+    #[test]
+    fn finds_a_field_decoded() {
+        assert_eq!(
+            find(b"a=1&apikey=k1&b=2", b"apikey"),
+            Field::Once(b"k1".to_vec())
+        );
+        assert_eq!(
+            find(b"apikey=a%2Bb+c", b"apikey"),
+            Field::Once(b"a+b c".to_vec())
+        );
+        assert_eq!(find(b"api%6Bey=k", b"apikey"), Field::Once(b"k".to_vec()));
+        assert_eq!(find(b"x=1&apikey", b"apikey"), Field::Once(Vec::new()));
+        assert_eq!(find(b"apikey=", b"apikey"), Field::Once(Vec::new()));
+        assert_eq!(find(b"apikey=a=b", b"apikey"), Field::Once(b"a=b".to_vec()));
+        assert_eq!(find(b"my+key=k", b"my key"), Field::Once(b"k".to_vec()));
+    }
+
+    #[test]
+    fn does_not_find_other_fields() {
+        for body in [
+            "",
+            "&",
+            "a=1",
+            "APIKEY=k",
+            "apikeys=k",
+            "xapikey=k",
+            "a=apikey",
+            "a=1&apikey%3Dk",
+        ] {
+            assert_eq!(find(body.as_bytes(), b"apikey"), Field::Absent, "{body}");
+        }
+    }
+
+    #[test]
+    fn refuses_a_repeated_field() {
+        assert_eq!(find(b"apikey=a&apikey=a", b"apikey"), Field::Repeated);
+        assert_eq!(find(b"apikey=a&x=1&api%6bey=b", b"apikey"), Field::Repeated);
+        assert_eq!(find(b"apikey&apikey=b", b"apikey"), Field::Repeated);
+    }
+
+    #[test]
+    fn removes_keeping_everything_else() {
+        assert_eq!(rm("a=1&apikey=k&b=2", "apikey").as_deref(), Some("a=1&b=2"));
+        assert_eq!(rm("apikey=k&b=%20+2", "apikey").as_deref(), Some("b=%20+2"));
+        assert_eq!(rm("a=1&apikey=k", "apikey").as_deref(), Some("a=1"));
+        assert_eq!(rm("apikey=k", "apikey").as_deref(), Some(""));
+        assert_eq!(rm("a=1&&apikey=k&", "apikey").as_deref(), Some("a=1&&"));
+        assert_eq!(
+            rm("api%6Bey=k&b=2&apikey", "apikey").as_deref(),
+            Some("b=2")
+        );
+        assert_eq!(rm("a=1&b=2", "apikey"), None);
+        assert_eq!(rm("", "apikey"), None);
+    }
+
+    #[test]
+    fn invalid_escapes_are_literal() {
+        assert_eq!(
+            find(b"apikey=%zz%4", b"apikey"),
+            Field::Once(b"%zz%4".to_vec())
+        );
+        assert_eq!(find(b"%ZZ=k", b"%ZZ"), Field::Once(b"k".to_vec()));
+    }
+}

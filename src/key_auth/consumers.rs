@@ -271,6 +271,7 @@ impl TextIndex {
 }
 
 /// The text of `arena` at `at`.
+#[inline]
 fn text_at(arena: &[u8], at: Text) -> Option<&str> {
     if at == NO_TEXT {
         return None;
@@ -343,6 +344,7 @@ impl Registry {
     }
 
     /// The text at `at`.
+    #[inline]
     fn text(&self, at: Text) -> Option<&str> {
         text_at(&self.arena, at)
     }
@@ -447,6 +449,7 @@ impl Registry {
         Some(self.consumer(index))
     }
 
+    #[inline]
     pub fn consumer(&self, index: usize) -> Consumer<'_> {
         let c = &self.consumers[index];
         let (limit, limit_status) = self
@@ -507,6 +510,7 @@ impl Registry {
     }
 
     /// The credential at `index` (from [`Registry::lookup_credential`]).
+    #[inline]
     pub fn credential(&self, index: usize) -> Credential<'_> {
         let c = &self.credentials[index];
         Credential {

@@ -108,6 +108,12 @@ is(ar(), '200 [MISS]', 'auth_request key jack: asked again');
 is(purged(purge('Auth-Cache-Username: jill', 'Auth-Cache-Client-Id: c1')), 4,
    'user jill and client id c1 at once: 2 + 2');
 is(api('jack', 'c2', 'y'), '200 [HIT]', 'jack from c2 stays');
+is(api('jill', 'c3', 'x'), '200 [MISS]', 'jill again');
+is(purged(purge('Auth-Cache-Username: jack', 'Auth-Cache-Username: jill')), 4,
+   'two lines of one header: both users (2 + 2)');
+is(api('jack', 'c2', 'y'), '200 [MISS]', 'jack from c2: asked again');
+is(purged(purge('Auth-Cache-Purge: all', 'Auth-Cache-Username: nobody')), 3,
+   'Auth-Cache-Purge: all wins over the others (jack from c2: 2, the auth_request key: 1)');
 is(purged(purge('Auth-Cache-Username: nobody')), 0, 'an unknown user: 0');
 is(purged(purge('Auth-Cache-Username:')), 0, 'an empty user: 0 (answers without a user carry no user tag)');
 

@@ -153,7 +153,6 @@ is(http_status($r), 503, 'refused: 503');
 is(http_header($r, 'X-Result'), '[error]', 'refused: result error');
 unlike(http_body($r), qr/PROTECTED/, 'refused: not the protected file');
 cmp_ok($el, '>=', 0.6, 'refused: waited 200 ms + 400 ms');
-cmp_ok($el, '<', 5, 'refused: and not much longer');
 my @l = $t->grep_log(qr/auth_http: ACL service "\/_down\/refused" not reachable after 3 attempts \(last status 502\); answering 503/);
 is(scalar @l, 1, 'refused: the error-log line');
 like($l[0] // '', qr/\[error\]/, 'refused: logged at [error]');
@@ -171,7 +170,6 @@ clear();
 is(http_status($r), 503, 'timeout: 503');
 is(hits('acl'), 2, 'timeout: asked twice (times=1)');
 cmp_ok($el, '>=', 0.5, 'timeout: 200 ms + 100 ms + 200 ms');
-cmp_ok($el, '<', 5, 'timeout: and not much longer');
 ok(scalar $t->grep_log(qr/ACL service "\/_slow\/t" not reachable after 2 attempts \(last status 504\)/),
    'timeout: the error-log line names 504');
 
@@ -234,7 +232,7 @@ clear();
 ($r, $el) = timed_get('/once/protected.html', 'X-Acl-Status: 503');
 is(http_status($r), 503, 'times=0, service 503: 503');
 is(hits('acl'), 1, 'times=0: one attempt');
-cmp_ok($el, '<', 0.9, 'times=0: no wait');
+ok(!$t->grep_log(qr/ACL service "\/_acl\/once" not reachable \(status 503\), retrying/), 'times=0: no wait (no retry planned)');
 ok(scalar $t->grep_log(qr/ACL service "\/_acl\/once" not reachable after 1 attempts \(last status 503\)/),
    'times=0: logged');
 

@@ -2,7 +2,8 @@
 # Configuration fuzzing: every nginx-conf/*.conf example, mutated a few
 # hundred times with a fixed seed (deterministic), through `nginx -t`.
 #
-# Every directive of the module (read from src/*/conf.rs) gets mutated
+# Every directive of the module (read from the command tables in
+# src/*/conf.rs and src/*/module.rs) gets mutated
 # values (empty, huge, negative, zero, junk with quotes / semicolons /
 # braces / `$` / `%`, binary, 10 000-byte strings, duplicated and unknown
 # options), is duplicated, loses arguments, is moved to the wrong context,
@@ -49,7 +50,7 @@ my @known_bugs = (
 # The module's directives, from the command tables.
 ###############################################################################
 my @directives;
-for my $file (sort glob("$root/src/*/conf.rs")) {
+for my $file (sort glob("$root/src/*/conf.rs"), glob("$root/src/*/module.rs")) {
     my $text = $t->read_file($file);
     while ($text =~ /^(.*)ngx_string!\("([a-z_]+)"\)/mg) {
         my ($before, $name) = ($1, $2);
@@ -61,6 +62,7 @@ my %seen;
 @directives = grep { !$seen{$_}++ } @directives;
 my %is_directive = map { $_ => 1 } @directives;
 cmp_ok(scalar @directives, '>=', 17, 'directives found in src/*/conf.rs') or diag("@directives");
+ok($is_directive{$_}, "$_ is among them") for qw(auth_cache_zone auth_cache_purge auth_request_cache);
 
 ###############################################################################
 # The examples, as complete configurations.

@@ -246,7 +246,12 @@ ok(@hidden > 20, 'hide on: many requests seen');
 unlike(join("\n", map { $_->{body} . join('', map { "@$_" } @{ $_->{headers} }) } @hidden),
        qr/SECRET-jack/, 'hide on: the key reached no upstream');
 $t->stop;
-unlike($t->error_log, qr/SECRET/, 'error log (at ' . ($t->has_debug ? 'debug' : 'info') . ' level): no key');
+# An nginx built --with-debug dumps the request line, the arguments and
+# the headers at [debug]: the keys the precedence tests send there (README:
+# key_auth_hide_credentials, "The key in the error log"). No line shows a
+# key sent in a body, at any level.
+my @elog = grep { !/\[debug\].* http (?:header|request line|args): "/ } split /\n/, $t->error_log;
+unlike(join("\n", @elog), qr/SECRET/, 'error log (at ' . ($t->has_debug ? 'debug' : 'info') . ' level): no key');
 # (but the request whose client went away mid-body: nginx's $request_body
 # then shows the part that arrived, never searched nor edited; README says so)
 my @lines = grep { $_ ne 'apikey=SECRET-jack&a=|100|-' } split /\n/, $t->read_file('body.log') . $t->read_file('file.log');

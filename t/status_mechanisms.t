@@ -3,7 +3,8 @@
 # workers. auth_http: results per deciding service (superuser, allow, deny,
 # nomatch, error), retries, exhaustions, encoded answers, latency. ntlm:
 # bindings, bound and idle gauges, requests over bound connections, closes
-# by reason (client closed, timeout), HTTP/2 clients refused.
+# by reason (client closed, timeout; the other reasons: t/status_ntlm_closes.t),
+# HTTP/2 clients refused.
 
 use strict;
 use warnings;

@@ -23,7 +23,7 @@ use crate::decision_cache::lookup::{Flight, Look};
 use crate::nginx::decimal::{decimal, DecimalBuf};
 use crate::nginx::ffi::guard_status;
 use crate::nginx::subrequest::{
-    self, Body, ClientHeaders, Method, SubrequestResult, SubrequestSpec,
+    self, Body, ClientHeaders, Method, Record, SubrequestResult, SubrequestSpec,
 };
 use crate::nginx::{delay, headers, headers_in, request, variables};
 
@@ -378,6 +378,7 @@ fn ask(r: &mut ngx_http_request_t, conf: &AuthHttpConf, ctx: &mut AuthHttpCtx) -
         // cost a new (TLS) connection to the service.
         capture_body: true,
         client_headers: ClientHeaders::ForDecision,
+        record: Record::Answer,
     };
     ctx.subrequest = SubrequestResult::default();
     // SAFETY: nginx's cached clock, read by this worker's event loop only.

@@ -25,8 +25,8 @@ use super::verdict::{verdict_with, Verdict};
 use super::AuthRequestModule;
 use crate::counters::{self, schema::auth_request as slots};
 use crate::decision_cache::lookup::{self, Flight, Look};
-use crate::nginx::ffi::guard_status;
-use crate::nginx::subrequest::{self, SubrequestResult};
+use crate::nginx::ffi::guard_request;
+use crate::nginx::subrequest::{self, Record, SubrequestResult};
 use crate::nginx::{delay, headers, request, variables};
 
 /// Per-request state, reset by nginx on internal redirects.
@@ -43,9 +43,13 @@ struct AuthRequestCtx {
 /// # Safety
 /// Called by nginx's phase engine with a live main request.
 pub unsafe extern "C" fn access_handler(r: *mut ngx_http_request_t) -> ngx_int_t {
-    // SAFETY: the phase engine passes the live main request.
-    let r = unsafe { &mut *r };
-    guard_status(request::log(r), || check(r))
+    // SAFETY: the phase engine passes the live main request, for the call.
+    unsafe {
+        guard_request(r, || {
+            // SAFETY: as above; nothing else holds a reference to it.
+            check(&mut *r)
+        })
+    }
 }
 
 fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
@@ -55,6 +59,12 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
     let Some(uri) = conf.uri() else {
         return NGX_DECLINED as ngx_int_t;
     };
+
+    // Neither cache nor extension here (decided at configuration time):
+    // straight to the subrequest, as nginx's C module does.
+    if conf.drop_in {
+        return check_plain(r, conf, uri);
+    }
 
     let module = AuthRequestModule::module();
     if let Some(ctx) = request::ctx::<AuthRequestCtx>(r, module) {
@@ -67,22 +77,10 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         if !ctx.subrequest.done {
             return NGX_AGAIN as ngx_int_t;
         }
-        let outcome = ctx.subrequest;
         let latency = now_ms().wrapping_sub(ctx.started_ms);
-        let rc = decide(r, conf, &outcome, latency);
-        if !conf.drop_in {
-            cache::remember(r, conf, &mut ctx.cache, &outcome);
-        }
+        let rc = decide(r, conf, &ctx.subrequest, latency);
+        cache::remember(r, conf, &mut ctx.cache, &ctx.subrequest);
         return rc;
-    }
-
-    // Neither cache nor extension here (decided at configuration time):
-    // straight to the subrequest, as nginx's C module does.
-    if conf.drop_in {
-        let Some(ctx) = request::new_ctx::<AuthRequestCtx>(r, module) else {
-            return NGX_ERROR as ngx_int_t;
-        };
-        return ask(r, conf, uri, ctx, None);
     }
 
     // Opt-in auth_request_body (super::body): read the client's body first.
@@ -98,6 +96,23 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         return NGX_ERROR as ngx_int_t;
     };
     look_or_ask(r, conf, uri, ctx, body)
+}
+
+/// [`check`] where neither cache nor extension applies: nginx's C module's
+/// flow (start the subrequest; once it is done, decide from its status).
+fn check_plain(r: &mut ngx_http_request_t, conf: &AuthRequestConf, uri: &ngx_str_t) -> ngx_int_t {
+    let module = AuthRequestModule::module();
+    match request::ctx::<AuthRequestCtx>(r, module) {
+        Some(ctx) if !ctx.subrequest.done => NGX_AGAIN as ngx_int_t,
+        Some(ctx) => {
+            let latency = now_ms().wrapping_sub(ctx.started_ms);
+            decide(r, conf, &ctx.subrequest, latency)
+        }
+        None => match request::new_ctx::<AuthRequestCtx>(r, module) {
+            Some(ctx) => ask(r, conf, uri, ctx, None),
+            None => NGX_ERROR as ngx_int_t,
+        },
+    }
 }
 
 /// Answers from the decision cache, waits for another request's answer to
@@ -130,6 +145,7 @@ fn look_or_ask(
 }
 
 /// Starts the subrequest (and attaches the opt-in body to it).
+#[inline(always)]
 fn ask(
     r: &mut ngx_http_request_t,
     conf: &AuthRequestConf,
@@ -138,8 +154,15 @@ fn ask(
     body: Option<ngx_str_t>,
 ) -> ngx_int_t {
     ctx.started_ms = now_ms();
+    // Without cache or extension only the status is read (as nginx's C
+    // module does); auth_request_cache stores only complete answers.
+    let record = if conf.drop_in {
+        Record::Status
+    } else {
+        Record::Answer
+    };
     // SAFETY: the result slot lives in the request-pool context.
-    match unsafe { subrequest::start(r, uri, None, &mut ctx.subrequest) } {
+    match unsafe { subrequest::start(r, uri, None, record, &mut ctx.subrequest) } {
         // SAFETY: start() returned a live subrequest in the request pool.
         Ok(sr) => match body.map(|b| body::attach(unsafe { &mut *sr }, b)) {
             Some(Err(_)) => NGX_ERROR as ngx_int_t,
@@ -177,6 +200,8 @@ fn count(r: &mut ngx_http_request_t, conf: &AuthRequestConf, slot: usize, ms: Op
 }
 
 /// The subrequest has finished: set variables, then map its status.
+/// Inlined: its two callers are the request's hot path.
+#[inline(always)]
 fn decide(
     r: &mut ngx_http_request_t,
     conf: &AuthRequestConf,

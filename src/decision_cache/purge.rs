@@ -4,7 +4,7 @@
 //!   evaluated to exactly VALUE, in every cache sharing the zone;
 //! * `DELETE` with `Auth-Cache-Username: USER` / `Auth-Cache-Client-Id:
 //!   ID` removes the auth_http answers asked for that user (`%u`) / client
-//!   id (`%c`); several of these headers add up;
+//!   id (`%c`); several of these headers (and lines of one) add up;
 //! * `DELETE` with `Auth-Cache-Purge: all` removes every entry.
 //!
 //! Answers `200` with `purged N\n`, `400` without any of them, `405` for
@@ -50,18 +50,25 @@ fn purge(r: &mut ngx_http_request_t) -> ngx_int_t {
     let Some(zone) = DecisionCacheModule::location_conf(r).and_then(|c| c.purge_zone) else {
         return NGX_ERROR as ngx_int_t;
     };
-    let named = |name: &[u8]| headers_in::find(r, name).map(|h| h.value);
     // Each header names a tag: the entries of one key value (auth_request),
     // of one user or one client id (auth_http); hashed with the zone's
-    // secret as the entries were, so the zone never sees the text.
-    let named = [
-        (named(b"Auth-Cache-Key"), KEY_TAG),
-        (named(b"Auth-Cache-Username"), USER_TAG),
-        (named(b"Auth-Cache-Client-Id"), CLIENT_TAG),
-    ];
+    // secret as the entries were, so the zone never sees the text. Every
+    // line of each header counts.
+    let named = core::cell::RefCell::new(std::vec::Vec::new());
+    for (header, word) in [
+        (&b"Auth-Cache-Key"[..], KEY_TAG),
+        (b"Auth-Cache-Username", USER_TAG),
+        (b"Auth-Cache-Client-Id", CLIENT_TAG),
+    ] {
+        headers_in::any_value(r, header, |value| {
+            named.borrow_mut().push((word, value.to_vec()));
+            false
+        });
+    }
+    let named = named.into_inner();
     let all =
         headers_in::find(r, b"Auth-Cache-Purge").is_some_and(|h| h.value.as_bytes() == b"all");
-    if !all && named.iter().all(|(value, _)| value.is_none()) {
+    if !all && named.is_empty() {
         return NGX_HTTP_BAD_REQUEST as ngx_int_t;
     }
     let removed = Zone(zone).with(|secret, table| {
@@ -70,8 +77,7 @@ fn purge(r: &mut ngx_http_request_t) -> ngx_int_t {
         }
         named
             .iter()
-            .filter_map(|(value, word)| Some((value.as_ref()?, word)))
-            .map(|(value, word)| table.purge_tag(tag(secret, word, value.as_bytes())))
+            .map(|(word, value)| table.purge_tag(tag(secret, word, value)))
             .sum()
     });
     let Some(removed) = removed else {

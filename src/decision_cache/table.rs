@@ -66,7 +66,7 @@ impl Default for Slot {
 impl Slot {
     /// Holds data, nobody is asking the service for it, and it was not
     /// used for the zone's `inactive` time: it counts as absent.
-    fn idle(&self, clock: Clock) -> bool {
+    fn is_inactive(&self, clock: Clock) -> bool {
         self.expires_ms != 0
             && self.pending_until_ms <= clock.now_ms
             && clock.now_ms.saturating_sub(self.used_ms) >= clock.inactive_ms
@@ -188,7 +188,7 @@ impl<'a> Table<'a> {
         let now = clock.now_ms;
         let mut found = self.find(id);
         if let Some(i) = found {
-            if self.slots[i as usize].idle(clock) {
+            if self.slots[i as usize].is_inactive(clock) {
                 self.remove(i);
                 found = None;
             }
@@ -342,7 +342,7 @@ impl<'a> Table<'a> {
             let i = self.header.lru_tail;
             let tail = &self.slots[i as usize];
             let lost =
-                tail.expires_ms == 0 || (tail.expires_ms > clock.now_ms && !tail.idle(clock));
+                tail.expires_ms == 0 || (tail.expires_ms > clock.now_ms && !tail.is_inactive(clock));
             self.remove(i);
             self.header.free_head = self.slots[i as usize].bucket_next;
             (i, lost)
@@ -748,6 +748,74 @@ mod tests {
         t.store(4, [12, 0], 1000, at(0), b"d").unwrap();
         assert_eq!(t.purge_tag(11), 0);
         assert_eq!(t.purge_tag(12), 1);
+    }
+
+    /// Random operations (a fixed-seed LCG) on a small table with an
+    /// inactive time, and after each the structure's invariants: `used`
+    /// counts the slots in use, each is found by its id in its bucket, the
+    /// LRU list holds exactly them, newest use first, and a hit is never
+    /// idle or stale.
+    #[test]
+    fn random_operations_keep_the_table_whole() {
+        let mut m = Mem::new(6);
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut now = 1u64;
+        for _ in 0..20_000 {
+            now += next(40);
+            let clock = Clock {
+                now_ms: now,
+                inactive_ms: 100,
+            };
+            let id = 1 + u128::from(next(12) as u8);
+            let mut t = m.table();
+            match next(6) {
+                0 | 1 => {
+                    if let Begin::Hit(i) =
+                        t.begin(id, || [id, 0], clock, 50, next(2) == 0, next(2) == 0)
+                    {
+                        let slot = &t.slots[i as usize];
+                        assert!(slot.expires_ms > now && slot.used_ms == now);
+                    }
+                }
+                2 | 3 => {
+                    let _ = t.store(id, [id, id + 100], now + next(300), clock, b"v");
+                }
+                4 => t.release(id),
+                _ => {
+                    if next(20) == 0 {
+                        t.purge_all();
+                    } else {
+                        t.purge_tag(id + 100 * u128::from(next(2) as u8));
+                    }
+                }
+            }
+            let in_use: Vec<u32> = (0..t.slots.len() as u32)
+                .filter(|&i| t.slots[i as usize].in_use != 0)
+                .collect();
+            assert_eq!(t.header.used as usize, in_use.len());
+            for &i in &in_use {
+                assert_eq!(t.find(t.slots[i as usize].id), Some(i));
+            }
+            let mut lru = Vec::new();
+            let mut i = t.header.lru_head;
+            while i != NIL {
+                lru.push(i);
+                assert!(lru.len() <= t.slots.len(), "LRU loop");
+                i = t.slots[i as usize].lru_next;
+            }
+            let mut sorted = lru.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, in_use);
+            assert!(lru
+                .windows(2)
+                .all(|w| t.slots[w[0] as usize].used_ms >= t.slots[w[1] as usize].used_ms));
+        }
     }
 
     impl Table<'_> {

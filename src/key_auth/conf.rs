@@ -52,6 +52,8 @@ pub struct KeyAuthMainConf {
     /// like the registry) with `authgate_status_zone … consumers=on`.
     pub counter: Counter,
     pub consumer_counters: Vec<Counter>,
+    /// `X-RateLimit-Limit` of the common `limit=` counts, made by check_main.
+    pub limit_texts: super::quota::LimitTexts,
 }
 
 impl Default for KeyAuthMainConf {
@@ -69,6 +71,7 @@ impl Default for KeyAuthMainConf {
             store_at: None,
             counter: Counter::default(),
             consumer_counters: Vec::new(),
+            limit_texts: Default::default(),
         }
     }
 }
@@ -1140,6 +1143,14 @@ pub fn check_main(cf: &mut ngx_conf_t) -> bool {
             );
             return false;
         }
+    }
+    let registry = &main.registry;
+    let texts = super::quota::LimitTexts::new(
+        (0..registry.len()).filter_map(|i| registry.consumer(i).limit.map(|l| l.count)),
+    );
+    match KeyAuthModule::main_conf_mut(cf) {
+        Some(main) => main.limit_texts = texts,
+        None => return false,
     }
     true
 }

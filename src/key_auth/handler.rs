@@ -11,9 +11,11 @@
 //!    decided before an internal redirect. Refused there: refused here, the
 //!    same way. Identified there: the same consumer here.
 //! 2. Otherwise find the key: the header; only when it is absent, the query
-//!    argument. Look its digest up. Missing or unknown: the anonymous
-//!    consumer when configured, else 401 (see [`super::respond`] for the
-//!    JSON body).
+//!    argument; only when both are absent, with `key_auth_body_field`, the
+//!    field of a form body (read without consuming it: the request waits,
+//!    `NGX_DONE`, and this handler runs again once it is in). Look its
+//!    digest up. Missing or unknown: the anonymous consumer when
+//!    configured, else 401 (see [`super::respond`] for the JSON body).
 //! 3. Hide the credential from the upstream, the variables and the logs
 //!    when asked (also for a refused request: an `error_page` may still
 //!    send it somewhere).
@@ -326,7 +328,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
             }
             Count::Uncounted => None,
             Count::Decided(decision) => {
-                if rate_limit_headers(r, &decision).is_err() {
+                if rate_limit_headers(r, main, &decision).is_err() {
                     return fail(passage);
                 }
                 if !decision.allowed {
@@ -414,16 +416,14 @@ fn identify(
     main: &KeyAuthMainConf,
     passage: &mut Passage,
 ) -> Lookup {
-    let in_header = headers_in::find(r, conf.header())
-        .map(|h| main.registry.lookup_credential(h.value.as_bytes()));
-    let in_query = || {
-        args::find(r.args.as_bytes(), conf.query())
-            .map(|raw| main.registry.lookup_credential(&args::decode(raw)))
-    };
-    let found = match (in_header, in_header.is_none().then(in_query).flatten()) {
-        (Some(index), _) => Some((index, Source::Header)),
-        (None, Some(index)) => Some((index, Source::Query)),
-        (None, None) => match body_key(r, conf, passage) {
+    let found = if let Some(h) = headers_in::find(r, conf.header()) {
+        let index = main.registry.lookup_credential(h.value.as_bytes());
+        Some((index, Source::Header))
+    } else if let Some(raw) = args::find(r.args.as_bytes(), conf.query()) {
+        let index = main.registry.lookup_credential(&args::decode(raw));
+        Some((index, Source::Query))
+    } else {
+        match body_key(r, conf, passage) {
             BodyKey::NotSearched | BodyKey::Absent => None,
             BodyKey::Key(key) => Some((main.registry.lookup_credential(&key), Source::Body)),
             BodyKey::Reading(rc) => return Lookup::Reading(rc),
@@ -445,7 +445,7 @@ fn identify(
             BodyKey::Refused(status) => {
                 return Lookup::Decided(Verdict::Refused(Refusal::Status(status)))
             }
-        },
+        }
     };
     let denial = match found {
         Some((Some(index), source)) if !key_expired(r, main, index) => {
@@ -799,6 +799,7 @@ fn count_in_zone(
 
 fn rate_limit_headers(
     r: &mut ngx_http_request_t,
+    main: &KeyAuthMainConf,
     d: &Decision,
 ) -> Result<(), crate::nginx::NgxError> {
     const NAMES: [&[u8]; 3] = [
@@ -806,7 +807,15 @@ fn rate_limit_headers(
         b"X-RateLimit-Remaining",
         b"X-RateLimit-Reset",
     ];
-    headers::push_response_decimals(r, &NAMES, [d.limit, d.remaining, d.reset_secs])
+    use headers::Decimal::{Number, Text};
+    // The limit's text, made with the configuration, which outlives the
+    // request.
+    let limit = main.limit_texts.get(d.limit).map_or(Number(d.limit), Text);
+    headers::push_response_decimals(
+        r,
+        &NAMES,
+        [limit, Number(d.remaining), Number(d.reset_secs)],
+    )
 }
 
 fn upstream_headers(

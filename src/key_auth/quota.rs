@@ -34,6 +34,51 @@ pub struct Decision {
     pub reset_secs: u64,
 }
 
+/// `X-RateLimit-Limit` as text for the `limit=` counts of the configuration,
+/// made once when it is loaded: a request of a limited consumer then points
+/// its header at the text instead of formatting the number. Limits come in
+/// few distinct values (tiers); only the [`LimitTexts::MAX`] most common are
+/// kept (a request of another count formats it), so a configuration where
+/// every consumer has a limit of its own costs no more than that.
+#[derive(Debug, Default)]
+pub struct LimitTexts {
+    /// Sorted by count.
+    texts: Vec<(u64, Box<[u8]>)>,
+}
+
+impl LimitTexts {
+    pub const MAX: usize = 64;
+
+    pub fn new(counts: impl Iterator<Item = u64>) -> Self {
+        let mut seen = std::collections::HashMap::<u64, usize>::new();
+        for count in counts {
+            *seen.entry(count).or_default() += 1;
+        }
+        let mut common: Vec<(u64, usize)> = seen.into_iter().collect();
+        // most common first, then by count (deterministic)
+        common.sort_unstable_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        common.truncate(Self::MAX);
+        let mut texts: Vec<(u64, Box<[u8]>)> = common
+            .into_iter()
+            .map(|(count, _)| (count, count.to_string().into_bytes().into_boxed_slice()))
+            .collect();
+        texts.sort_unstable_by_key(|&(count, _)| count);
+        Self { texts }
+    }
+
+    /// The text of `count`, when kept.
+    #[inline]
+    pub fn get(&self, count: u64) -> Option<&[u8]> {
+        match self.texts.as_slice() {
+            [(only, text)] => (*only == count).then_some(&**text),
+            texts => texts
+                .binary_search_by_key(&count, |&(c, _)| c)
+                .ok()
+                .map(|i| &*texts[i].1),
+        }
+    }
+}
+
 /// Whether a window that started at `start_ms` and lasts `window_ms` is
 /// over at `now_ms`.
 ///
@@ -286,6 +331,24 @@ mod tests {
         count: 3,
         window_ms: 30_000,
     };
+
+    #[test]
+    fn limit_texts_keep_the_common_counts() {
+        let empty = LimitTexts::new(core::iter::empty());
+        assert_eq!(empty.get(3), None);
+        let one = LimitTexts::new([1_000_000_000u64; 5].into_iter());
+        assert_eq!(one.get(1_000_000_000), Some(&b"1000000000"[..]));
+        assert_eq!(one.get(999_999_999), None);
+        let tiers = LimitTexts::new([3u64, 100, 3, 60, 100, 3, u64::MAX].into_iter());
+        for n in [3u64, 60, 100, u64::MAX] {
+            assert_eq!(tiers.get(n), Some(n.to_string().as_bytes()));
+        }
+        assert_eq!(tiers.get(4), None);
+        // every consumer its own limit: only MAX kept, the most common first
+        let many = LimitTexts::new((0..1000u64).chain([500; 3]));
+        assert_eq!(many.texts.len(), LimitTexts::MAX);
+        assert_eq!(many.get(500), Some(&b"500"[..]));
+    }
 
     #[test]
     fn shared_walkthrough() {

@@ -248,15 +248,26 @@ pub fn push_response(
     Ok(h)
 }
 
-/// Adds the response headers `names[i]: numbers[i]`, in order, the
-/// numbers in decimal ([`push_response`]'s headers, sent the same way).
-/// One pool allocation holds every value, written there in place (no copy),
-/// and the N list elements are taken at once when the list's last part has
+/// A value of [`push_response_decimals`].
+#[derive(Clone, Copy, Debug)]
+pub enum Decimal<'a> {
+    /// A number, written in decimal into the request pool.
+    Number(u64),
+    /// The number's text already, which outlives the request
+    /// (configuration memory): the header points at it, no copy.
+    Text(&'a [u8]),
+}
+
+/// Adds the response headers `names[i]: values[i]`, in order, the numbers
+/// in decimal ([`push_response`]'s headers, sent the same way). One pool
+/// allocation holds every number, written there in place (no copy), and
+/// the N list elements are taken at once when the list's last part has
 /// room for them (else one by one, as `ngx_list_push` does).
+#[inline]
 pub fn push_response_decimals<const N: usize>(
     r: &mut ngx_http_request_t,
     names: &[&'static [u8]; N],
-    numbers: [u64; N],
+    values: [Decimal<'_>; N],
 ) -> Result<(), NgxError> {
     // SAFETY: allocation in the live request pool; DecimalBuf is a byte
     // array (alignment 1), so the N buffers need no alignment.
@@ -281,7 +292,11 @@ pub fn push_response_decimals<const N: usize>(
         }
     };
     for (i, buf) in bufs.iter_mut().enumerate() {
-        let (name, value) = (names[i], decimal(numbers[i], buf));
+        let name = names[i];
+        let value = match values[i] {
+            Decimal::Number(n) => decimal(n, buf),
+            Decimal::Text(text) => text,
+        };
         let h = match elts {
             // SAFETY: element i of the N just taken from the last part.
             Some(first) => unsafe { first.add(i) },
@@ -292,7 +307,8 @@ pub fn push_response_decimals<const N: usize>(
             return Err(NgxError);
         }
         // SAFETY: `h` is a fresh list element, fully initialised here;
-        // `name` is static, `value` lives in the request pool.
+        // `name` is static, `value` lives in the request pool or outlives
+        // the request (Decimal::Text).
         unsafe {
             h.write(ngx_table_elt_t {
                 hash: 1,

@@ -10,8 +10,9 @@ use core::ptr;
 
 use nginx_sys::{
     ngx_http_post_subrequest_t, ngx_http_request_body_t, ngx_http_request_t, ngx_http_subrequest,
-    ngx_int_t, ngx_pcalloc, ngx_str_t, ngx_uint_t, NGX_HTTP_GET, NGX_HTTP_POST, NGX_HTTP_PUT,
-    NGX_HTTP_SPECIAL_RESPONSE, NGX_HTTP_SUBREQUEST_IN_MEMORY, NGX_HTTP_SUBREQUEST_WAITED, NGX_OK,
+    ngx_int_t, ngx_palloc, ngx_pcalloc, ngx_str_t, ngx_uint_t, NGX_HTTP_GET, NGX_HTTP_POST,
+    NGX_HTTP_PUT, NGX_HTTP_SPECIAL_RESPONSE, NGX_HTTP_SUBREQUEST_IN_MEMORY,
+    NGX_HTTP_SUBREQUEST_WAITED, NGX_OK,
 };
 
 use super::bitfield;
@@ -88,6 +89,20 @@ pub struct SubrequestSpec<'a> {
     pub capture_body: bool,
     /// Which of the client's request headers the subrequest carries.
     pub client_headers: ClientHeaders,
+    /// What the completion callback records in the [`SubrequestResult`].
+    pub record: Record,
+}
+
+/// What the completion callback records of a finished subrequest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// `done`, `status` and `request` only, as nginx's C auth_request
+    /// does (`body`, `complete` and `content_encoding` keep their initial
+    /// values): for a caller that decides from the status and reads
+    /// nothing else of the answer, so that it pays for nothing else.
+    Status,
+    /// Everything in [`SubrequestResult`].
+    Answer,
 }
 
 impl<'a> SubrequestSpec<'a> {
@@ -100,6 +115,7 @@ impl<'a> SubrequestSpec<'a> {
             body: None,
             capture_body: false,
             client_headers: ClientHeaders::ForDecision,
+            record: Record::Answer,
         }
     }
 }
@@ -120,19 +136,23 @@ pub enum ClientHeaders {
 
 /// Starts a GET subrequest of `r` to `uri` (taken literally: no variables,
 /// no `?` splitting) with optional `args`, carrying all the client's request
-/// headers, as nginx's C auth_request does. See [`start_with`].
+/// headers, as nginx's C auth_request does; `record` says what the result
+/// gets. See [`start_with`].
 ///
 /// # Safety
 /// As for [`start_with`].
+#[inline]
 pub unsafe fn start(
     r: &mut ngx_http_request_t,
     uri: &ngx_str_t,
     args: Option<&ngx_str_t>,
+    record: Record,
     result: *mut SubrequestResult,
 ) -> Result<*mut ngx_http_request_t, NgxError> {
     let spec = SubrequestSpec {
         args,
         client_headers: ClientHeaders::All,
+        record,
         ..SubrequestSpec::get(uri)
     };
     // SAFETY: forwarded contract.
@@ -159,14 +179,16 @@ pub unsafe fn start(
 /// # Safety
 /// `result` must stay valid until the subrequest finishes — allocate it in
 /// `r`'s pool (the module context).
+#[inline(always)]
 pub unsafe fn start_with(
     r: &mut ngx_http_request_t,
     spec: &SubrequestSpec<'_>,
     result: *mut SubrequestResult,
 ) -> Result<*mut ngx_http_request_t, NgxError> {
-    // SAFETY: allocations from the live request pool; zeroed memory is a
-    // valid initial state for both structures.
-    let post = unsafe { ngx_pcalloc(r.pool, size_of::<ngx_http_post_subrequest_t>()) }
+    // SAFETY: allocations from the live request pool. `post` is not zeroed
+    // (both of its fields are written below, as nginx's C auth_request
+    // does); zeroed memory is a valid initial state for `body`.
+    let post = unsafe { ngx_palloc(r.pool, size_of::<ngx_http_post_subrequest_t>()) }
         .cast::<ngx_http_post_subrequest_t>();
     let body = unsafe { ngx_pcalloc(r.pool, size_of::<ngx_http_request_body_t>()) }
         .cast::<ngx_http_request_body_t>();
@@ -175,8 +197,13 @@ pub unsafe fn start_with(
     }
     // SAFETY: `post` was just allocated; `result` is valid per the contract.
     unsafe {
-        (*post).handler = Some(subrequest_done);
-        (*post).data = result.cast::<c_void>();
+        post.write(ngx_http_post_subrequest_t {
+            handler: Some(match spec.record {
+                Record::Status => status_done,
+                Record::Answer => subrequest_done,
+            }),
+            data: result.cast::<c_void>(),
+        });
     }
 
     let mut uri = *spec.uri;
@@ -335,7 +362,39 @@ fn content_encoding(sr: &ngx_http_request_t) -> ngx_str_t {
     }
 }
 
-/// Completion callback for [`start`]: records the outcome for the parent.
+/// The status a finished subrequest is decided by: its response status;
+/// when it failed before producing one (upstream refused, timed out), the
+/// status nginx finalised it with (`rc`), so the log can name it.
+fn final_status(sr: &ngx_http_request_t, rc: ngx_int_t) -> ngx_uint_t {
+    let status = sr.headers_out.status;
+    if status == 0 && rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
+        rc as ngx_uint_t
+    } else {
+        status
+    }
+}
+
+/// Completion callback of [`Record::Status`]: the status only (the
+/// `request` pointer was set by [`start_with`]).
+unsafe extern "C" fn status_done(
+    sr: *mut ngx_http_request_t,
+    data: *mut c_void,
+    rc: ngx_int_t,
+) -> ngx_int_t {
+    // SAFETY: nginx passes the finished subrequest, alive for the call.
+    let log = unsafe { (*(*sr).connection).log };
+    guard_status(log, || {
+        // SAFETY: `data` is the SubrequestResult registered in start_with(),
+        // living in the request pool; `sr` is the live subrequest.
+        let (result, sr) = unsafe { (&mut *data.cast::<SubrequestResult>(), &*sr) };
+        result.done = true;
+        result.status = final_status(sr, rc);
+        rc
+    })
+}
+
+/// Completion callback of [`Record::Answer`]: records the whole outcome
+/// for the parent.
 unsafe extern "C" fn subrequest_done(
     sr: *mut ngx_http_request_t,
     data: *mut c_void,
@@ -347,16 +406,11 @@ unsafe extern "C" fn subrequest_done(
         // SAFETY: `data` is the SubrequestResult registered in start_with(),
         // living in the request pool; `sr` is the live subrequest.
         let (result, sr) = unsafe { (&mut *data.cast::<SubrequestResult>(), &*sr) };
-        let status = sr.headers_out.status;
         result.done = true;
         result.body = captured_body(sr);
         result.complete = response_complete(sr, &result.body);
         result.content_encoding = content_encoding(sr);
-        result.status = if status == 0 && rc >= NGX_HTTP_SPECIAL_RESPONSE as ngx_int_t {
-            rc as ngx_uint_t
-        } else {
-            status
-        };
+        result.status = final_status(sr, rc);
         rc
     })
 }

@@ -20,9 +20,10 @@ use core::ptr;
 use nginx_sys::{
     ngx_add_timer, ngx_close_connection, ngx_conf_t, ngx_connection_t, ngx_cycle, ngx_del_timer,
     ngx_destroy_pool, ngx_event_free_peer_pt, ngx_event_get_peer_pt, ngx_event_notify_peer_pt,
-    ngx_event_t, ngx_exiting, ngx_handle_read_event, ngx_http_upstream_srv_conf_t,
-    ngx_http_upstream_t, ngx_int_t, ngx_log_t, ngx_msec_t, ngx_peer_connection_t, ngx_terminate,
-    ngx_uint_t, recv, MSG_PEEK, NGX_EAGAIN, NGX_ERROR, NGX_OK, NGX_PEER_FAILED,
+    ngx_event_t, ngx_exiting, ngx_handle_read_event, ngx_http_request_t,
+    ngx_http_upstream_srv_conf_t, ngx_http_upstream_t, ngx_int_t, ngx_log_t, ngx_msec_t,
+    ngx_peer_connection_t, ngx_terminate, ngx_uint_t, recv, MSG_PEEK, NGX_EAGAIN, NGX_ERROR,
+    NGX_OK, NGX_PEER_FAILED,
 };
 #[cfg(any(ngx_feature = "ssl", ngx_feature = "compat"))]
 use nginx_sys::{ngx_event_save_peer_session_pt, ngx_event_set_peer_session_pt};
@@ -162,6 +163,108 @@ impl InnerPeer {
         }
     }
 
+    /// Installs `get`/`free` with `wrapper` as peer data *without* running
+    /// the wrapped chain's initialiser: for a request that is given a
+    /// connection the wrapper holds, so that the balancer (and `keepalive`)
+    /// would only be set up to be left unused. `*wrapper`'s saved hooks are
+    /// empty until [`init_chain`](Self::init_chain) runs (call it before
+    /// [`get`](Self::get) or [`free`](Self::free) when the request needs the
+    /// balancer after all). `tries` as nginx's retry decisions should see
+    /// them (what the chain's initialiser gives), no notify hook; the TLS session hooks
+    /// do nothing: a held connection has its session, and one it is sent
+    /// later belongs to no peer the balancer picked (the balancer's own hooks
+    /// would save it into the peer of its last pick, which has none yet).
+    ///
+    /// # Safety
+    /// As for [`wrap`](Self::wrap).
+    pub unsafe fn wrap_without_chain(
+        pc: &mut ngx_peer_connection_t,
+        wrapper: *mut InnerPeer,
+        get: ngx_event_get_peer_pt,
+        free: ngx_event_free_peer_pt,
+        tries: ngx_uint_t,
+    ) {
+        // SAFETY: per the contract, `wrapper` is valid for writes.
+        unsafe { wrapper.write(InnerPeer::EMPTY) };
+        pc.data = wrapper.cast();
+        pc.get = get;
+        pc.free = free;
+        pc.notify = None;
+        pc.tries = tries;
+        #[cfg(any(ngx_feature = "ssl", ngx_feature = "compat"))]
+        {
+            pc.set_session = Some(held_set_session);
+            pc.save_session = Some(held_save_session);
+        }
+    }
+
+    /// Runs the wrapped chain's initialiser `init` now for request `r` of
+    /// block `us`, as nginx would have before connecting (the peer hooks
+    /// reset first, the tries capped by `proxy_next_upstream_tries` after),
+    /// and wraps the hooks it installed, as [`wrap`](Self::wrap) does.
+    /// Returns what `init` returned.
+    ///
+    /// # Safety
+    /// `r` must be the live request whose upstream's peer connection is
+    /// `pc` and was set up with [`wrap_without_chain`](Self::wrap_without_chain);
+    /// `us` its upstream block, `init` the chain's initialiser; nothing may
+    /// hold a reference into `*pc` across this call.
+    pub unsafe fn init_chain(
+        r: *mut ngx_http_request_t,
+        us: *mut ngx_http_upstream_srv_conf_t,
+        init: unsafe extern "C" fn(
+            *mut ngx_http_request_t,
+            *mut ngx_http_upstream_srv_conf_t,
+        ) -> ngx_int_t,
+        pc: *mut ngx_peer_connection_t,
+        wrapper: *mut InnerPeer,
+    ) -> ngx_int_t {
+        // SAFETY: per the contract, `pc` is live and not borrowed.
+        let (get, free) = unsafe {
+            let saved = ((*pc).get, (*pc).free);
+            (*pc).data = ptr::null_mut();
+            (*pc).get = None;
+            (*pc).free = None;
+            (*pc).notify = None;
+            (*pc).tries = 0;
+            #[cfg(any(ngx_feature = "ssl", ngx_feature = "compat"))]
+            {
+                (*pc).set_session = None;
+                (*pc).save_session = None;
+            }
+            saved
+        };
+        // SAFETY: the chain's initialiser with nginx's own arguments; it
+        // writes the hooks of `r->upstream->peer`, which is `*pc`.
+        let rc = unsafe { init(r, us) };
+        if rc != NGX_OK as ngx_int_t {
+            return rc;
+        }
+        // SAFETY: per the contract; as ngx_http_upstream_init_request does
+        // after the initialiser (u->conf is the location's upstream conf).
+        unsafe {
+            let conf = (*(*r).upstream).conf;
+            if let Some(conf) = conf.as_ref() {
+                if conf.next_upstream_tries != 0 && (*pc).tries > conf.next_upstream_tries {
+                    (*pc).tries = conf.next_upstream_tries;
+                }
+            }
+            Self::wrap(&mut *pc, wrapper, get, free);
+        }
+        NGX_OK as ngx_int_t
+    }
+
+    const EMPTY: InnerPeer = InnerPeer {
+        data: ptr::null_mut(),
+        get: None,
+        free: None,
+        notify: None,
+        #[cfg(any(ngx_feature = "ssl", ngx_feature = "compat"))]
+        set_session: None,
+        #[cfg(any(ngx_feature = "ssl", ngx_feature = "compat"))]
+        save_session: None,
+    };
+
     /// Asks the wrapped chain for a peer.
     pub fn get(&self, pc: &mut ngx_peer_connection_t) -> ngx_int_t {
         match self.get {
@@ -195,6 +298,19 @@ unsafe extern "C" fn forward_notify(
         }
     })
 }
+
+/// The TLS session hooks of a request on a held connection (see
+/// [`InnerPeer::wrap_without_chain`]): nothing to restore, nothing to save.
+#[cfg(any(ngx_feature = "ssl", ngx_feature = "compat"))]
+unsafe extern "C" fn held_set_session(
+    _pc: *mut ngx_peer_connection_t,
+    _data: *mut c_void,
+) -> ngx_int_t {
+    NGX_OK as ngx_int_t
+}
+
+#[cfg(any(ngx_feature = "ssl", ngx_feature = "compat"))]
+unsafe extern "C" fn held_save_session(_pc: *mut ngx_peer_connection_t, _data: *mut c_void) {}
 
 #[cfg(any(ngx_feature = "ssl", ngx_feature = "compat"))]
 unsafe extern "C" fn forward_set_session(

@@ -62,6 +62,9 @@ pub struct UpstreamState {
     pub original_init_peer: ngx_http_upstream_init_peer_pt,
     pub timeout: ngx_msec_t,
     pub limits: SessionLimits,
+    /// The tries the chain's initialiser gave the last request it set up
+    /// (the balancer's peers), for the requests set up without it.
+    pub chain_tries: ngx_uint_t,
     /// Idle bound connections, least recently used last.
     pub idle: IdleLru<IdleEntry, Pool>,
     /// The status zone's series for this upstream block.
@@ -348,6 +351,7 @@ pub unsafe extern "C" fn postconfiguration(cf: *mut ngx_conf_t) -> ngx_int_t {
                 original_init_peer: uscf.peer.init,
                 timeout: conf.timeout.unwrap_or(DEFAULT_TIMEOUT_MS),
                 limits,
+                chain_tries: 1,
                 idle,
                 counter,
             });

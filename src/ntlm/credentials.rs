@@ -57,23 +57,30 @@ pub const DECISIVE_PREFIX: usize = 9;
 /// optional whitespace); then the value binds when it begins with `NTLM` or
 /// `Negotiate` in any case, whatever follows.
 pub fn classify(value: &[u8]) -> Option<Credential> {
-    let value = trim_start(value);
-    let (scheme, rest) = if starts_with_ignore_case(value, NTLM) {
-        (Scheme::Ntlm, &value[NTLM.len()..])
-    } else if starts_with_ignore_case(value, NEGOTIATE) {
-        (Scheme::Negotiate, &value[NEGOTIATE.len()..])
-    } else {
-        return None;
-    };
+    let (scheme, rest) = scheme_and_rest(value)?;
     Some(Credential {
         scheme,
         form: form(rest),
     })
 }
 
-/// Whether an `Authorization` value binds.
+/// Whether an `Authorization` value binds: [`classify`] without telling
+/// the [`Form`], which takes a walk over the whole token (an NTLM
+/// message is 40 to 1 000 bytes of base64). Only the scheme name is read.
 pub fn binds(value: &[u8]) -> bool {
-    classify(value).is_some()
+    scheme_and_rest(value).is_some()
+}
+
+/// The scheme a value names, and what follows the name.
+fn scheme_and_rest(value: &[u8]) -> Option<(Scheme, &[u8])> {
+    let value = trim_start(value);
+    if starts_with_ignore_case(value, NTLM) {
+        Some((Scheme::Ntlm, &value[NTLM.len()..]))
+    } else if starts_with_ignore_case(value, NEGOTIATE) {
+        Some((Scheme::Negotiate, &value[NEGOTIATE.len()..]))
+    } else {
+        None
+    }
 }
 
 fn form(rest: &[u8]) -> Form {

@@ -21,9 +21,10 @@ use core::ptr;
 
 use nginx_sys::{
     ngx_atomic_uint_t, ngx_chain_t, ngx_connection_t, ngx_current_msec, ngx_http_request_t,
-    ngx_http_upstream_srv_conf_t, ngx_http_upstream_t, ngx_int_t, ngx_log_t, ngx_pcalloc,
-    ngx_peer_connection_t, ngx_pnalloc, ngx_sockaddr_t, ngx_str_t, ngx_uint_t, socklen_t, NGX_DONE,
-    NGX_ERROR, NGX_HTTP_VERSION_20, NGX_LOG_INFO, NGX_OK, NGX_PEER_FAILED, NGX_PEER_NEXT,
+    ngx_http_upstream_srv_conf_t, ngx_http_upstream_t, ngx_int_t, ngx_log_t, ngx_palloc,
+    ngx_pcalloc, ngx_peer_connection_t, ngx_pnalloc, ngx_sockaddr_t, ngx_str_t, ngx_uint_t,
+    socklen_t, NGX_DONE, NGX_ERROR, NGX_HTTP_VERSION_20, NGX_LOG_INFO, NGX_OK, NGX_PEER_FAILED,
+    NGX_PEER_NEXT,
 };
 use ngx::http::HttpModuleServerConf;
 
@@ -88,6 +89,12 @@ struct NtlmPeer {
     inner: InnerPeer,
     upstream: *mut UpstreamState,
     u: *mut ngx_http_upstream_t,
+    /// The request and its upstream block, for initialising the wrapped
+    /// chain later ([`ensure_chain`]).
+    request: *mut ngx_http_request_t,
+    block: *mut ngx_http_upstream_srv_conf_t,
+    /// Whether the wrapped chain was initialised (`inner` holds its hooks).
+    chain_ready: bool,
     client: *mut ngx_connection_t,
     credentials: bool,
     multiplexed: bool,
@@ -120,18 +127,9 @@ pub unsafe extern "C" fn init_peer(
         let Some(original) = (unsafe { (*state).original_init_peer }) else {
             return NGX_ERROR as ngx_int_t;
         };
-        // SAFETY: the wrapped chain's initialiser, with its own arguments.
-        let rc = unsafe { original(r, us) };
-        if rc != NGX_OK as ngx_int_t {
-            return rc;
-        }
-        // SAFETY: allocation in the live request pool, sized for NtlmPeer
-        // (pool memory is aligned for pointers).
-        let peer = unsafe { ngx_pcalloc(r.pool, size_of::<NtlmPeer>()) }.cast::<NtlmPeer>();
-        if peer.is_null() || r.upstream.is_null() {
+        if r.upstream.is_null() {
             return NGX_ERROR as ngx_int_t;
         }
-        let credentials = request_credentials(r);
         let multiplexed = r.http_version >= NGX_HTTP_VERSION_20 as ngx_uint_t;
         let client = r.connection;
         let binding = if multiplexed {
@@ -140,25 +138,102 @@ pub unsafe extern "C" fn init_peer(
             // SAFETY: the client connection is live for the request.
             unsafe { find_binding(client, state) }
         };
+        // SAFETY: a binding lives in the client pool, alive for the request.
+        let held =
+            unsafe { binding.as_ref() }.is_some_and(|b| on_get(Some(b.state)) == Attempt::Bound);
+        // A client with an idle bound connection gets it in `get`, without
+        // the balancer: its chain (balancer, keepalive) is only initialised
+        // if that connection fails and the request goes to the balancer.
+        if !held {
+            // SAFETY: the wrapped chain's initialiser, with its own arguments.
+            let rc = unsafe { original(r, us) };
+            if rc != NGX_OK as ngx_int_t {
+                return rc;
+            }
+            // SAFETY: the upstream state is per worker, never freed; the
+            // chain just set the upstream's tries.
+            unsafe { (*state).chain_tries = (*r.upstream).peer.tries };
+        }
+        // SAFETY: allocation in the live request pool, sized for NtlmPeer
+        // (pool memory is aligned for pointers); every field is written below.
+        let peer = unsafe { ngx_palloc(r.pool, size_of::<NtlmPeer>()) }.cast::<NtlmPeer>();
+        if peer.is_null() {
+            return NGX_ERROR as ngx_int_t;
+        }
+        // Only a request that may end on a connection of the balancer needs
+        // to know: for one on the held connection it is found out when
+        // that connection fails ([`ensure_chain`]), which saves scanning
+        // the request head of every request of a bound client (after the
+        // handshake, browsers send no Authorization).
+        let credentials = !held && request_credentials(r, false);
         // SAFETY: `peer` is fresh request-pool memory; the upstream's peer
-        // connection is initialised by the wrapped chain above.
+        // connection is live (initialised by the wrapped chain above, or
+        // by nginx and set up here without it).
         unsafe {
             ptr::addr_of_mut!((*peer).upstream).write(state);
             ptr::addr_of_mut!((*peer).u).write(r.upstream);
+            ptr::addr_of_mut!((*peer).request).write(ptr::from_mut(r));
+            ptr::addr_of_mut!((*peer).block).write(ptr::from_mut(us));
+            ptr::addr_of_mut!((*peer).chain_ready).write(!held);
             ptr::addr_of_mut!((*peer).client).write(client);
             ptr::addr_of_mut!((*peer).credentials).write(credentials);
             ptr::addr_of_mut!((*peer).multiplexed).write(multiplexed);
             ptr::addr_of_mut!((*peer).binding).write(binding);
             ptr::addr_of_mut!((*peer).attempt).write(None);
-            InnerPeer::wrap(
-                &mut (*r.upstream).peer,
-                peer.cast::<InnerPeer>(),
-                Some(get_peer),
-                Some(free_peer),
-            );
+            let pc = &mut (*r.upstream).peer;
+            let inner = peer.cast::<InnerPeer>();
+            if held {
+                // nginx decides on retries (proxy_next_upstream) from the
+                // tries before it calls `free`: as many as the chain gave the
+                // last request that initialised it (every bound client's
+                // first request did), so they are decided as with the chain.
+                let tries = (*state).chain_tries;
+                InnerPeer::wrap_without_chain(pc, inner, Some(get_peer), Some(free_peer), tries);
+            } else {
+                InnerPeer::wrap(pc, inner, Some(get_peer), Some(free_peer));
+            }
         }
         NGX_OK as ngx_int_t
     })
+}
+
+/// Initialises the wrapped chain of a request that was set up without it
+/// (its client had an idle bound connection), now that it needs the
+/// balancer. Does nothing when it is initialised already.
+///
+/// # Safety
+/// `peer` must be the request's live peer data and `pc` its upstream's peer
+/// connection, not borrowed across this call.
+unsafe fn ensure_chain(peer: *mut NtlmPeer, pc: *mut ngx_peer_connection_t) -> ngx_int_t {
+    // SAFETY: per the contract.
+    let (ready, r, us, state) = unsafe {
+        (
+            (*peer).chain_ready,
+            (*peer).request,
+            (*peer).block,
+            (*peer).upstream,
+        )
+    };
+    if ready {
+        return NGX_OK as ngx_int_t;
+    }
+    // SAFETY: the upstream state is per worker, never freed.
+    let Some(original) = (unsafe { (*state).original_init_peer }) else {
+        return NGX_ERROR as ngx_int_t;
+    };
+    // SAFETY: per the contract; `r` and `us` are the request and block
+    // init_peer was called with, `pc` is `&r->upstream->peer`.
+    let rc = unsafe { InnerPeer::init_chain(r, us, original, pc, peer.cast()) };
+    if rc == NGX_OK as ngx_int_t {
+        // SAFETY: per the contract; `r` is live. The request may have
+        // been sent over the held connection already: its buffers are
+        // read from their start, as nginx resends them.
+        unsafe {
+            (*peer).credentials = request_credentials(&*r, true);
+            (*peer).chain_ready = true;
+        }
+    }
+    rc
 }
 
 /// Whether the request carries NTLM/Negotiate credentials: an
@@ -172,8 +247,24 @@ pub unsafe extern "C" fn init_peer(
 /// client's own headers are checked too, for the modules whose requests are
 /// not an HTTP/1.x head (grpc, fastcgi, …): binding more than needed only
 /// costs pooling.
-fn request_credentials(r: &ngx_http_request_t) -> bool {
-    if headers_in::any_value(r, b"authorization", binds) {
+///
+/// The client's header is looked at first through nginx's own pointer to it
+/// (`r->headers_in.authorization`, set for the one `Authorization` nginx
+/// accepts: it answers a second one with 400), which costs a few
+/// instructions instead of a walk of the header list comparing names; the
+/// walk stays as the fallback, for a header some module put into the list
+/// without that pointer.
+///
+/// `from_start`: read the upstream request's buffers from their start
+/// instead of their current position, for a request some of which was
+/// sent already (nginx resends a request from its buffers' start too).
+fn request_credentials(r: &ngx_http_request_t, from_start: bool) -> bool {
+    // SAFETY: a request's cached header pointer is null or one of its live
+    // header list elements.
+    let slot = unsafe { r.headers_in.authorization.as_ref() };
+    if slot.is_some_and(|h| binds(h.value.as_bytes()))
+        || headers_in::any_value(r, b"authorization", binds)
+    {
         return true;
     }
     // SAFETY: init_peer is only called with r->upstream set.
@@ -181,18 +272,21 @@ fn request_credentials(r: &ngx_http_request_t) -> bool {
         return false;
     };
     // SAFETY: the chain and its in-memory buffers were built by the
-    // upstream module's create_request in the request pool, and nothing
-    // was sent yet.
-    unsafe { head_binds(memory_pieces(u.request_bufs)) }
+    // upstream module's create_request in the request pool.
+    unsafe { head_binds(memory_pieces(u.request_bufs, from_start)) }
 }
 
-/// The in-memory buffers at the start of `chain` as byte slices, up to the
-/// first buffer in a file (a request body).
+/// The in-memory buffers at the start of `chain` as byte slices
+/// (`pos..last`, or `start..last` with `from_start`), up to the first
+/// buffer in a file (a request body).
 ///
 /// # Safety
-/// `chain` must be a live chain whose in-memory buffers' `pos..last` are
+/// `chain` must be a live chain whose in-memory buffers' `start..last` are
 /// readable for as long as the slices are used.
-unsafe fn memory_pieces<'a>(mut chain: *const ngx_chain_t) -> impl Iterator<Item = &'a [u8]> {
+unsafe fn memory_pieces<'a>(
+    mut chain: *const ngx_chain_t,
+    from_start: bool,
+) -> impl Iterator<Item = &'a [u8]> {
     core::iter::from_fn(move || {
         // SAFETY: per the contract.
         let cl = unsafe { chain.as_ref() }?;
@@ -200,12 +294,17 @@ unsafe fn memory_pieces<'a>(mut chain: *const ngx_chain_t) -> impl Iterator<Item
         let b = unsafe { cl.buf.as_ref() }?;
         let in_memory =
             bitfield::buf::temporary(b) || bitfield::buf::memory(b) || bitfield::buf::mmap(b);
-        if !in_memory || b.pos.is_null() || b.last < b.pos {
+        let first = if from_start && !b.start.is_null() && b.start <= b.pos {
+            b.start
+        } else {
+            b.pos
+        };
+        if !in_memory || first.is_null() || b.last < first {
             return None;
         }
         chain = cl.next;
-        // SAFETY: per the contract; pos <= last in one allocation.
-        Some(unsafe { core::slice::from_raw_parts(b.pos, b.last.offset_from(b.pos) as usize) })
+        // SAFETY: per the contract; first <= last in one allocation.
+        Some(unsafe { core::slice::from_raw_parts(first, b.last.offset_from(first) as usize) })
     })
 }
 
@@ -264,10 +363,10 @@ unsafe fn new_binding(
     b
 }
 
-unsafe extern "C" fn get_peer(pc: *mut ngx_peer_connection_t, data: *mut c_void) -> ngx_int_t {
+unsafe extern "C" fn get_peer(pc_ptr: *mut ngx_peer_connection_t, data: *mut c_void) -> ngx_int_t {
     // SAFETY: nginx passes the live peer connection and the NtlmPeer
     // installed by init_peer (request pool).
-    let (pc, peer) = unsafe { (&mut *pc, &mut *data.cast::<NtlmPeer>()) };
+    let (pc, peer) = unsafe { (&mut *pc_ptr, &mut *data.cast::<NtlmPeer>()) };
     guard(pc.log, NGX_ERROR as ngx_int_t, || {
         // SAFETY: a binding lives in the client pool, alive for the request.
         let binding = unsafe { peer.binding.as_mut() };
@@ -304,17 +403,24 @@ unsafe extern "C" fn get_peer(pc: *mut ngx_peer_connection_t, data: *mut c_void)
             b.connection = ptr::null_mut();
             peer.attempt = Some(Attempt::Balancer);
         }
-        peer.inner.get(pc)
+        // SAFETY: the request's peer data and peer connection; no
+        // reference into either is used across the call.
+        let rc = unsafe { ensure_chain(ptr::from_mut(peer), pc_ptr) };
+        if rc != NGX_OK as ngx_int_t {
+            return NGX_ERROR as ngx_int_t;
+        }
+        // SAFETY: as above.
+        peer.inner.get(unsafe { &mut *pc_ptr })
     })
 }
 
 unsafe extern "C" fn free_peer(
-    pc: *mut ngx_peer_connection_t,
+    pc_ptr: *mut ngx_peer_connection_t,
     data: *mut c_void,
     state: ngx_uint_t,
 ) {
     // SAFETY: as in get_peer().
-    let (pc, peer) = unsafe { (&mut *pc, &mut *data.cast::<NtlmPeer>()) };
+    let (pc, peer) = unsafe { (&mut *pc_ptr, &mut *data.cast::<NtlmPeer>()) };
     guard(pc.log, (), || {
         let Some(attempt) = peer.attempt.take() else {
             return;
@@ -411,11 +517,26 @@ unsafe extern "C" fn free_peer(
         }
         if attempt == Attempt::Balancer {
             peer.inner.free(pc, state);
-        } else if state & (NGX_PEER_FAILED | NGX_PEER_NEXT) as ngx_uint_t != 0 && pc.tries > 0 {
+        } else if state & (NGX_PEER_FAILED | NGX_PEER_NEXT) as ngx_uint_t != 0 {
+            // nginx decides on a retry from the tries left right after this:
+            // the balancer it would retry with is set up now, so its tries
+            // are the ones counted (the bound attempt skipped it).
+            // SAFETY: the request's peer data and peer connection; `pc` and
+            // `peer` are not used across the call.
+            if unsafe { ensure_chain(ptr::from_mut(peer), pc_ptr) } != NGX_OK as ngx_int_t {
+                // No balancer to retry with: nginx ends the request (502).
+                // SAFETY: as above.
+                unsafe { (*pc_ptr).tries = 0 };
+                return;
+            }
+            // SAFETY: as above.
+            let pc = unsafe { &mut *pc_ptr };
             // The balancer never saw this attempt, so it cannot count it:
             // count it here, so that retries (proxy_next_upstream) end. nginx
             // adds a try back for a failed cached connection, as for keepalive.
-            pc.tries -= 1;
+            if pc.tries > 0 {
+                pc.tries -= 1;
+            }
         }
     })
 }

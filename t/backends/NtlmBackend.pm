@@ -25,7 +25,8 @@ package NtlmBackend;
 # Query controls: close=1 (answer with Connection: close, then close),
 # close_after=SEC (close the idle connection SEC seconds after answering),
 # delay=SEC (before answering), bodylen=N, status=NNN (instead of 200), drop_if_token=1 (close without
-# answering when the connection is authenticated).
+# answering when the connection is authenticated), drop_if_reused=1 (close without answering when
+# this is not the connection's first request).
 #
 # Event log (the state file, one line each, appended under flock):
 #   open <id> <time>
@@ -151,7 +152,7 @@ sub _connection {
         $status = $q{status} if $q{status} && $status == 200;
         my $tok = $token // '-';
         _event($o{state}, "req $id $seq " . ($sent // '-') . " $tok " . time);
-        if ($q{drop_if_token} && defined $token) {
+        if (($q{drop_if_token} && defined $token) || ($q{drop_if_reused} && $seq > 1)) {
             close $c;
             return 'server';
         }

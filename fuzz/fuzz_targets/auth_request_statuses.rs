@@ -46,7 +46,12 @@ fuzz_target!(|value: &[u8]| {
                     assert_eq!(v, verdict(s));
                 }
             }
-            Err(word) => assert!(words.contains(&word)),
+            Err(refused) => {
+                assert!(words.contains(&refused.word));
+                let times = words.iter().filter(|&&w| w == refused.word).count();
+                assert_eq!(refused.given_twice, times > 1);
+                assert!(refused.to_string().starts_with("invalid status \""));
+            }
         }
     }
     if value.len() >= 2 {

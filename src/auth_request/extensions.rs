@@ -149,26 +149,14 @@ fn status_set(cf: &mut ngx_conf_t, slot: &mut Option<StatusSet>, purpose: Purpos
     if slot.is_some() {
         return conf_message(c"is duplicate");
     }
-    let words = args(cf);
-    let directive = words[0];
+    let words = args(cf).to_vec();
     let values: std::vec::Vec<&[u8]> = words[1..].iter().map(|w| w.as_bytes()).collect();
     match statuses::parse(&values, purpose) {
         Ok(set) => {
             *slot = Some(set);
             CONF_OK
         }
-        Err(word) => {
-            let word = String::from_utf8_lossy(word).into_owned();
-            let again = values.iter().filter(|v| **v == word.as_bytes()).count() > 1;
-            emerg(
-                cf,
-                format_args!(
-                    "\"{directive}\": invalid status \"{word}\"{}, it must be {}",
-                    if again { " (given twice)" } else { "" },
-                    purpose.expected()
-                ),
-            )
-        }
+        Err(refused) => emerg(cf, format_args!("\"{}\": {refused}", words[0])),
     }
 }
 

@@ -54,15 +54,46 @@ impl Purpose {
     }
 }
 
-/// Parses the directive's words into a set; `Err(word)` names the first
-/// word that is not a valid status for `purpose` (also a repeated one).
-pub fn parse<'a>(words: &[&'a [u8]], purpose: Purpose) -> Result<StatusSet, &'a [u8]> {
+/// The first word [`parse`] refuses: not a valid status for the purpose,
+/// or one given twice. Displays as the `[emerg]` text after the directive's
+/// name: `invalid status "WORD"[ (given twice)], it must be EXPECTED`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Refused<'a> {
+    pub word: &'a [u8],
+    /// The word appears more than once among the directive's words.
+    pub given_twice: bool,
+    purpose: Purpose,
+}
+
+impl core::fmt::Display for Refused<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "invalid status \"{}\"{}, it must be {}",
+            String::from_utf8_lossy(self.word),
+            if self.given_twice {
+                " (given twice)"
+            } else {
+                ""
+            },
+            self.purpose.expected()
+        )
+    }
+}
+
+/// Parses the directive's words into a set; refuses the first word that is
+/// not a valid status for `purpose` (also a repeated one).
+pub fn parse<'a>(words: &[&'a [u8]], purpose: Purpose) -> Result<StatusSet, Refused<'a>> {
     let mut set = StatusSet::default();
     for &word in words {
         let status = (word.len() == 3 && word.iter().all(u8::is_ascii_digit))
             .then(|| word.iter().fold(0u16, |n, &d| n * 10 + u16::from(d - b'0')))
             .filter(|&s| purpose.accepts(s) && !set.contains(usize::from(s)))
-            .ok_or(word)?;
+            .ok_or_else(|| Refused {
+                word,
+                given_twice: words.iter().filter(|&&w| w == word).count() > 1,
+                purpose,
+            })?;
         set.insert(status);
     }
     Ok(set)
@@ -105,12 +136,41 @@ mod tests {
             b"+30",
             b"",
         ] {
-            assert_eq!(parse(&[b"302", bad], Purpose::Pass), Err(bad), "{bad:?}");
+            assert_eq!(
+                refused(&[b"302", bad], Purpose::Pass),
+                (bad, false),
+                "{bad:?}"
+            );
         }
         assert_eq!(
-            parse(&[b"302", b"302"], Purpose::Pass),
-            Err(&b"302"[..]),
-            "repeated"
+            refused(&[b"302", b"302"], Purpose::Pass),
+            (&b"302"[..], true)
+        );
+        // an invalid word given twice says so too
+        assert_eq!(
+            refused(&[b"200", b"200"], Purpose::Pass),
+            (&b"200"[..], true)
+        );
+    }
+
+    /// The refused word and whether it was given twice.
+    fn refused<'a>(words: &[&'a [u8]], purpose: Purpose) -> (&'a [u8], bool) {
+        let e = parse(words, purpose).unwrap_err();
+        (e.word, e.given_twice)
+    }
+
+    #[test]
+    fn refusal_messages() {
+        let e = parse(&[b"302", b"302"], Purpose::Pass).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid status \"302\" (given twice), \
+             it must be a status from 300 to 599 other than 304, 401 and 403"
+        );
+        let e = parse(&[b"2x0"], Purpose::Allow).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid status \"2x0\", it must be a status from 200 to 299"
         );
     }
 
@@ -119,7 +179,7 @@ mod tests {
         let set = parse(&[b"200", b"204"], Purpose::Allow).unwrap();
         assert!(set.contains(200) && set.contains(204) && !set.contains(202));
         for bad in [&b"199"[..], b"300", b"401", b"2x0"] {
-            assert_eq!(parse(&[bad], Purpose::Allow), Err(bad));
+            assert_eq!(refused(&[bad], Purpose::Allow), (bad, false));
         }
     }
 }

@@ -721,7 +721,7 @@ fn count(
 ) -> Count {
     match main.store.as_deref() {
         Some(store) => count_in_store(r, main, store, consumer, limit, passage),
-        None => count_in_zone(main, consumer, limit).map_or(Count::ZoneFull, Count::Decided),
+        None => count_in_zone(main, consumer, limit),
     }
 }
 
@@ -766,21 +766,19 @@ fn count_in_store(
         }
         (Outcome::Failed, OnError::Deny) => Count::StoreFailed,
         (Outcome::Failed, OnError::Allow) => Count::Uncounted,
-        (Outcome::Failed, OnError::Local) => {
-            count_in_zone(main, consumer, limit).map_or(Count::ZoneFull, Count::Decided)
-        }
+        (Outcome::Failed, OnError::Local) => count_in_zone(main, consumer, limit),
     }
 }
 
-/// Counts the request in the shared zone. `None`: the zone is full.
+/// Counts the request in the shared zone.
 #[inline]
 fn count_in_zone(
     main: &KeyAuthMainConf,
     consumer: &Consumer,
     limit: &super::consumers::Limit,
-) -> Option<Decision> {
+) -> Count {
     if main.zone.is_null() {
-        return None; // refused at configuration time; fail closed anyway
+        return Count::ZoneFull; // refused at configuration time; fail closed anyway
     }
     // SAFETY: ngx_current_msec is nginx's cached monotonic clock, updated
     // by the event loop of this (single-threaded) worker.
@@ -791,9 +789,12 @@ fn count_in_zone(
         let _lock = shm::Locked::new(main.zone);
         let header = (*main.zone).data.cast::<ZoneHeader>();
         if header.is_null() {
-            return None;
+            return Count::ZoneFull;
         }
-        ZoneHeader::table(header).count(&consumer.counter_key, limit, now)
+        match ZoneHeader::table(header).count(&consumer.counter_key, limit, now) {
+            Some(decision) => Count::Decided(decision),
+            None => Count::ZoneFull,
+        }
     }
 }
 

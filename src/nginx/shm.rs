@@ -9,6 +9,7 @@
 
 use core::ffi::{c_char, c_void};
 use core::ptr;
+use core::sync::atomic::Ordering;
 
 use nginx_sys::{
     ngx_conf_t, ngx_int_t, ngx_module_t, ngx_pagesize, ngx_parse_size, ngx_shared_memory_add,
@@ -145,6 +146,12 @@ pub unsafe fn alloc(zone: *mut ngx_shm_zone_t, size: usize) -> *mut c_void {
     }
 }
 
+// The lock word is an ngx_atomic_t, used as an AtomicUsize by Locked::new.
+const _: () = assert!(
+    size_of::<nginx_sys::ngx_atomic_t>() == size_of::<usize>()
+        && align_of::<nginx_sys::ngx_atomic_t>() == align_of::<usize>()
+);
+
 /// The zone's mutex, held until dropped. Shared across all workers.
 pub struct Locked(*mut ngx_slab_pool_t);
 
@@ -158,7 +165,20 @@ impl Locked {
         // nginx when it creates the zone.
         unsafe {
             let pool = slab_pool(zone);
-            ngx_shmtx_lock(ptr::addr_of_mut!((*pool).mutex));
+            let mutex = ptr::addr_of_mut!((*pool).mutex);
+            // nginx's ngx_shmtx_trylock inline, the uncontended case (a
+            // call less per lock: the quota path locks once per request);
+            // taken, it is ngx_shmtx_lock's to spin and sleep. The lock word
+            // holds the owner's pid, as ngx_shmtx_unlock expects.
+            let lock = core::sync::atomic::AtomicUsize::from_ptr((*mutex).lock.cast());
+            let pid = nginx_sys::ngx_pid as usize;
+            if lock.load(Ordering::Relaxed) != 0
+                || lock
+                    .compare_exchange(0, pid, Ordering::Acquire, Ordering::Relaxed)
+                    .is_err()
+            {
+                ngx_shmtx_lock(mutex);
+            }
             Self(pool)
         }
     }

@@ -1,9 +1,14 @@
 //! The peer hooks: one request's way through `ntlm`.
 //!
-//! * [`init_peer`] — runs the wrapped chain's initialiser, then notes what
-//!   the decisions need: does the request carry NTLM/Negotiate credentials,
-//!   is the client multiplexed (HTTP/2, HTTP/3), does its connection have a
-//!   binding in this upstream block;
+//! * [`init_peer`] — notes what the decisions need: is the client
+//!   multiplexed (HTTP/2, HTTP/3), does its connection have a binding in this
+//!   upstream block, does the request carry NTLM/Negotiate credentials; and
+//!   runs the wrapped chain's initialiser. For a client with an idle
+//!   binding (its request is *held*: it will get that connection) neither
+//!   the chain nor the credentials are looked at until that connection
+//!   fails and the request needs the balancer (`ensure_chain`): the common
+//!   request of a bound client costs a pointer walk, not a balancer set-up
+//!   and a scan of the request head;
 //! * `get` — a client with an idle binding gets exactly its own upstream
 //!   connection (same server, same socket); anybody else asks the balancer;
 //! * `free` — parks the connection as the client's binding, closes it, or
@@ -240,8 +245,8 @@ unsafe fn ensure_chain(peer: *mut NtlmPeer, pc: *mut ngx_peer_connection_t) -> n
 /// `Authorization` whose scheme is NTLM or Negotiate ([`binds`]), in what
 /// the client sent or in what goes upstream.
 ///
-/// `init_peer` runs after the upstream module built the request
-/// (`create_request`), so for `proxy_pass` `u->request_bufs` starts with the
+/// `init_peer` (and `ensure_chain`) run after the upstream module built the
+/// request (`create_request`), so for `proxy_pass` `u->request_bufs` starts with the
 /// request head exactly as the upstream will receive it, with every
 /// `proxy_set_header` applied: that is scanned ([`head_binds`]). The
 /// client's own headers are checked too, for the modules whose requests are

@@ -610,7 +610,12 @@ impl Registry {
                 index
             }
         };
-        if self.consumer(index as usize).limit.is_none() && line.limit_status.is_some() {
+        let quota = self.consumers[index as usize].quota as usize;
+        let limited = self
+            .quotas
+            .get(quota)
+            .is_some_and(|(limit, _)| limit.is_some());
+        if !limited && line.limit_status.is_some() {
             return Err(format!(
                 "consumer \"{name}\" has \"limit_status\" without \"limit\""
             ));
@@ -779,12 +784,14 @@ pub fn parse_line<'a>(words: &[&'a [u8]]) -> Result<Line<'a>, String> {
             ));
         };
         let (attr, value) = (&word[..eq], &word[eq + 1..]);
-        let attr_name = String::from_utf8_lossy(attr).into_owned();
-        let dup = || format!("consumer \"{}\": duplicate \"{attr_name}\"", line.name);
+        // Only for a message: not made for every attribute of every line.
+        let attr_name = || String::from_utf8_lossy(attr);
+        let dup = || format!("consumer \"{}\": duplicate \"{}\"", line.name, attr_name());
         let bad = |why: &str, secret: bool| {
             format!(
-                "consumer \"{}\": invalid \"{attr_name}\" value \"{}\": {why}",
+                "consumer \"{}\": invalid \"{}\" value \"{}\": {why}",
                 line.name,
+                attr_name(),
                 shown(value, secret)
             )
         };
@@ -834,9 +841,10 @@ pub fn parse_line<'a>(words: &[&'a [u8]]) -> Result<Line<'a>, String> {
             }
             _ => {
                 return Err(format!(
-                    "consumer \"{}\": unknown attribute \"{attr_name}\" (expected key, \
+                    "consumer \"{}\": unknown attribute \"{}\" (expected key, \
                      credential, expires, group, custom_id, limit, limit_status)",
-                    line.name
+                    line.name,
+                    attr_name()
                 ))
             }
         }

@@ -375,7 +375,7 @@ impl Registry {
         let Some(parse) = self.parse.take() else {
             return;
         };
-        let Parse { plain, .. } = *parse;
+        let Parse { plain, by_name, .. } = *parse;
         if !plain.is_empty() {
             let mut pairs: Vec<(u128, u32)> =
                 Vec::with_capacity(plain.len() + self.plain_sorted.len());
@@ -390,10 +390,16 @@ impl Registry {
             self.plain_sorted = pairs.iter().map(|&(hash, _)| hash).collect();
             self.plain_slots = pairs.iter().map(|&(_, slot)| slot).collect();
         }
+        // Every consumer is in the parse-time index (a later block rebuilds
+        // it from the records): its hashes need not be computed again.
         let mut names: Vec<(u64, u32)> = Vec::with_capacity(self.consumers.len());
-        for (index, c) in self.consumers.iter().enumerate() {
-            let name = self.text(c.name).unwrap_or_default();
-            names.push((self.hash_text(name), index as u32));
+        for (&hash, &first) in &by_name.first {
+            let mut at = first;
+            names.push((hash, at));
+            while let Some(&next) = by_name.next.get(&at) {
+                at = next;
+                names.push((hash, at));
+            }
         }
         names.sort_unstable();
         self.name_hashes = names.iter().map(|&(hash, _)| hash).collect();

@@ -40,6 +40,9 @@ pub struct Flight {
     wait_until_ms: u64,
     /// Claiming this request's entry pushed another out of the full zone.
     evicted: bool,
+    /// The zone's purge count when this request started asking: a purge
+    /// after it means the answer is not stored.
+    purges: u64,
 }
 
 #[derive(Clone, Copy, Default, PartialEq, Eq)]
@@ -180,6 +183,7 @@ pub fn look_key(
         );
         if !matches!(begun, Begin::Hit(_)) {
             flight.set_tags(tags());
+            flight.purges = table.purges();
         }
         match begun {
             Begin::Hit(i) => {
@@ -293,7 +297,8 @@ pub fn store<'s>(
         inactive_ms: cache.inactive_ms(),
     };
     let stored = zone.with(|_, table| {
-        table.store(
+        table.store_unless_purged(
+            flight.purges,
             u128::from_le_bytes(flight.id),
             flight.tags(),
             expires,
@@ -306,6 +311,14 @@ pub fn store<'s>(
         Some(Ok(())) => return true,
         Some(Err(StoreError::TooLarge)) => "decision too large",
         Some(Err(StoreError::NoRoom)) => "the zone has no room",
+        Some(Err(StoreError::Purged)) => {
+            ngx::ngx_log_error!(
+                NGX_LOG_INFO,
+                request::log(r),
+                "auth cache: not stored: a purge ran while it was asked for"
+            );
+            return false;
+        }
         None => "the zone is not ready",
     };
     ngx::ngx_log_error!(

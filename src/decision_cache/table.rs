@@ -90,6 +90,9 @@ pub struct Header {
     lru_tail: u32,
     free_head: u32,
     pub used: u32,
+    /// How many purges ran (any kind, wrapping): an answer asked for
+    /// before a purge is not stored after it (see [`Table::store_unless_purged`]).
+    purges: u64,
 }
 
 impl Header {
@@ -100,6 +103,7 @@ impl Header {
             lru_tail: NIL,
             free_head: NIL,
             used: 0,
+            purges: 0,
         }
     }
 }
@@ -143,6 +147,9 @@ pub enum StoreError {
     TooLarge,
     /// The table has no slots at all.
     NoRoom,
+    /// A purge ran after the answer was asked for: it may be what the
+    /// purge revoked.
+    Purged,
 }
 
 impl<'a> Table<'a> {
@@ -271,6 +278,33 @@ impl<'a> Table<'a> {
         Ok(())
     }
 
+    /// How many purges have run: read when a request starts asking the
+    /// service, handed back to [`Table::store_unless_purged`].
+    pub fn purges(&self) -> u64 {
+        self.header.purges
+    }
+
+    /// [`Table::store`], unless a purge ran since [`Table::purges`] was
+    /// `asked_at`: the answer was asked for before the purge, maybe from a
+    /// service that has changed its mind since, so keeping it would bring
+    /// back a revoked decision for its whole lifetime. The flight ends
+    /// either way (waiters ask for themselves, after the purge).
+    pub fn store_unless_purged(
+        &mut self,
+        asked_at: u64,
+        id: u128,
+        tags: Tags,
+        expires_ms: u64,
+        clock: Clock,
+        data: &[u8],
+    ) -> Result<(), StoreError> {
+        if self.header.purges != asked_at {
+            self.release(id);
+            return Err(StoreError::Purged);
+        }
+        self.store(id, tags, expires_ms, clock, data)
+    }
+
     /// Ends `id`'s flight without an answer to store: waiters stop
     /// waiting. An entry without data leaves the table.
     pub fn release(&mut self, id: u128) {
@@ -297,6 +331,9 @@ impl<'a> Table<'a> {
     }
 
     fn purge_where(&mut self, matches: impl Fn(&Slot) -> bool) -> usize {
+        // Every purge, also one that finds nothing now: the answers being
+        // fetched have no entry to remove yet, they must not be stored.
+        self.header.purges = self.header.purges.wrapping_add(1);
         let mut removed = 0;
         for i in 0..self.slots.len() {
             if self.slots[i].in_use != 0 && matches(&self.slots[i]) {
@@ -341,8 +378,8 @@ impl<'a> Table<'a> {
         } else if self.header.lru_tail != NIL {
             let i = self.header.lru_tail;
             let tail = &self.slots[i as usize];
-            let lost =
-                tail.expires_ms == 0 || (tail.expires_ms > clock.now_ms && !tail.is_inactive(clock));
+            let lost = tail.expires_ms == 0
+                || (tail.expires_ms > clock.now_ms && !tail.is_inactive(clock));
             self.remove(i);
             self.header.free_head = self.slots[i as usize].bucket_next;
             (i, lost)
@@ -575,6 +612,40 @@ mod tests {
         );
         assert_eq!(t.begin(1, || [1, 0], at(1), 5000, true, true), ASK);
         assert!(t.store(1, [1, 0], 100, at(0), &[0; DATA_CAP]).is_ok());
+    }
+
+    #[test]
+    fn an_answer_asked_before_a_purge_is_not_stored() {
+        let mut m = Mem::new(4);
+        let mut t = m.table();
+        // asked before a purge that matches nothing yet (no data to remove)
+        let asked = t.purges();
+        assert_eq!(t.begin(1, || [10, 0], at(0), 5000, true, true), ASK);
+        assert_eq!(t.purge_tag(99), 0);
+        assert_eq!(
+            t.store_unless_purged(asked, 1, [10, 0], 1000, at(1), b"allow"),
+            Err(StoreError::Purged)
+        );
+        // the flight ended: the next request asks (and claims) again
+        assert_eq!(t.begin(1, || [10, 0], at(2), 5000, true, true), ASK);
+        let asked = t.purges();
+        assert!(t
+            .store_unless_purged(asked, 1, [10, 0], 1000, at(3), b"deny")
+            .is_ok());
+        assert_eq!(
+            t.begin(1, || [10, 0], at(4), 5000, true, true),
+            Begin::Hit(0)
+        );
+        assert_eq!(t.data(0), b"deny");
+        // purge all counts too
+        let asked = t.purges();
+        assert_eq!(t.begin(2, || [20, 0], at(5), 5000, true, true), ASK);
+        t.purge_all();
+        assert_eq!(
+            t.store_unless_purged(asked, 2, [20, 0], 1000, at(6), b"x"),
+            Err(StoreError::Purged)
+        );
+        assert_eq!(t.header.used, 0);
     }
 
     #[test]

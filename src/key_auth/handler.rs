@@ -495,12 +495,34 @@ fn body_key(r: &mut ngx_http_request_t, conf: &KeyAuthConf, passage: &mut Passag
     let Some(field) = conf.body_field() else {
         return BodyKey::NotSearched;
     };
-    // SAFETY: the Content-Type header element of the live request, or null.
-    let content_type = unsafe { r.headers_in.content_type.as_ref() };
-    if !content_type.is_some_and(|h| form::is_form(h.value.as_bytes()))
-        || !client_body::announced(r)
-    {
+    if !client_body::announced(r) {
         return BodyKey::NotSearched;
+    }
+    // Every Content-Type line: with two, an upstream may read the other one
+    // than nginx's first, and find (and keep) a key in a body key_auth did
+    // not search, or did not strip. As for a field given twice, no guess.
+    let (types, forms) = (core::cell::Cell::new(0), core::cell::Cell::new(0));
+    headers_in::any_value(r, b"Content-Type", |value| {
+        types.set(types.get() + 1);
+        forms.set(forms.get() + usize::from(form::is_form(value)));
+        false
+    });
+    if forms.get() == 0 {
+        return BodyKey::NotSearched;
+    }
+    if types.get() > 1 {
+        request::without_request_context(r, |log| {
+            ngx::ngx_log_error!(
+                NGX_LOG_INFO,
+                log,
+                "key_auth: the request has {} \"Content-Type\" headers, one a form; \
+                 refused (400), client: {}, uri: \"{}\"",
+                types.get(),
+                request::client(r),
+                r.uri
+            );
+        });
+        return BodyKey::Refused(NGX_HTTP_BAD_REQUEST as u16);
     }
     let body = match client_body::prepare(r, field.max, BODY_FIELD) {
         BodyStep::Ready(None) => return BodyKey::NotSearched,

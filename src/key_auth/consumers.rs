@@ -276,20 +276,34 @@ fn text_at(arena: &[u8], at: Text) -> Option<&str> {
     if at == NO_TEXT {
         return None;
     }
-    let mut at = at as usize;
-    let (mut len, mut shift) = (0usize, 0);
+    let at = at as usize;
+    // A text under 128 bytes (a name, an id: nearly all) has a one-byte
+    // length: read on the request path without a loop.
+    let first = *arena.get(at)?;
+    let (start, len) = if first < 0x80 {
+        (at + 1, usize::from(first))
+    } else {
+        long_text_len(arena, at)?
+    };
+    let bytes = arena.get(start..start.checked_add(len)?)?;
+    // SAFETY: push_text wrote these bytes from a &str, at this offset.
+    Some(unsafe { core::str::from_utf8_unchecked(bytes) })
+}
+
+/// The start and length of a text of 128 bytes or more (a LEB128 length of
+/// several bytes).
+#[cold]
+fn long_text_len(arena: &[u8], mut at: usize) -> Option<(usize, usize)> {
+    let (mut len, mut shift) = (0usize, 0u32);
     loop {
-        let byte = arena[at];
+        let byte = *arena.get(at)?;
         at += 1;
-        len |= usize::from(byte & 0x7f) << shift;
+        len |= usize::from(byte & 0x7f).checked_shl(shift)?;
         if byte < 0x80 {
-            break;
+            return Some((at, len));
         }
         shift += 7;
     }
-    let bytes = &arena[at..at + len];
-    // SAFETY: push_text wrote these bytes from a &str, at this offset.
-    Some(unsafe { core::str::from_utf8_unchecked(bytes) })
 }
 
 /// The key of the counter of consumer `name` in the quota zone: the first

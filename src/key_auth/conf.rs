@@ -5,8 +5,9 @@ use core::ffi::{c_char, c_void};
 use core::ptr;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_include, ngx_conf_parse, ngx_conf_t, ngx_int_t, ngx_shm_zone_t,
-    ngx_str_t, NGX_LOG_EMERG, NGX_LOG_NOTICE, NGX_LOG_WARN,
+    ngx_command_t, ngx_conf_include, ngx_conf_parse, ngx_conf_t, ngx_create_pool, ngx_destroy_pool,
+    ngx_int_t, ngx_shm_zone_t, ngx_str_t, NGX_DEFAULT_POOL_SIZE, NGX_LOG_EMERG, NGX_LOG_NOTICE,
+    NGX_LOG_WARN,
 };
 use ngx::http::{HttpModule, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCoreModule};
 
@@ -150,7 +151,7 @@ impl Restriction {
     pub fn names(&self, consumer: &Consumer) -> bool {
         self.members.iter().any(|m| match m {
             Member::Consumer(name) => *name == consumer.name,
-            Member::Group(group) => consumer.groups.iter().any(|g| g == group),
+            Member::Group(group) => consumer.groups().any(|g| g == group),
         })
     }
 }
@@ -968,16 +969,46 @@ unsafe extern "C" fn set_consumers(
 }
 
 fn consumers_block(cf: &mut ngx_conf_t, main: &mut KeyAuthMainConf) -> *mut c_char {
+    // nginx's conf reader allocates every word of every line from
+    // cf->pool, the cycle's pool: a million consumer lines would keep
+    // about 100 MB of words for the whole cycle. Like ngx_http_map_block,
+    // parse the block with a pool of its own, destroyed afterwards
+    // (the registry copies what it keeps; included files' names, which
+    // nginx puts there too, are only used while they are read).
+    // SAFETY: a new pool, owned by this function until destroyed below.
+    let words = unsafe { ngx_create_pool(NGX_DEFAULT_POOL_SIZE as usize, cf.log) };
+    if words.is_null() {
+        return CONF_ERROR;
+    }
     let save = *cf;
+    cf.pool = words;
     cf.handler = Some(consumer_line);
     cf.handler_conf = ptr::from_mut(&mut main.registry).cast();
     // SAFETY: the standard nested-block parse, as ngx_http_map_module
     // does; `cf` is restored afterwards.
     let rv = unsafe { ngx_conf_parse(cf, ptr::null_mut()) };
     *cf = save;
+    // SAFETY: nothing refers to the block's words any more: every line
+    // was handled (and its messages logged) during the parse.
+    unsafe { ngx_destroy_pool(words) };
     // The block is complete: the key table takes its compact form.
     main.registry.freeze();
+    release_freed_memory();
     rv
+}
+
+/// Gives the pages freed by a consumer block's parse (its words, the
+/// parse-time maps) back to the kernel. glibc returns only the top of its
+/// heap by itself; the block's garbage lies below what the rest of the
+/// configuration allocates afterwards, and would stay resident (and be
+/// inherited by every worker) for the whole cycle. `malloc_trim` also
+/// releases free pages in the middle of the heap.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free pages; no live allocation moves.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// One line inside `key_auth_consumers`.
@@ -1000,9 +1031,10 @@ unsafe extern "C" fn consumer_line(
             Ok(line) => line,
             Err(message) => return emerg(cf, format_args!("key_auth_consumers: {message}")),
         };
+        // The line's words are cf's: copied for the (rare) warning below.
         let expires = line
             .expires
-            .map(|at| (at, line.name.clone(), line.credential.clone()));
+            .map(|at| (at, line.name.to_owned(), line.credential.map(str::to_owned)));
         if let Err(message) = registry.add(line) {
             return emerg(cf, format_args!("key_auth_consumers: {message}"));
         }

@@ -140,11 +140,11 @@ fn subrequest(r: &mut ngx_http_request_t, conf: &KeyAuthConf) -> ngx_int_t {
         return error;
     }
     if let Some(Step::Continue(identity)) = step {
-        let consumer = main.registry.consumer(identity.consumer);
+        let consumer = &main.registry.consumer(identity.consumer);
         let credential = identity
             .credential
             .map(|(index, _)| main.registry.credential(index));
-        if upstream_headers(r, consumer, credential).is_err() {
+        if upstream_headers(r, consumer, credential.as_ref()).is_err() {
             return error;
         }
     }
@@ -272,12 +272,12 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         }
         Verdict::Unchecked => return fail(passage),
     };
-    let consumer = main.registry.consumer(identity.consumer);
+    let consumer = &main.registry.consumer(identity.consumer);
     let credential = identity
         .credential
         .map(|(index, _)| main.registry.credential(index));
 
-    set_variables(r, main, consumer, credential);
+    set_variables(r, main, consumer, credential.as_ref());
 
     // key_auth_allow / key_auth_deny: before the quota, so that a consumer
     // refused here is not charged. Not kept in the passage: a location an
@@ -344,7 +344,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         }
     }
 
-    if upstream_headers(r, consumer, credential).is_err() {
+    if upstream_headers(r, consumer, credential.as_ref()).is_err() {
         return fail(passage);
     }
     let slot = if identity.credential.is_some() {
@@ -606,7 +606,7 @@ fn key_expired(r: &ngx_http_request_t, main: &KeyAuthMainConf, index: usize) -> 
             "key_auth: the key of consumer \"{}\" ({}) expired at {}; refused as an invalid \
              key, client: {}, uri: \"{}\"",
             main.registry.consumer(credential.consumer).name,
-            expiry::describe_credential(credential.id.as_deref()),
+            expiry::describe_credential(credential.id),
             expiry::format_utc(credential.expires.unwrap_or_default()),
             request::client(r),
             r.uri
@@ -718,12 +718,9 @@ fn set_variables(
     credential: Option<&Credential>,
 ) {
     let values = [
-        (&main.var_consumer, Some(consumer.name.as_str())),
-        (
-            &main.var_credential,
-            credential.and_then(|c| c.id.as_deref()),
-        ),
-        (&main.var_custom_id, consumer.custom_id.as_deref()),
+        (&main.var_consumer, Some(consumer.name)),
+        (&main.var_credential, credential.and_then(|c| c.id)),
+        (&main.var_custom_id, consumer.custom_id),
     ];
     for (var, value) in values {
         match (var, value) {
@@ -867,10 +864,10 @@ fn upstream_headers(
     // The values live in the consumer registry, which outlives every request
     // of its configuration: no copy.
     headers_in::push_prepared(r, &CONSUMER_USERNAME, consumer.name.as_bytes())?;
-    if let Some(id) = credential.and_then(|c| c.id.as_deref()) {
+    if let Some(id) = credential.and_then(|c| c.id) {
         headers_in::push_prepared(r, &CREDENTIAL_IDENTIFIER, id.as_bytes())?;
     }
-    if let Some(id) = consumer.custom_id.as_deref() {
+    if let Some(id) = consumer.custom_id {
         headers_in::push_prepared(r, &CONSUMER_CUSTOM_ID, id.as_bytes())?;
     }
     Ok(())

@@ -1018,8 +1018,8 @@ unsafe extern "C" fn consumer_line(
     conf: *mut c_void,
 ) -> *mut c_char {
     let body = |cf: &mut ngx_conf_t, registry: &mut Registry| {
-        let words: Vec<&[u8]> = args(cf).iter().map(|w| w.as_bytes()).collect();
-        if words.len() == 2 && words[0] == b"include" {
+        let words = args(cf);
+        if words.len() == 2 && words[0].as_bytes() == b"include" {
             let save = *cf;
             // SAFETY: as in ngx_http_map_module: included lines come back to
             // this handler (cf->handler is still set).
@@ -1027,6 +1027,35 @@ unsafe extern "C" fn consumer_line(
             *cf = save;
             return rv;
         }
+        let rv = consumer_words(cf, registry);
+        wipe_words(cf);
+        rv
+    };
+    // SAFETY: `conf` is the registry set as handler_conf in set_consumers.
+    unsafe { directive(cf, conf, body) }
+}
+
+/// Zeroes the words of the consumer line just handled. They hold plain
+/// keys, and the pool they live in is only freed, not cleared, when the
+/// block ends (and a failed reload leaves the old cycle running beside
+/// the freed memory): what the registry keeps is the keys' hashes, so the
+/// text must not linger in the process's free memory either.
+fn wipe_words(cf: &mut ngx_conf_t) {
+    for word in args(cf) {
+        if !word.data.is_null() {
+            // SAFETY: each word is `len` bytes that nginx's conf reader
+            // allocated for this line (in the block's own pool); nothing
+            // refers to them after the line was handled: the registry
+            // copied what it keeps.
+            unsafe { ptr::write_bytes(word.data, 0, word.len) };
+        }
+    }
+}
+
+/// Parses one consumer line and adds it to the registry.
+fn consumer_words(cf: &mut ngx_conf_t, registry: &mut Registry) -> *mut c_char {
+    {
+        let words: Vec<&[u8]> = args(cf).iter().map(|w| w.as_bytes()).collect();
         let line = match parse_line(&words) {
             Ok(line) => line,
             Err(message) => return emerg(cf, format_args!("key_auth_consumers: {message}")),
@@ -1051,9 +1080,7 @@ unsafe extern "C" fn consumer_line(
             }
         }
         CONF_OK
-    };
-    // SAFETY: `conf` is the registry set as handler_conf in set_consumers.
-    unsafe { directive(cf, conf, body) }
+    }
 }
 
 /// nginx's cached wall-clock time, Unix seconds.

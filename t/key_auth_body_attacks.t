@@ -14,7 +14,8 @@
 # reading the last Content-Type found the key (hide on, anonymous consumer
 # or satisfy any); now refused with 400 when one of them is a form. So was
 # a form body with a Content-Encoding (the upstream may decode it and find
-# the key key_auth could not search): now 415.
+# the key key_auth could not search): now 415; and a form in a charset
+# that is not ASCII-compatible (UTF-16, UTF-7, EBCDIC): 415.
 
 use strict;
 use warnings;
@@ -253,6 +254,26 @@ is(http_status(http("POST /h/x HTTP/1.1\r\nHost: localhost\r\nContent-Type: text
     my $r = http_post('/h/x', 'apikey=SECRET-jack&g=7', content_type => $FORM, headers => ['Content-Encoding: identity']);
     is(http_status($r), 200, 'Content-Encoding: identity: searched as usual');
     is((echoes())[-1]{body}, 'g=7', 'Content-Encoding: identity: stripped');
+}
+
+# 10. A charset that is not ASCII-compatible (UTF-16, UTF-7, EBCDIC):
+#     "%00a%00p%00i%00k%00e%00y" is the field "apikey" to an upstream that
+#     decodes the form with charset=utf-16be, and another field to
+#     key_auth's bytes; refused with 415. UTF-8, ASCII, Latin-1 are searched.
+for my $cs ('utf-16be', 'UTF-16', '"utf-16le"', 'utf-7', 'ibm037', 'x-unknown') {
+    for my $uri ('/h/x', '/anon/x', '/anymirror/x') {
+        $t->clear_requests('echo');
+        my $r = http_post($uri, '%00a%00p%00i%00k%00e%00y=%00S%00E%00C%00R%00E%00T', content_type => "$FORM; charset=$cs");
+        is(http_status($r), 415, "$uri, charset=$cs: 415");
+        is(count(), 0, "$uri, charset=$cs: the upstream is not asked");
+    }
+}
+ok($t->grep_log(qr/\[info\].*key_auth: a form body in a charset other than UTF-8, ASCII or Latin-1 cannot be searched; refused \(415\), client: 127\.0\.0\.1, uri: "\/h\/x"/),
+   'charset: logged at info');
+for my $cs ('utf-8', 'UTF-8', '"utf-8"', 'us-ascii', 'iso-8859-1', 'ISO-8859-15', 'windows-1252', 'utf8') {
+    my $r = http_post('/h/x', 'apikey=SECRET-jack&h=8', content_type => "$FORM; charset=$cs");
+    is(http_status($r), 200, "charset=$cs: searched") or diag $r;
+    is((echoes())[-1]{body}, 'h=8', "charset=$cs: stripped");
 }
 
 no_key_upstream('all attacks');

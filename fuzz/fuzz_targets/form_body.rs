@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nginx_authgate::auth_http::params::form_encode_into;
-use nginx_authgate::key_auth::form::{find, is_coded, is_form, remove, Field};
+use nginx_authgate::key_auth::form::{ascii_charset, find, is_coded, is_form, remove, Field};
 use nginx_authgate::nginx::args::decode;
 
 fuzz_target!(|data: &[u8]| {
@@ -74,4 +74,12 @@ fuzz_target!(|data: &[u8]| {
             .all(|c| c.iter().all(|b| b" \t".contains(b))
                 || c.trim_ascii().eq_ignore_ascii_case(b"identity")));
     }
+
+    // Charsets: never panics; no parameter is always searched, and adding
+    // a foreign charset always refuses.
+    let media_only = body.split(|&b| b == b';').next().unwrap_or_default();
+    assert!(ascii_charset(media_only));
+    let mut foreign = body.to_vec();
+    foreign.extend_from_slice(b"; charset=utf-16");
+    assert!(!ascii_charset(&foreign));
 });

@@ -526,6 +526,19 @@ fn body_key(r: &mut ngx_http_request_t, conf: &KeyAuthConf, passage: &mut Passag
     }
     // A coded body (gzip): its bytes cannot be searched, and an upstream
     // that decodes it would find the key. Fail closed (RFC 7694: 415).
+    if headers_in::any_value(r, b"Content-Type", |v| !form::ascii_charset(v)) {
+        request::without_request_context(r, |log| {
+            ngx::ngx_log_error!(
+                NGX_LOG_INFO,
+                log,
+                "key_auth: a form body in a charset other than UTF-8, ASCII or Latin-1 cannot \
+                 be searched; refused (415), client: {}, uri: \"{}\"",
+                request::client(r),
+                r.uri
+            );
+        });
+        return BodyKey::Refused(NGX_HTTP_UNSUPPORTED_MEDIA_TYPE as u16);
+    }
     if headers_in::any_value(r, b"Content-Encoding", form::is_coded) {
         request::without_request_context(r, |log| {
             ngx::ngx_log_error!(

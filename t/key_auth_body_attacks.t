@@ -199,7 +199,7 @@ for my $case (['/nobuf/x', 1], ['/infile/x', 1], ['/mirror/x', 2], ['/anymirror/
 SKIP: {
     skip 'curl without HTTP/2', 3 unless `curl -V 2>/dev/null` =~ /HTTP2/;
     $t->clear_requests('echo');
-    my $port = $t->port(8080);
+    my $port = http2_port($t->port(8080));
     my $out = `printf 'apikey=SECRET-jack&f=6' | curl -sS -i --http2-prior-knowledge -X POST -T - -H 'Content-Type: $FORM' http://127.0.0.1:$port/h/h2 2>&1`;
     like($out, qr{^HTTP/2 200}, 'HTTP/2 without content-length: 200') or diag $out;
     my $j = (echoes())[-1];

@@ -4,7 +4,9 @@
 #
 #   * ci/dist.sh makes nginx-authgate-VERSION.tar.gz: sources, vendor/ (every
 #     crate of Cargo.lock), .cargo/config.toml pointing at it;
-#   * unpacked in a temporary directory, it builds with NO network: an empty
+#   * unpacked (in AGPackaging::tarball_build_dir(), emptied first: the path
+#     ci/rpm/build.sh and ci/deb/build.sh unpack at too, so that the three
+#     share the compiled crates), it builds with NO network: an empty
 #     CARGO_HOME (no registry, no cache) and CARGO_NET_OFFLINE=true, through
 #     nginx's configure, the way distributions build modules:
 #       - `configure --with-compat --add-dynamic-module=DIR && make modules`
@@ -13,29 +15,28 @@
 #         --with-compat 1.28 build) and every mechanism works there;
 #       - `--add-module=DIR` (static) against the same source: an nginx with
 #         the module compiled in, every mechanism works;
-#       - `--add-dynamic-module` against Debian's nginx-dev tree
-#         (/usr/share/nginx/src, headers only) with `/usr/sbin/nginx -V`'s
-#         arguments: loads into Debian's nginx, key_auth/auth_http/ntlm work,
-#         our auth_request is refused next to Debian's C module;
 #       - `--add-module` against Debian's nginx 1.22 upstream source
 #         (ci/debian-nginx-source.sh), without the C auth_request: every
 #         mechanism works on the oldest nginx we support.
-# The builds share one CARGO_TARGET_DIR (the crates compile once).
+# `--add-dynamic-module` against Debian's nginx-dev tree (/usr/share/nginx/src,
+# headers only) is packaging_deb.t's build: Debian's own module build
+# (dh-sequence-nginx) does exactly that, from this tarball, offline, and the
+# result is loaded into Debian's nginx there (key_auth/auth_http/ntlm work,
+# our auth_request is refused next to Debian's C module).
+# The builds share one CARGO_TARGET_DIR (AGPackaging::tarball_cargo_target(),
+# the crates compile once).
 #
-# Slow (builds nginx twice and the module four times): TEST_PACKAGING=1.
+# Slow (builds nginx twice and the module three times): TEST_PACKAGING=1.
 
 use strict;
 use warnings;
 use Test::More;
-use File::Path qw(make_path);
+use File::Path qw(make_path remove_tree);
 use lib 't/lib';
 use AGTest;
 use AGPackaging;
 
-my $DEBIAN_NGINX = '/usr/sbin/nginx';
 packaging_or_skip(['make', 'apt-get install make'], ['gcc', 'apt-get install gcc'],
-                  [$DEBIAN_NGINX, 'Debian package nginx (ci/setup.sh installs it)'],
-                  ['/usr/share/nginx/src/src/core/nginx.h', 'Debian package nginx-dev (ci/setup.sh installs it)'],
                   ['apt-get', 'a Debian system']);
 
 my $root = AGPackaging::root();
@@ -58,9 +59,11 @@ for my $f (qw(config config.make Cargo.toml Cargo.lock build.rs src/lib.rs READM
 ok(scalar(grep { m{^\Q$top\E/vendor/nginx-sys-[^/]+/Cargo\.toml$} } keys %listed), 'and the vendored crates (nginx-sys, ...)');
 ok(!(grep { m{^\Q$top\E/target/} } keys %listed), 'and no build output');
 
-make_path("$dir/unpacked", "$dir/empty-cargo-home");
-system('tar', '-xzf', $out, '-C', "$dir/unpacked") == 0 or BAIL_OUT('cannot unpack the tarball');
-my $addon = "$dir/unpacked/$top";
+my $unpacked = AGPackaging::tarball_build_dir();
+remove_tree($unpacked);
+make_path($unpacked, "$dir/empty-cargo-home");
+system('tar', '-xzf', $out, '-C', $unpacked) == 0 or BAIL_OUT('cannot unpack the tarball');
+my $addon = "$unpacked/$top";
 like(scalar `cat '$addon/.cargo/config.toml'`, qr/replace-with = "vendored-sources"[\s\S]*directory = "vendor"/,
      '.cargo/config.toml: crates.io replaced by vendor/');
 my ($vendored_nginx) = glob("$addon/vendor/nginx-src-*/nginx");
@@ -69,7 +72,7 @@ ok($vendored_nginx && -f "$vendored_nginx/src/core/nginx.h", 'the tarball carrie
 # Offline from here: no registry, no network for cargo.
 $ENV{CARGO_HOME} = "$dir/empty-cargo-home";
 $ENV{CARGO_NET_OFFLINE} = 'true';
-my @shared = ('--addon', $addon, '--cargo-target', "$root/target/against/configure-cargo");
+my @shared = ('--addon', $addon, '--cargo-target', AGPackaging::tarball_cargo_target());
 
 # build(name, build-against args...) -> ($path, \%build_env): the .so, or
 # the nginx binary with --static.
@@ -112,28 +115,6 @@ smoke('dynamic-1.28', $t->binary, $so, 1);
 my $static = build('static-1.28', '--static', $vendored_nginx, @args);
 like(`'$static' -V 2>&1`, qr/--add-module=\Q$addon\E/, 'static-1.28: nginx -V names the module');
 smoke('static-1.28', $static, undef, 1);
-
-# --- dynamic, Debian's nginx-dev ---------------------------------------------
-$so = build('dynamic-debian', '--debian');
-{
-    my $s = do {
-        local $ENV{TEST_NGINX_BINARY} = $DEBIAN_NGINX;
-        local $ENV{TEST_NGINX_MODULE} = $so;
-        AGTest->new;
-    };
-    my ($trc, $tout) = $s->nginx_t(<<'EOF');
-%%TEST_GLOBALS%%
-events {}
-http {
-    %%TEST_GLOBALS_HTTP%%
-    server { listen 127.0.0.1:%%PORT_8080%%; location / { auth_request /a; } location = /a { return 204; } }
-}
-EOF
-    isnt($trc, 0, 'dynamic-debian: our auth_request in Debian\'s nginx is refused');
-    like($tout, qr/would be handled by nginx's own ngx_http_auth_request_module/, 'dynamic-debian: with the clear message');
-    $s->{done} = 1;
-}
-smoke('dynamic-debian', $DEBIAN_NGINX, $so, 0);
 
 # --- static, Debian's nginx 1.22 upstream source -------------------------------
 ($rc, $out, $err) = run_cmd('bash', 'ci/debian-nginx-source.sh');    # apt-get source, no cargo

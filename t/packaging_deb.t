@@ -72,12 +72,26 @@ sub machine_state {
 }
 
 # --- build ---------------------------------------------------------------------
-my ($rc, $out, $err) = run_cmd('bash', 'ci/deb/build.sh', '--out', "$dir/deb",
-                               '--cargo-target', "$root/target/against/configure-cargo");
+# Unpacked where packaging_configure.t and packaging_rpm.t unpack the tarball,
+# with their CARGO_TARGET_DIR: the crates they compiled are reused.
+my $build_dir = AGPackaging::tarball_build_dir();
+my ($rc, $out, $err) = run_cmd('bash', 'ci/deb/build.sh', '--out', "$dir/deb", '--build-dir', $build_dir,
+                               '--cargo-target', AGPackaging::tarball_cargo_target());
 my ($deb) = $out =~ /^(\S+\.deb)$/m;
 ok($rc == 0 && $deb && -f $deb, 'ci/deb/build.sh: dpkg-buildpackage builds the .deb')
     or BAIL_OUT("ci/deb/build.sh failed ($rc):\n" . AGPackaging::tail($err, 40));
 like($deb, qr{/\Q${PACKAGE}_$version\E-1_\w+\.deb$}, "file name ${PACKAGE}_$version-1_ARCH.deb");
+# Debian's module build is nginx's configure of the nginx-dev tree with
+# --add-dynamic-module (ci/deb/debian/rules): that of the unpacked tarball,
+# whose crates cargo took from vendor/ (CARGO_NET_OFFLINE, debian/rules).
+my $log = AGPackaging::_slurp("$build_dir/dpkg-buildpackage.log");
+like($log, qr{^adding module in \Q$build_dir/nginx-authgate-$version\E(?:/\.)?$}m,
+     "/usr/share/nginx/src's configure: --add-dynamic-module=the unpacked tarball");
+like($log, qr{^ \+ ngx_http_authgate_module was configured$}m, 'configured as a dynamic module');
+like($log, qr{\bmake\b.*-C /usr/share/nginx/src modules}, 'make modules in /usr/share/nginx/src');
+like($log, qr{Compiling nginx-authgate v\Q$version\E \(\Q$build_dir/nginx-authgate-$version\E\)},
+     'cargo built the module from the unpacked tarball');
+note('cargo compiled ' . scalar(() = $log =~ /^\s*Compiling /mg) . ' crates (the others were compiled by an earlier build)');
 ok(-f "$dir/deb/nginx-authgate_$version-1.dsc", 'and the source package (.dsc)');
 is(machine_state(), $before, 'the build left nothing behind (Makefile in /usr/share/nginx/src)');
 

@@ -42,10 +42,12 @@ like($log, qr/\Q$DEBIAN_NGINX\E loads the module \(nginx -t ok\)/, 'the script c
 
 # The script's refusals.
 {
-    my ($rc, undef, $err) = run_cmd('bash', 'ci/build-against.sh', '--make-nginx', '--debian');
+    # (the same --cargo-target as build_against: the configured copy is reused)
+    my @shared = ('--cargo-target', AGPackaging::repo_cargo_target());
+    my ($rc, undef, $err) = run_cmd('bash', 'ci/build-against.sh', @shared, '--make-nginx', '--debian');
     isnt($rc, 0, '--make-nginx with Debian\'s headers-only source: refused');
     like($err, qr/headers only .* use --nginx BINARY/, 'saying why');
-    ($rc, undef, $err) = run_cmd('bash', 'ci/build-against.sh', '--nginx', '/bin/true', '--debian');
+    ($rc, undef, $err) = run_cmd('bash', 'ci/build-against.sh', @shared, '--nginx', '/bin/true', '--debian');
     isnt($rc, 0, 'a checking binary that is not nginx 1.22.1: refused');
     like($err, qr/is nginx .*the source is 1\.22\.\d+: the module would be refused/, 'saying why');
 }

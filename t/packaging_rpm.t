@@ -72,15 +72,17 @@ is(spec_requires('--define', "_nginx_srcdir $vendored", '--define', '_nginx_abiv
 for my $case (['1.28', $vendored, $t->binary, 1], ['1.22', $debian, $DEBIAN_NGINX, 0]) {
     my ($name, $src, $nginx, $ar) = @$case;
     my ($nginx_version) = `cat '$src/src/core/nginx.h'` =~ /#define NGINX_VERSION\s+"([^"]+)"/;
-    # One rpmbuild tree for both builds: the same BUILD/nginx-authgate-VERSION
-    # path, so that cargo reuses the crates compiled by the first (it rebuilds
-    # a dependency whose source path changed).
+    # Both builds unpack the tarball where packaging_configure.t and
+    # packaging_deb.t do (--build-dir: rpmbuild's %_builddir) and share their
+    # CARGO_TARGET_DIR, so that cargo reuses the crates compiled by the first
+    # (it rebuilds a dependency whose source path changed).
     my $out;
     ($rc, $out, $err) = do {
         local $ENV{CARGO_HOME} = "$dir/empty-cargo-home";
         local $ENV{CARGO_NET_OFFLINE} = 'true';
         run_cmd('bash', 'ci/rpm/build.sh', '--tarball', $tarball, '--nginx-source', $src,
-                '--out', "$dir/rpm", '--cargo-target', "$root/target/against/configure-cargo");
+                '--out', "$dir/rpm", '--build-dir', AGPackaging::tarball_build_dir(),
+                '--cargo-target', AGPackaging::tarball_cargo_target());
     };
     my ($rpm, $srpm) = split /\n/, $out;
     ok($rc == 0 && $rpm && -f $rpm && $srpm && -f $srpm, "$name: rpmbuild -ba --nodeps, offline")

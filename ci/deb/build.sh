@@ -5,13 +5,19 @@
 # (ci/deb/debian/), from the release tarball (ci/dist.sh) as the upstream
 # tarball, offline.
 #
-#   ci/deb/build.sh [--tarball FILE] [--out DIR] [--cargo-target DIR]
+#   ci/deb/build.sh [--tarball FILE] [--out DIR] [--build-dir DIR] [--cargo-target DIR]
 #
 #   --tarball       nginx-authgate-VERSION.tar.gz (default: ci/dist.sh makes it)
-#   --out           where the .deb, .dsc, ... go (default target/deb); the
-#                   build tree is DIR/build
+#   --out           where the .deb, .dsc, ... go (default target/deb)
+#   --build-dir     the build tree (emptied first): the tarball is unpacked
+#                   in DIR/nginx-authgate-VERSION, dpkg-buildpackage writes
+#                   into DIR (default: OUT/build)
 #   --cargo-target  CARGO_TARGET_DIR of the module build (default: inside
-#                   the build tree); builds can share one
+#                   the build tree). Builds can share one; cargo reuses the
+#                   crates compiled by an earlier build only if that build
+#                   unpacked the tarball at the same path (a crate's source
+#                   path is part of its fingerprint), so give them the same
+#                   --build-dir too (ci/rpm/build.sh has the same option)
 #
 # `dpkg-buildpackage -d`: the Build-Depends are not checked, because the Rust
 # toolchain here is rustup's (Debian 12's rustc is older than 1.81). The
@@ -27,16 +33,17 @@ caller_pwd=$PWD
 # shellcheck source=ci/lib.sh
 source "$(dirname "$0")/../lib.sh"
 
-tarball="" out="" cargo_target=""
+tarball="" out="" build_dir="" cargo_target=""
 while (($#)); do
     case $1 in
-        --tarball | --out | --cargo-target)
+        --tarball | --out | --build-dir | --cargo-target)
             (($# >= 2)) || die "$1 needs a value"
             value=$2
             [[ $value == /* ]] || value=$caller_pwd/$value
             case $1 in
                 --tarball) tarball=$value ;;
                 --out) out=$value ;;
+                --build-dir) build_dir=$value ;;
                 --cargo-target) cargo_target=$value ;;
             esac
             shift 2
@@ -63,7 +70,7 @@ version=${version#nginx-authgate-}
 out=${out:-$(target_dir)/deb}
 mkdir -p "$out"
 out=$(cd "$out" && pwd)
-build=$out/build
+build=${build_dir:-$out/build}
 rm -rf "$build"
 mkdir -p "$build"
 

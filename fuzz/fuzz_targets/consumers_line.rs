@@ -77,14 +77,14 @@ fuzz_target!(|data: &[u8]| {
                     .find_map(|w| w.strip_prefix(b"key="))
                     .unwrap();
                 assert!(!value.starts_with(b"sha256:"));
-                assert_eq!(text.as_slice(), value);
+                assert_eq!(*text, value);
                 // never shown in a debug form
                 assert_eq!(format!("{:?}", parsed.key), "Some(Key::Plain(..))");
             }
             None => {}
         }
         let key_value = words.iter().rev().find_map(|w| w.strip_prefix(b"key="));
-        let name = parsed.name.clone();
+        let name = parsed.name.to_owned();
         let has_key = parsed.key.is_some();
         if registry.add(parsed).is_ok() {
             if let (Some(value), true) = (key_value, has_key) {

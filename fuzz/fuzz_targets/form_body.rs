@@ -2,12 +2,12 @@
 //! field, removing it, recognising the content type.
 //!
 //! Input: the field name, a newline, then the body (also tried as a
-//! Content-Type value).
+//! Content-Type and a Content-Encoding value).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
 use nginx_authgate::auth_http::params::form_encode_into;
-use nginx_authgate::key_auth::form::{find, is_form, remove, Field};
+use nginx_authgate::key_auth::form::{ascii_charset, find, is_coded, is_form, remove, Field};
 use nginx_authgate::nginx::args::decode;
 
 fuzz_target!(|data: &[u8]| {
@@ -21,7 +21,11 @@ fuzz_target!(|data: &[u8]| {
 
     let found = find(body, name);
     let removed = remove(body, name);
-    assert_eq!(removed.is_some(), found != Field::Absent, "remove iff found");
+    assert_eq!(
+        removed.is_some(),
+        found != Field::Absent,
+        "remove iff found"
+    );
     if let Field::Once(value) = &found {
         assert!(value.len() <= body.len());
     }
@@ -58,4 +62,24 @@ fuzz_target!(|data: &[u8]| {
         let media = body.split(|&b| b == b';').next().unwrap_or_default();
         assert!(media.len() >= b"application/x-www-form-urlencoded".len());
     }
+
+    // Content codings: a coding is a list element other than identity;
+    // adding identity elements never changes the answer.
+    let mut with_identity = body.to_vec();
+    with_identity.extend_from_slice(b", identity");
+    assert_eq!(is_coded(&with_identity), is_coded(body));
+    if !is_coded(body) {
+        assert!(body
+            .split(|&b| b == b',')
+            .all(|c| c.iter().all(|b| b" \t".contains(b))
+                || c.trim_ascii().eq_ignore_ascii_case(b"identity")));
+    }
+
+    // Charsets: never panics; no parameter is always searched, and adding
+    // a foreign charset always refuses.
+    let media_only = body.split(|&b| b == b';').next().unwrap_or_default();
+    assert!(ascii_charset(media_only));
+    let mut foreign = body.to_vec();
+    foreign.extend_from_slice(b"; charset=utf-16");
+    assert!(!ascii_charset(&foreign));
 });

@@ -5,8 +5,9 @@ use core::ffi::{c_char, c_void};
 use core::ptr;
 
 use nginx_sys::{
-    ngx_command_t, ngx_conf_include, ngx_conf_parse, ngx_conf_t, ngx_int_t, ngx_shm_zone_t,
-    ngx_str_t, NGX_LOG_EMERG, NGX_LOG_NOTICE, NGX_LOG_WARN,
+    ngx_command_t, ngx_conf_include, ngx_conf_parse, ngx_conf_t, ngx_create_pool, ngx_destroy_pool,
+    ngx_int_t, ngx_shm_zone_t, ngx_str_t, NGX_DEFAULT_POOL_SIZE, NGX_LOG_EMERG, NGX_LOG_NOTICE,
+    NGX_LOG_WARN,
 };
 use ngx::http::{HttpModule, HttpModuleMainConf, HttpModuleServerConf, NgxHttpCoreModule};
 
@@ -150,7 +151,7 @@ impl Restriction {
     pub fn names(&self, consumer: &Consumer) -> bool {
         self.members.iter().any(|m| match m {
             Member::Consumer(name) => *name == consumer.name,
-            Member::Group(group) => consumer.groups.iter().any(|g| g == group),
+            Member::Group(group) => consumer.groups().any(|g| g == group),
         })
     }
 }
@@ -968,16 +969,46 @@ unsafe extern "C" fn set_consumers(
 }
 
 fn consumers_block(cf: &mut ngx_conf_t, main: &mut KeyAuthMainConf) -> *mut c_char {
+    // nginx's conf reader allocates every word of every line from
+    // cf->pool, the cycle's pool: a million consumer lines would keep
+    // about 100 MB of words for the whole cycle. Like ngx_http_map_block,
+    // parse the block with a pool of its own, destroyed afterwards
+    // (the registry copies what it keeps; included files' names, which
+    // nginx puts there too, are only used while they are read).
+    // SAFETY: a new pool, owned by this function until destroyed below.
+    let words = unsafe { ngx_create_pool(NGX_DEFAULT_POOL_SIZE as usize, cf.log) };
+    if words.is_null() {
+        return CONF_ERROR;
+    }
     let save = *cf;
+    cf.pool = words;
     cf.handler = Some(consumer_line);
     cf.handler_conf = ptr::from_mut(&mut main.registry).cast();
     // SAFETY: the standard nested-block parse, as ngx_http_map_module
     // does; `cf` is restored afterwards.
     let rv = unsafe { ngx_conf_parse(cf, ptr::null_mut()) };
     *cf = save;
+    // SAFETY: nothing refers to the block's words any more: every line
+    // was handled (and its messages logged) during the parse.
+    unsafe { ngx_destroy_pool(words) };
     // The block is complete: the key table takes its compact form.
     main.registry.freeze();
+    release_freed_memory();
     rv
+}
+
+/// Gives the pages freed by a consumer block's parse (its words, the
+/// parse-time maps) back to the kernel. glibc returns only the top of its
+/// heap by itself; the block's garbage lies below what the rest of the
+/// configuration allocates afterwards, and would stay resident (and be
+/// inherited by every worker) for the whole cycle. `malloc_trim` also
+/// releases free pages in the middle of the heap.
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only returns free pages; no live allocation moves.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// One line inside `key_auth_consumers`.
@@ -987,8 +1018,8 @@ unsafe extern "C" fn consumer_line(
     conf: *mut c_void,
 ) -> *mut c_char {
     let body = |cf: &mut ngx_conf_t, registry: &mut Registry| {
-        let words: Vec<&[u8]> = args(cf).iter().map(|w| w.as_bytes()).collect();
-        if words.len() == 2 && words[0] == b"include" {
+        let words = args(cf);
+        if words.len() == 2 && words[0].as_bytes() == b"include" {
             let save = *cf;
             // SAFETY: as in ngx_http_map_module: included lines come back to
             // this handler (cf->handler is still set).
@@ -996,13 +1027,43 @@ unsafe extern "C" fn consumer_line(
             *cf = save;
             return rv;
         }
+        let rv = consumer_words(cf, registry);
+        wipe_words(cf);
+        rv
+    };
+    // SAFETY: `conf` is the registry set as handler_conf in set_consumers.
+    unsafe { directive(cf, conf, body) }
+}
+
+/// Zeroes the words of the consumer line just handled. They hold plain
+/// keys, and the pool they live in is only freed, not cleared, when the
+/// block ends (and a failed reload leaves the old cycle running beside
+/// the freed memory): what the registry keeps is the keys' hashes, so the
+/// text must not linger in the process's free memory either.
+fn wipe_words(cf: &mut ngx_conf_t) {
+    for word in args(cf) {
+        if !word.data.is_null() {
+            // SAFETY: each word is `len` bytes that nginx's conf reader
+            // allocated for this line (in the block's own pool); nothing
+            // refers to them after the line was handled: the registry
+            // copied what it keeps.
+            unsafe { ptr::write_bytes(word.data, 0, word.len) };
+        }
+    }
+}
+
+/// Parses one consumer line and adds it to the registry.
+fn consumer_words(cf: &mut ngx_conf_t, registry: &mut Registry) -> *mut c_char {
+    {
+        let words: Vec<&[u8]> = args(cf).iter().map(|w| w.as_bytes()).collect();
         let line = match parse_line(&words) {
             Ok(line) => line,
             Err(message) => return emerg(cf, format_args!("key_auth_consumers: {message}")),
         };
+        // The line's words are cf's: copied for the (rare) warning below.
         let expires = line
             .expires
-            .map(|at| (at, line.name.clone(), line.credential.clone()));
+            .map(|at| (at, line.name.to_owned(), line.credential.map(str::to_owned)));
         if let Err(message) = registry.add(line) {
             return emerg(cf, format_args!("key_auth_consumers: {message}"));
         }
@@ -1019,9 +1080,7 @@ unsafe extern "C" fn consumer_line(
             }
         }
         CONF_OK
-    };
-    // SAFETY: `conf` is the registry set as handler_conf in set_consumers.
-    unsafe { directive(cf, conf, body) }
+    }
 }
 
 /// nginx's cached wall-clock time, Unix seconds.

@@ -18,8 +18,9 @@
 //! uniformly distributed, so their first eight bytes serve directly as the
 //! hash table's hash (no second hashing pass).
 
+use std::collections::hash_map::{Entry, RandomState};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher as _, BuildHasherDefault, Hasher};
 
 use sha2::{Digest as _, Sha256};
 
@@ -29,7 +30,7 @@ use crate::keyed_hash::KeyedHash;
 pub type Digest = [u8; 32];
 
 /// `limit=N/WINDOW`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Limit {
     /// Requests allowed per window (≥ 1).
     pub count: u64,
@@ -40,66 +41,105 @@ pub struct Limit {
 /// Status sent when a consumer is over its limit and none is configured.
 pub const DEFAULT_LIMIT_STATUS: u16 = 503;
 
-/// One consumer: what it is told upstream, and its quota.
-#[derive(Debug, Clone)]
-pub struct Consumer {
-    pub name: String,
-    /// `group=a,b`: for `key_auth_allow` / `key_auth_deny group:NAME`.
-    pub groups: Vec<String>,
-    pub custom_id: Option<String>,
+/// One consumer as the registry hands it out: a view of its compact
+/// record, the texts in the registry's arena.
+#[derive(Debug, Clone, Copy)]
+pub struct Consumer<'a> {
+    pub name: &'a str,
+    pub custom_id: Option<&'a str>,
+    /// `group=a,b` as given (see [`Consumer::groups`]).
+    group_list: Option<&'a str>,
     pub limit: Option<Limit>,
     /// `limit_status=`; see [`Consumer::over_limit_status`].
     pub limit_status: Option<u16>,
     /// The key of this consumer's counter in the shared zone: derived from
     /// the name (not from its position), so counts survive reloads that
-    /// reorder or add consumers.
+    /// reorder or add consumers. All zeros for a consumer without `limit=`
+    /// (never counted: a SHA-256 per consumer was 8% of loading a million).
     pub counter_key: [u8; 16],
 }
 
-impl Consumer {
+impl<'a> Consumer<'a> {
     /// The status sent when the consumer is over its limit.
     pub fn over_limit_status(&self) -> u16 {
         self.limit_status.unwrap_or(DEFAULT_LIMIT_STATUS)
     }
+
+    /// `group=a,b`: for `key_auth_allow` / `key_auth_deny group:NAME`.
+    pub fn groups(&self) -> impl Iterator<Item = &'a str> {
+        self.group_list.into_iter().flat_map(|list| list.split(','))
+    }
 }
 
-/// One key of a consumer.
-#[derive(Debug, Clone)]
-pub struct Credential {
+/// One key of a consumer, as the registry hands it out.
+#[derive(Debug, Clone, Copy)]
+pub struct Credential<'a> {
     /// Index into the consumer list.
     pub consumer: usize,
     /// `credential=` (sent as `X-Credential-Identifier`).
-    pub id: Option<String>,
+    pub id: Option<&'a str>,
     /// `expires=`, Unix seconds (see [`super::expiry`]).
     pub expires: Option<i64>,
 }
 
+/// A text of the arena: the offset of its length (LEB128) and bytes.
+type Text = u32;
+/// No text (an absent `custom_id=`, `credential=`, `group=`).
+const NO_TEXT: Text = Text::MAX;
+/// No `expires=`.
+const NO_EXPIRY: i64 = i64::MIN;
+
+/// A consumer as kept: 32 bytes, its texts in the arena.
+#[derive(Debug, Clone, Copy)]
+struct ConsumerRecord {
+    name: Text,
+    custom_id: Text,
+    groups: Text,
+    /// Index into [`Registry::quotas`] (0: no limit).
+    quota: u32,
+    counter_key: [u8; 16],
+}
+
+/// A key's credential as kept: 16 bytes.
+#[derive(Debug, Clone, Copy)]
+struct CredentialRecord {
+    consumer: u32,
+    id: Text,
+    expires: i64,
+}
+
+/// A consumer's `limit=` and `limit_status=`; few distinct ones, kept once.
+type Quota = (Option<Limit>, Option<u16>);
+
 /// One parsed `key_auth_consumers` line.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Line {
-    pub name: String,
-    pub key: Option<Key>,
-    pub credential: Option<String>,
+/// Its texts are the line's words (nginx's, in the block's temporary pool):
+/// nothing is copied until the registry keeps it.
+pub struct Line<'a> {
+    pub name: &'a str,
+    pub key: Option<Key<'a>>,
+    pub credential: Option<&'a str>,
     /// `expires=`, Unix seconds.
     pub expires: Option<i64>,
-    pub custom_id: Option<String>,
+    pub custom_id: Option<&'a str>,
     pub limit: Option<Limit>,
     pub limit_status: Option<u16>,
-    pub groups: Option<Vec<String>>,
+    /// `group=a,b` as given (checked by [`parse_groups`]).
+    pub groups: Option<&'a str>,
 }
 
 /// A key as a consumer line gives it. The plain text lives only while its
 /// line is added to the registry (which keeps its keyed hash); it is never
 /// printed.
 #[derive(Clone, PartialEq, Eq)]
-pub enum Key {
+pub enum Key<'a> {
     /// `key=TEXT`.
-    Plain(Vec<u8>),
+    Plain(&'a [u8]),
     /// `key=sha256:HEX`.
     Sha256(Digest),
 }
 
-impl core::fmt::Debug for Key {
+impl core::fmt::Debug for Key<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             Key::Plain(_) => "Key::Plain(..)",
@@ -131,25 +171,148 @@ impl Hasher for DigestHasher {
 
 type DigestMap<V> = HashMap<Digest, V, BuildHasherDefault<DigestHasher>>;
 type KeyedMap<V> = HashMap<u128, V, BuildHasherDefault<DigestHasher>>;
+type HashedMap<V> = HashMap<u64, V, BuildHasherDefault<DigestHasher>>;
 
-/// All consumers and keys of one `http` block.
+/// All consumers and keys of one `http` block, in a compact form: a
+/// million consumers with key, credential and custom_id take about 100 MB.
+/// Every text (names, ids, custom_ids, group lists) is in one byte arena;
+/// consumers and credentials are small fixed records pointing into it.
+/// What only the parse needs (the maps that find a consumer's other lines
+/// and duplicate keys or credentials) is in [`Parse`], dropped by
+/// [`Registry::freeze`] at the end of each block.
 #[derive(Default, Debug)]
 pub struct Registry {
-    consumers: Vec<Consumer>,
-    by_name: HashMap<String, usize>,
-    credentials: Vec<Credential>,
-    /// The secret of `plain` (made with the first plain key).
+    /// The texts: each a LEB128 length and the bytes (valid UTF-8: only
+    /// [`Registry::push_text`] writes here, from `&str`).
+    arena: Vec<u8>,
+    consumers: Vec<ConsumerRecord>,
+    credentials: Vec<CredentialRecord>,
+    /// The distinct `limit=`/`limit_status=` pairs; 0 is "no limit".
+    quotas: Vec<Quota>,
+    /// The secret of the plain keys (made with the first plain key).
     hasher: Option<KeyedHash>,
-    /// Plain keys while the block is parsed: keyed hash -> credential index
-    /// (finds a duplicate at its line).
-    plain: KeyedMap<u32>,
-    /// Plain keys once parsed ([`Registry::freeze`]): the keyed hashes sorted,
-    /// and each one's credential index, 20 bytes a key.
+    /// Plain keys once parsed: the keyed hashes sorted, and each one's
+    /// credential index, 20 bytes a key.
     plain_sorted: Box<[u128]>,
     plain_slots: Box<[u32]>,
     /// `sha256:` keys: digest -> credential index.
     hashed: DigestMap<u32>,
-    credential_ids: HashMap<String, usize>,
+    /// For [`Registry::find`] once parsed: the hashes of the names (with
+    /// `names`' secret) sorted, and each one's consumer.
+    name_hashes: Box<[u64]>,
+    name_slots: Box<[u32]>,
+    /// The hash of names and credential ids (a random secret per registry).
+    names: RandomState,
+    /// The parse-time maps, while a block is parsed.
+    parse: Option<Box<Parse>>,
+}
+
+/// What the parse of a block needs besides the kept records.
+#[derive(Debug, Default)]
+struct Parse {
+    /// Consumers by name.
+    by_name: TextIndex,
+    /// Credentials by `credential=` id.
+    by_credential: TextIndex,
+    /// Plain keys added since the last freeze: keyed hash -> credential
+    /// index (finds a duplicate at its line).
+    plain: KeyedMap<u32>,
+    quotas: HashMap<Quota, u32>,
+}
+
+/// Records by the 64-bit hash of a text of theirs. A hash shared by two
+/// different texts (never seen in practice: the hash is keyed) chains the
+/// later record to the earlier in `next`.
+#[derive(Debug, Default)]
+struct TextIndex {
+    first: HashedMap<u32>,
+    next: HashMap<u32, u32>,
+}
+
+impl TextIndex {
+    fn find(&self, hash: u64, is: impl Fn(u32) -> bool) -> Option<u32> {
+        let mut at = *self.first.get(&hash)?;
+        loop {
+            if is(at) {
+                return Some(at);
+            }
+            at = *self.next.get(&at)?;
+        }
+    }
+
+    /// The record whose text `is`, if any; otherwise `new` is added under
+    /// `hash` (one probe of the table, the usual case at parse time).
+    fn find_or_insert(&mut self, hash: u64, new: u32, is: impl Fn(u32) -> bool) -> Option<u32> {
+        let mut at = match self.first.entry(hash) {
+            Entry::Vacant(vacant) => {
+                vacant.insert(new);
+                return None;
+            }
+            Entry::Occupied(occupied) => *occupied.get(),
+        };
+        loop {
+            if is(at) {
+                return Some(at);
+            }
+            match self.next.get(&at) {
+                Some(&next) => at = next,
+                None => {
+                    self.next.insert(at, new);
+                    return None;
+                }
+            }
+        }
+    }
+
+    /// Adds `record`, whose text is not in the index yet.
+    fn insert(&mut self, hash: u64, record: u32) {
+        self.find_or_insert(hash, record, |_| false);
+    }
+}
+
+/// The text of `arena` at `at`.
+#[inline]
+fn text_at(arena: &[u8], at: Text) -> Option<&str> {
+    if at == NO_TEXT {
+        return None;
+    }
+    let at = at as usize;
+    // A text under 128 bytes (a name, an id: nearly all) has a one-byte
+    // length: read on the request path without a loop.
+    let first = *arena.get(at)?;
+    let (start, len) = if first < 0x80 {
+        (at + 1, usize::from(first))
+    } else {
+        long_text_len(arena, at)?
+    };
+    let bytes = arena.get(start..start.checked_add(len)?)?;
+    // SAFETY: push_text wrote these bytes from a &str, at this offset.
+    Some(unsafe { core::str::from_utf8_unchecked(bytes) })
+}
+
+/// The start and length of a text of 128 bytes or more (a LEB128 length of
+/// several bytes).
+#[cold]
+fn long_text_len(arena: &[u8], mut at: usize) -> Option<(usize, usize)> {
+    let (mut len, mut shift) = (0usize, 0u32);
+    loop {
+        let byte = *arena.get(at)?;
+        at += 1;
+        len |= usize::from(byte & 0x7f).checked_shl(shift)?;
+        if byte < 0x80 {
+            return Some((at, len));
+        }
+        shift += 7;
+    }
+}
+
+/// The key of the counter of consumer `name` in the quota zone: the first
+/// half of the name's SHA-256.
+fn counter_key(name: &str) -> [u8; 16] {
+    let digest = sha256(name.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
 }
 
 /// The SHA-256 digest of `bytes`.
@@ -173,28 +336,102 @@ impl Registry {
 
     /// Number of keys.
     pub fn key_count(&self) -> usize {
-        self.plain.len() + self.plain_sorted.len() + self.hashed.len()
+        self.parse.as_ref().map_or(0, |p| p.plain.len())
+            + self.plain_sorted.len()
+            + self.hashed.len()
     }
 
-    /// Called when the `key_auth_consumers` block is parsed: the plain keys
-    /// move from the hash map that found duplicates to two compact sorted
-    /// arrays (a key costs 20 bytes instead of the map's ~40), searched in a
-    /// fixed number of steps.
-    pub fn freeze(&mut self) {
-        if self.plain.is_empty() {
-            return;
+    /// Appends `text` to the arena.
+    fn push_text(&mut self, text: &str) -> Result<Text, String> {
+        let at = Text::try_from(self.arena.len())
+            .ok()
+            .filter(|&at| at != NO_TEXT)
+            .ok_or("too many consumers (4 GB of names and ids)")?;
+        let mut len = text.len();
+        while len >= 0x80 {
+            self.arena.push(len as u8 | 0x80);
+            len >>= 7;
         }
-        let mut pairs: Vec<(u128, u32)> = self.plain.drain().collect();
-        self.plain = KeyedMap::default();
-        pairs.extend(
-            self.plain_sorted
-                .iter()
-                .copied()
-                .zip(self.plain_slots.iter().copied()),
-        );
-        pairs.sort_unstable_by_key(|&(hash, _)| hash);
-        self.plain_sorted = pairs.iter().map(|&(hash, _)| hash).collect();
-        self.plain_slots = pairs.iter().map(|&(_, slot)| slot).collect();
+        self.arena.push(len as u8);
+        self.arena.extend_from_slice(text.as_bytes());
+        Ok(at)
+    }
+
+    /// The text at `at`.
+    #[inline]
+    fn text(&self, at: Text) -> Option<&str> {
+        text_at(&self.arena, at)
+    }
+
+    fn hash_text(&self, text: &str) -> u64 {
+        self.names.hash_one(text)
+    }
+
+    /// Called when a `key_auth_consumers` block is parsed: the parse-time
+    /// maps are dropped; the plain keys move to two compact sorted arrays
+    /// searched in a fixed number of steps, the names to a sorted array of
+    /// their hashes; every table is cut to its size.
+    pub fn freeze(&mut self) {
+        let Some(parse) = self.parse.take() else {
+            return;
+        };
+        let Parse { plain, by_name, .. } = *parse;
+        if !plain.is_empty() {
+            let mut pairs: Vec<(u128, u32)> =
+                Vec::with_capacity(plain.len() + self.plain_sorted.len());
+            pairs.extend(plain);
+            pairs.extend(
+                self.plain_sorted
+                    .iter()
+                    .copied()
+                    .zip(self.plain_slots.iter().copied()),
+            );
+            pairs.sort_unstable_by_key(|&(hash, _)| hash);
+            self.plain_sorted = pairs.iter().map(|&(hash, _)| hash).collect();
+            self.plain_slots = pairs.iter().map(|&(_, slot)| slot).collect();
+        }
+        // Every consumer is in the parse-time index (a later block rebuilds
+        // it from the records): its hashes need not be computed again.
+        let mut names: Vec<(u64, u32)> = Vec::with_capacity(self.consumers.len());
+        for (&hash, &first) in &by_name.first {
+            let mut at = first;
+            names.push((hash, at));
+            while let Some(&next) = by_name.next.get(&at) {
+                at = next;
+                names.push((hash, at));
+            }
+        }
+        names.sort_unstable();
+        self.name_hashes = names.iter().map(|&(hash, _)| hash).collect();
+        self.name_slots = names.iter().map(|&(_, slot)| slot).collect();
+        self.arena.shrink_to_fit();
+        self.consumers.shrink_to_fit();
+        self.credentials.shrink_to_fit();
+        self.quotas.shrink_to_fit();
+    }
+
+    /// The parse-time maps, rebuilt from the records when a block follows
+    /// a frozen one.
+    fn parse(&mut self) -> &mut Parse {
+        if self.parse.is_none() {
+            let mut parse = Parse::default();
+            for (index, c) in self.consumers.iter().enumerate() {
+                let name = self.text(c.name).unwrap_or_default();
+                parse.by_name.insert(self.hash_text(name), index as u32);
+            }
+            for (index, c) in self.credentials.iter().enumerate() {
+                if let Some(id) = self.text(c.id) {
+                    parse.by_credential.insert(self.hash_text(id), index as u32);
+                }
+            }
+            for (index, &quota) in self.quotas.iter().enumerate() {
+                parse.quotas.insert(quota, index as u32);
+            }
+            self.name_hashes = Box::default();
+            self.name_slots = Box::default();
+            self.parse = Some(Box::new(parse));
+        }
+        self.parse.get_or_insert_with(Box::default)
     }
 
     /// A frozen plain key's credential index. A branch-free binary search:
@@ -220,42 +457,69 @@ impl Registry {
         (sorted[base] ^ hash == 0).then(|| self.plain_slots[base])
     }
 
-    /// Whether any consumer has a quota (then a zone is needed).
-    pub fn first_limited(&self) -> Option<&Consumer> {
-        self.consumers.iter().find(|c| c.limit.is_some())
+    /// A plain key's credential index, frozen or added since.
+    fn find_plain(&self, hash: u128) -> Option<u32> {
+        self.search_plain(hash)
+            .or_else(|| self.parse.as_ref()?.plain.get(&hash).copied())
     }
 
-    pub fn consumer(&self, index: usize) -> &Consumer {
-        &self.consumers[index]
+    /// The first consumer with a quota (then a zone is needed).
+    pub fn first_limited(&self) -> Option<Consumer<'_>> {
+        let index = self.consumers.iter().position(|c| c.quota != 0)?;
+        Some(self.consumer(index))
+    }
+
+    #[inline]
+    pub fn consumer(&self, index: usize) -> Consumer<'_> {
+        let c = &self.consumers[index];
+        let (limit, limit_status) = self
+            .quotas
+            .get(c.quota as usize)
+            .copied()
+            .unwrap_or_default();
+        Consumer {
+            name: self.text(c.name).unwrap_or_default(),
+            custom_id: self.text(c.custom_id),
+            group_list: self.text(c.groups),
+            limit,
+            limit_status,
+            counter_key: c.counter_key,
+        }
     }
 
     /// Whether some consumer is in group `group`.
     pub fn has_group(&self, group: &str) -> bool {
-        self.consumers
-            .iter()
-            .any(|c| c.groups.iter().any(|g| g == group))
+        (0..self.consumers.len()).any(|i| self.consumer(i).groups().any(|g| g == group))
     }
 
     /// The consumer called `name`.
     pub fn find(&self, name: &[u8]) -> Option<usize> {
         let name = core::str::from_utf8(name).ok()?;
-        self.by_name.get(name).copied()
+        let hash = self.hash_text(name);
+        let is = |index: u32| self.text(self.consumers[index as usize].name) == Some(name);
+        if let Some(parse) = &self.parse {
+            return parse.by_name.find(hash, is).map(|i| i as usize);
+        }
+        let first = self.name_hashes.partition_point(|&h| h < hash);
+        self.name_hashes[first..]
+            .iter()
+            .take_while(|&&h| h == hash)
+            .zip(&self.name_slots[first..])
+            .map(|(_, &index)| index)
+            .find(|&index| is(index))
+            .map(|i| i as usize)
     }
 
     /// The credential (and its consumer) owning `key`, if any.
-    pub fn lookup(&self, key: &[u8]) -> Option<(&Consumer, &Credential)> {
+    pub fn lookup(&self, key: &[u8]) -> Option<(Consumer<'_>, Credential<'_>)> {
         let credential = self.credential(self.lookup_credential(key)?);
-        Some((self.consumers.get(credential.consumer)?, credential))
+        Some((self.consumer(credential.consumer), credential))
     }
 
     /// The index of the credential owning `key`, if any.
     pub fn lookup_credential(&self, key: &[u8]) -> Option<usize> {
         if let Some(hasher) = &self.hasher {
-            let hash = hasher.hash(&[key]);
-            if let Some(index) = self
-                .search_plain(hash)
-                .or_else(|| self.plain.get(&hash).copied())
-            {
+            if let Some(index) = self.find_plain(hasher.hash(&[key])) {
                 return Some(index as usize);
             }
         }
@@ -266,48 +530,98 @@ impl Registry {
     }
 
     /// The credential at `index` (from [`Registry::lookup_credential`]).
-    pub fn credential(&self, index: usize) -> &Credential {
-        &self.credentials[index]
+    #[inline]
+    pub fn credential(&self, index: usize) -> Credential<'_> {
+        let c = &self.credentials[index];
+        Credential {
+            consumer: c.consumer as usize,
+            id: self.text(c.id),
+            expires: (c.expires != NO_EXPIRY).then_some(c.expires),
+        }
     }
 
     /// Adds one line. Several lines may name the same consumer (one per
     /// key); consumer attributes given on more than one of them must agree.
-    pub fn add(&mut self, line: Line) -> Result<(), String> {
+    pub fn add(&mut self, line: Line<'_>) -> Result<(), String> {
         let name = line.name;
-        let index = match self.by_name.get(&name) {
-            Some(&index) => {
-                let c = &mut self.consumers[index];
-                merge_attr(&name, "custom_id", &mut c.custom_id, line.custom_id)?;
-                let mut groups = (!c.groups.is_empty()).then(|| c.groups.clone());
-                merge_attr(&name, "group", &mut groups, line.groups)?;
-                c.groups = groups.unwrap_or_default();
-                let mut limit = c.limit;
-                merge_attr(&name, "limit", &mut limit, line.limit)?;
-                c.limit = limit;
-                let mut status = c.limit_status;
-                merge_attr(&name, "limit_status", &mut status, line.limit_status)?;
-                c.limit_status = status;
+        let name_hash = self.hash_text(name);
+        let Ok(new_index) = u32::try_from(self.consumers.len()) else {
+            return Err("too many consumers".to_owned());
+        };
+        self.parse();
+        let Registry {
+            parse: Some(parse),
+            consumers,
+            arena,
+            ..
+        } = self
+        else {
+            return Err("no parse state".to_owned());
+        };
+        let found = parse.by_name.find_or_insert(name_hash, new_index, |index| {
+            text_at(arena, consumers[index as usize].name) == Some(name)
+        });
+        let index = match found {
+            Some(index) => {
+                let c = self.consumers[index as usize];
+                let old = self.consumer(index as usize);
+                let mut custom_id = old.custom_id;
+                merge_attr(name, "custom_id", &mut custom_id, line.custom_id)?;
+                let mut groups = old.group_list;
+                merge_attr(name, "group", &mut groups, line.groups)?;
+                let mut limit = old.limit;
+                merge_attr(name, "limit", &mut limit, line.limit)?;
+                let mut status = old.limit_status;
+                merge_attr(name, "limit_status", &mut status, line.limit_status)?;
+                let (new_custom_id, new_groups, new_limit) = (
+                    old.custom_id.is_none() && custom_id.is_some(),
+                    old.group_list.is_none() && groups.is_some(),
+                    old.limit.is_none() && limit.is_some(),
+                );
+                let mut record = c;
+                if new_custom_id {
+                    record.custom_id = self.push_text(line.custom_id.unwrap_or_default())?;
+                }
+                if new_groups {
+                    record.groups = self.push_text(line.groups.unwrap_or_default())?;
+                }
+                record.quota = self.quota((limit, status))?;
+                if new_limit {
+                    record.counter_key = counter_key(name);
+                }
+                self.consumers[index as usize] = record;
                 index
             }
             None => {
-                let index = self.consumers.len();
-                let digest = sha256(name.as_bytes());
-                let mut counter_key = [0u8; 16];
-                counter_key.copy_from_slice(&digest[..16]);
-                self.consumers.push(Consumer {
-                    name: name.clone(),
-                    groups: line.groups.unwrap_or_default(),
-                    custom_id: line.custom_id,
-                    limit: line.limit,
-                    limit_status: line.limit_status,
+                // find_or_insert has put the name in the index.
+                let index = new_index;
+                let counter_key = match line.limit {
+                    Some(_) => counter_key(name),
+                    None => [0; 16],
+                };
+                let record = ConsumerRecord {
+                    name: self.push_text(name)?,
+                    custom_id: match &line.custom_id {
+                        Some(id) => self.push_text(id)?,
+                        None => NO_TEXT,
+                    },
+                    groups: match &line.groups {
+                        Some(groups) => self.push_text(groups)?,
+                        None => NO_TEXT,
+                    },
+                    quota: self.quota((line.limit, line.limit_status))?,
                     counter_key,
-                });
-                self.by_name.insert(name.clone(), index);
+                };
+                self.consumers.push(record);
                 index
             }
         };
-        let c = &self.consumers[index];
-        if c.limit.is_none() && line.limit_status.is_some() {
+        let quota = self.consumers[index as usize].quota as usize;
+        let limited = self
+            .quotas
+            .get(quota)
+            .is_some_and(|(limit, _)| limit.is_some());
+        if !limited && line.limit_status.is_some() {
             return Err(format!(
                 "consumer \"{name}\" has \"limit_status\" without \"limit\""
             ));
@@ -315,17 +629,7 @@ impl Registry {
 
         match line.key {
             Some(key) => {
-                let credential_index = self.credentials.len();
-                if let Some(id) = &line.credential {
-                    if let Some(&other) = self.credential_ids.get(id) {
-                        let owner = &self.consumers[self.credentials[other].consumer].name;
-                        return Err(format!(
-                            "credential \"{id}\" of consumer \"{name}\" is already used by \
-                             consumer \"{owner}\""
-                        ));
-                    }
-                }
-                let Ok(slot) = u32::try_from(credential_index) else {
+                let Ok(slot) = u32::try_from(self.credentials.len()) else {
                     return Err("too many keys".to_owned());
                 };
                 let key = match key {
@@ -336,35 +640,65 @@ impl Registry {
                                 "no random secret for the key table (getrandom failed)".to_owned()
                             })?),
                         };
-                        Ok(hasher.hash(&[&text]))
+                        Ok(hasher.hash(&[text]))
                     }
                     Key::Sha256(digest) => Err(digest),
                 };
-                let taken = match &key {
-                    Ok(hash) => self
-                        .search_plain(*hash)
-                        .or_else(|| self.plain.get(hash).copied()),
+                let key_taken = match &key {
+                    Ok(hash) => self.find_plain(*hash),
                     Err(digest) => self.hashed.get(digest).copied(),
                 };
-                if let Some(other) = taken {
-                    let owner = &self.consumers[self.credentials[other as usize].consumer].name;
-                    return Err(if *owner == name {
+                // A credential used twice is the message even when the key
+                // is taken too. The id is added to the index only when the
+                // line is accepted.
+                if let Some(id) = &line.credential {
+                    let hash = self.hash_text(id);
+                    let Registry {
+                        parse: Some(parse),
+                        credentials,
+                        arena,
+                        ..
+                    } = &mut *self
+                    else {
+                        return Err("no parse state".to_owned());
+                    };
+                    let is = |i: u32| text_at(arena, credentials[i as usize].id) == Some(*id);
+                    let taken = match key_taken {
+                        Some(_) => parse.by_credential.find(hash, is),
+                        None => parse.by_credential.find_or_insert(hash, slot, is),
+                    };
+                    if let Some(other) = taken {
+                        let owner = self.owner(other);
+                        return Err(format!(
+                            "credential \"{id}\" of consumer \"{name}\" is already used by \
+                             consumer \"{owner}\""
+                        ));
+                    }
+                }
+                if let Some(other) = key_taken {
+                    let owner = self.owner(other);
+                    return Err(if owner == name {
                         format!("consumer \"{name}\" has the same key twice")
                     } else {
                         format!("the key of consumer \"{name}\" is already the key of consumer \"{owner}\"")
                     });
                 }
-                match key {
-                    Ok(hash) => self.plain.insert(hash, slot),
-                    Err(digest) => self.hashed.insert(digest, slot),
+                let id = match &line.credential {
+                    Some(id) => self.push_text(id)?,
+                    None => NO_TEXT,
                 };
-                if let Some(id) = &line.credential {
-                    self.credential_ids.insert(id.clone(), credential_index);
+                match key {
+                    Ok(hash) => {
+                        self.parse().plain.insert(hash, slot);
+                    }
+                    Err(digest) => {
+                        self.hashed.insert(digest, slot);
+                    }
                 }
-                self.credentials.push(Credential {
+                self.credentials.push(CredentialRecord {
                     consumer: index,
-                    id: line.credential,
-                    expires: line.expires,
+                    id,
+                    expires: line.expires.unwrap_or(NO_EXPIRY),
                 });
             }
             None if line.expires.is_some() => {
@@ -381,6 +715,33 @@ impl Registry {
             }
         }
         Ok(())
+    }
+
+    /// The name of the consumer of credential `credential`.
+    fn owner(&self, credential: u32) -> String {
+        let consumer = self.credentials[credential as usize].consumer as usize;
+        self.consumer(consumer).name.to_owned()
+    }
+
+    /// The index of `quota` in [`Registry::quotas`], added if new.
+    fn quota(&mut self, quota: Quota) -> Result<u32, String> {
+        if self.quotas.is_empty() {
+            self.quotas.push((None, None));
+        }
+        if quota == (None, None) {
+            return Ok(0);
+        }
+        let next = self.quotas.len();
+        let parse = self.parse();
+        if let Some(&index) = parse.quotas.get(&quota) {
+            return Ok(index);
+        }
+        let Ok(index) = u32::try_from(next) else {
+            return Err("too many distinct limits".to_owned());
+        };
+        parse.quotas.insert(quota, index);
+        self.quotas.push(quota);
+        Ok(index)
     }
 }
 
@@ -404,7 +765,7 @@ fn merge_attr<T: PartialEq>(
 }
 
 /// Parses one line's words: `NAME attr=value …`.
-pub fn parse_line(words: &[&[u8]]) -> Result<Line, String> {
+pub fn parse_line<'a>(words: &[&'a [u8]]) -> Result<Line<'a>, String> {
     let Some((first, attrs)) = words.split_first() else {
         return Err("empty consumer line".to_owned());
     };
@@ -429,12 +790,14 @@ pub fn parse_line(words: &[&[u8]]) -> Result<Line, String> {
             ));
         };
         let (attr, value) = (&word[..eq], &word[eq + 1..]);
-        let attr_name = String::from_utf8_lossy(attr).into_owned();
-        let dup = || format!("consumer \"{}\": duplicate \"{attr_name}\"", line.name);
+        // Only for a message: not made for every attribute of every line.
+        let attr_name = || String::from_utf8_lossy(attr);
+        let dup = || format!("consumer \"{}\": duplicate \"{}\"", line.name, attr_name());
         let bad = |why: &str, secret: bool| {
             format!(
-                "consumer \"{}\": invalid \"{attr_name}\" value \"{}\": {why}",
+                "consumer \"{}\": invalid \"{}\" value \"{}\": {why}",
                 line.name,
+                attr_name(),
                 shown(value, secret)
             )
         };
@@ -484,9 +847,10 @@ pub fn parse_line(words: &[&[u8]]) -> Result<Line, String> {
             }
             _ => {
                 return Err(format!(
-                    "consumer \"{}\": unknown attribute \"{attr_name}\" (expected key, \
+                    "consumer \"{}\": unknown attribute \"{}\" (expected key, \
                      credential, expires, group, custom_id, limit, limit_status)",
-                    line.name
+                    line.name,
+                    attr_name()
                 ))
             }
         }
@@ -494,17 +858,15 @@ pub fn parse_line(words: &[&[u8]]) -> Result<Line, String> {
     Ok(line)
 }
 
-/// `group=a,b`: comma-separated names, none empty.
-pub fn parse_groups(value: &[u8]) -> Result<Vec<String>, &'static str> {
-    value
-        .split(|&b| b == b',')
-        .map(|g| {
-            if g.is_empty() {
-                return Err("empty group name");
-            }
-            text(g)
-        })
-        .collect()
+/// `group=a,b`: comma-separated names, none empty. The list as given.
+pub fn parse_groups(value: &[u8]) -> Result<&str, &'static str> {
+    for g in value.split(|&b| b == b',') {
+        if g.is_empty() {
+            return Err("empty group name");
+        }
+        text(g)?;
+    }
+    text(value)
 }
 
 /// A word for an error message; secrets are not echoed.
@@ -517,18 +879,18 @@ fn shown(word: &[u8], secret: bool) -> String {
 
 /// A value sent upstream in a header or a variable: non-empty, no control
 /// characters.
-fn text(value: &[u8]) -> Result<String, &'static str> {
+fn text(value: &[u8]) -> Result<&str, &'static str> {
     if value.is_empty() {
         return Err("empty");
     }
     if value.iter().any(|&b| b < 0x20 || b == 0x7f) {
         return Err("control characters are not allowed");
     }
-    String::from_utf8(value.to_vec()).map_err(|_| "not UTF-8")
+    core::str::from_utf8(value).map_err(|_| "not UTF-8")
 }
 
 /// `key=secret` or `key=sha256:<64 hex digits>`.
-pub fn parse_key(value: &[u8]) -> Result<Key, &'static str> {
+pub fn parse_key(value: &[u8]) -> Result<Key<'_>, &'static str> {
     if let Some(hex) = value.strip_prefix(b"sha256:") {
         if hex.len() != 64 {
             return Err("a sha256: key needs exactly 64 hex digits");
@@ -544,7 +906,7 @@ pub fn parse_key(value: &[u8]) -> Result<Key, &'static str> {
     if value.is_empty() {
         return Err("empty");
     }
-    Ok(Key::Plain(value.to_vec()))
+    Ok(Key::Plain(value))
 }
 
 fn hex_digit(b: u8) -> Option<u8> {
@@ -650,7 +1012,7 @@ fn parse_status(value: &[u8]) -> Result<u16, &'static str> {
 mod tests {
     use super::*;
 
-    fn line(s: &str) -> Result<Line, String> {
+    fn line(s: &str) -> Result<Line<'_>, String> {
         let words: Vec<&[u8]> = s.split_whitespace().map(str::as_bytes).collect();
         parse_line(&words)
     }
@@ -674,7 +1036,7 @@ mod tests {
         assert_eq!(r.len(), 2);
         let (c, cred) = r.lookup(b"jack-key").unwrap();
         assert_eq!(c.name, "jack");
-        assert_eq!(c.custom_id.as_deref(), Some("495aec6a"));
+        assert_eq!(c.custom_id, Some("495aec6a"));
         assert_eq!(
             c.limit,
             Some(Limit {
@@ -683,7 +1045,7 @@ mod tests {
             })
         );
         assert_eq!(c.over_limit_status(), 429);
-        assert_eq!(cred.id.as_deref(), Some("cred-jack-key-auth"));
+        assert_eq!(cred.id, Some("cred-jack-key-auth"));
         assert!(r.lookup(b"jack-key ").is_none());
         assert!(r.lookup(b"").is_none());
         let anon = r.find(b"anonymous").unwrap();
@@ -700,10 +1062,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(r.len(), 1);
-        assert_eq!(r.lookup(b"a").unwrap().1.id.as_deref(), Some("c1"));
-        assert_eq!(r.lookup(b"b").unwrap().1.id.as_deref(), Some("c2"));
+        assert_eq!(r.lookup(b"a").unwrap().1.id, Some("c1"));
+        assert_eq!(r.lookup(b"b").unwrap().1.id, Some("c2"));
         assert_eq!(r.lookup(b"c").unwrap().1.id, None);
-        assert_eq!(r.lookup(b"a").unwrap().0.custom_id.as_deref(), Some("x"));
+        assert_eq!(r.lookup(b"a").unwrap().0.custom_id, Some("x"));
     }
 
     #[test]
@@ -830,12 +1192,48 @@ mod tests {
 
     #[test]
     fn counter_key_depends_on_name_only() {
-        let a = registry(&["x key=1", "jack key=2"]).unwrap();
+        let a = registry(&["x key=1 limit=1/1s", "jack key=2", "jack limit=5/1m"]).unwrap();
         let b = registry(&["jack key=3 limit=1/1s"]).unwrap();
         let ja = a.consumer(a.find(b"jack").unwrap()).counter_key;
         let jb = b.consumer(b.find(b"jack").unwrap()).counter_key;
         assert_eq!(ja, jb);
         assert_ne!(ja, a.consumer(a.find(b"x").unwrap()).counter_key);
+    }
+
+    #[test]
+    fn compact_records_across_blocks() {
+        // A long name (a two-byte length in the arena), attributes given on
+        // a later line, a second block after a freeze.
+        let long = "n".repeat(300);
+        let mut r = registry(&[
+            &format!("{long} key=a credential=ca"),
+            &format!("{long} key=b custom_id=x group=g1,g2 limit=2/1s"),
+            "bob key=c",
+        ])
+        .unwrap();
+        let i = r.find(long.as_bytes()).unwrap();
+        let c = r.consumer(i);
+        assert_eq!(c.name, long);
+        assert_eq!(c.custom_id, Some("x"));
+        assert_eq!(c.groups().collect::<Vec<_>>(), ["g1", "g2"]);
+        assert_eq!(c.limit.unwrap().count, 2);
+        assert_eq!(r.find(b"bob"), Some(1));
+        assert_eq!(r.find(b"nobody"), None);
+        assert!(r.add(line("carol key=d credential=ca").unwrap()).is_err());
+        assert!(r.add(line("bob group=g3").unwrap()).is_ok());
+        assert!(r.add(line("bob group=g4").unwrap()).is_err());
+        r.add(line("carol key=e expires=2000000000").unwrap())
+            .unwrap();
+        r.freeze();
+        assert_eq!(r.find(b"bob"), Some(1));
+        assert!(r.has_group("g3") && r.has_group("g2") && !r.has_group("g"));
+        let (carol, cred) = r.lookup(b"e").unwrap();
+        assert_eq!(
+            (carol.name, cred.id, cred.expires),
+            ("carol", None, Some(2_000_000_000))
+        );
+        assert_eq!(r.lookup(b"a").unwrap().1.id, Some("ca"));
+        assert_eq!(r.key_count(), 4);
     }
 
     #[test]
@@ -873,11 +1271,8 @@ mod group_tests {
 
     #[test]
     fn groups_parse_and_merge() {
-        assert_eq!(parse_groups(b"a"), Ok(vec!["a".to_owned()]));
-        assert_eq!(
-            parse_groups(b"partners,staff"),
-            Ok(vec!["partners".to_owned(), "staff".to_owned()])
-        );
+        assert_eq!(parse_groups(b"a"), Ok("a"));
+        assert_eq!(parse_groups(b"partners,staff"), Ok("partners,staff"));
         for bad in [&b""[..], b",", b"a,", b",a", b"a,,b", b"a,\x01"] {
             assert!(parse_groups(bad).is_err(), "{bad:?}");
         }

@@ -26,6 +26,51 @@ pub fn is_form(content_type: &[u8]) -> bool {
     trim(media).eq_ignore_ascii_case(FORM)
 }
 
+/// Whether a form `Content-Type` value has no `charset` parameter or one
+/// whose bytes for ASCII are ASCII (UTF-8, US-ASCII, Latin-1 and its
+/// Windows form), case-insensitive, quoted or not: the only forms whose
+/// field names key_auth reads as an upstream decoding them would. In
+/// UTF-16, UTF-7 or EBCDIC, `apikey` is other bytes.
+pub fn ascii_charset(content_type: &[u8]) -> bool {
+    const ASCII_COMPATIBLE: [&[u8]; 10] = [
+        b"utf-8",
+        b"utf8",
+        b"us-ascii",
+        b"ascii",
+        b"iso-8859-1",
+        b"iso-8859-15",
+        b"latin1",
+        b"iso_8859-1",
+        b"windows-1252",
+        b"cp1252",
+    ];
+    content_type.split(|&b| b == b';').skip(1).all(|param| {
+        let (name, value) = match param.iter().position(|&b| b == b'=') {
+            Some(eq) => (trim(&param[..eq]), trim(&param[eq + 1..])),
+            None => (trim(param), &b""[..]),
+        };
+        if !name.eq_ignore_ascii_case(b"charset") {
+            return true;
+        }
+        let value = match value {
+            [b'"', inner @ .., b'"'] => inner,
+            other => other,
+        };
+        ASCII_COMPATIBLE
+            .iter()
+            .any(|known| value.eq_ignore_ascii_case(known))
+    })
+}
+
+/// Whether a `Content-Encoding` value names a coding (`gzip`, `br`, ...):
+/// any list element other than `identity` (case-insensitive) or empty.
+pub fn is_coded(content_encoding: &[u8]) -> bool {
+    content_encoding.split(|&b| b == b',').any(|coding| {
+        let coding = trim(coding);
+        !coding.is_empty() && !coding.eq_ignore_ascii_case(b"identity")
+    })
+}
+
 fn trim(mut s: &[u8]) -> &[u8] {
     while let [b' ' | b'\t', rest @ ..] = s {
         s = rest;
@@ -107,6 +152,46 @@ mod tests {
 
     fn rm(body: &str, name: &str) -> Option<String> {
         remove(body.as_bytes(), name.as_bytes()).map(|v| String::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn recognises_ascii_compatible_charsets() {
+        let form = "application/x-www-form-urlencoded";
+        for ok in [
+            "",
+            "; charset=utf-8",
+            ";CHARSET=\"UTF-8\"",
+            "; a=b; charset=latin1",
+            "; x",
+        ] {
+            assert!(ascii_charset(format!("{form}{ok}").as_bytes()), "{ok}");
+        }
+        for bad in [
+            "; charset=utf-16",
+            "; charset=\"utf-16be\"",
+            "; charset=utf-7",
+            "; charset=ibm037",
+            "; charset=",
+            "; charset=utf-8; charset=utf-16",
+        ] {
+            assert!(!ascii_charset(format!("{form}{bad}").as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn recognises_content_codings() {
+        for coded in [
+            &b"gzip"[..],
+            b"GZIP",
+            b"identity, gzip",
+            b" br ",
+            b"x-custom",
+        ] {
+            assert!(is_coded(coded), "{:?}", coded);
+        }
+        for plain in [&b""[..], b"identity", b" Identity ", b",", b"identity,,"] {
+            assert!(!is_coded(plain), "{:?}", plain);
+        }
     }
 
     #[test]

@@ -37,8 +37,8 @@ use core::ptr;
 use nginx_sys::{
     ngx_current_msec, ngx_http_request_t, ngx_int_t, ngx_str_t, ngx_uint_t, NGX_AGAIN,
     NGX_DECLINED, NGX_ERROR, NGX_HTTP_BAD_REQUEST, NGX_HTTP_FORBIDDEN,
-    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_LOG_ERR, NGX_LOG_INFO,
-    NGX_OK,
+    NGX_HTTP_INTERNAL_SERVER_ERROR, NGX_HTTP_SERVICE_UNAVAILABLE, NGX_HTTP_UNSUPPORTED_MEDIA_TYPE,
+    NGX_LOG_ERR, NGX_LOG_INFO, NGX_OK,
 };
 use ngx::http::{HttpModule, HttpModuleLocationConf, HttpModuleMainConf};
 
@@ -140,11 +140,11 @@ fn subrequest(r: &mut ngx_http_request_t, conf: &KeyAuthConf) -> ngx_int_t {
         return error;
     }
     if let Some(Step::Continue(identity)) = step {
-        let consumer = main.registry.consumer(identity.consumer);
+        let consumer = &main.registry.consumer(identity.consumer);
         let credential = identity
             .credential
             .map(|(index, _)| main.registry.credential(index));
-        if upstream_headers(r, consumer, credential).is_err() {
+        if upstream_headers(r, consumer, credential.as_ref()).is_err() {
             return error;
         }
     }
@@ -272,12 +272,12 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         }
         Verdict::Unchecked => return fail(passage),
     };
-    let consumer = main.registry.consumer(identity.consumer);
+    let consumer = &main.registry.consumer(identity.consumer);
     let credential = identity
         .credential
         .map(|(index, _)| main.registry.credential(index));
 
-    set_variables(r, main, consumer, credential);
+    set_variables(r, main, consumer, credential.as_ref());
 
     // key_auth_allow / key_auth_deny: before the quota, so that a consumer
     // refused here is not charged. Not kept in the passage: a location an
@@ -344,7 +344,7 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
         }
     }
 
-    if upstream_headers(r, consumer, credential).is_err() {
+    if upstream_headers(r, consumer, credential.as_ref()).is_err() {
         return fail(passage);
     }
     let slot = if identity.credential.is_some() {
@@ -495,12 +495,62 @@ fn body_key(r: &mut ngx_http_request_t, conf: &KeyAuthConf, passage: &mut Passag
     let Some(field) = conf.body_field() else {
         return BodyKey::NotSearched;
     };
-    // SAFETY: the Content-Type header element of the live request, or null.
-    let content_type = unsafe { r.headers_in.content_type.as_ref() };
-    if !content_type.is_some_and(|h| form::is_form(h.value.as_bytes()))
-        || !client_body::announced(r)
-    {
+    if !client_body::announced(r) {
         return BodyKey::NotSearched;
+    }
+    // Every Content-Type line: with two, an upstream may read the other one
+    // than nginx's first, and find (and keep) a key in a body key_auth did
+    // not search, or did not strip. As for a field given twice, no guess.
+    let (types, forms) = (core::cell::Cell::new(0), core::cell::Cell::new(0));
+    headers_in::any_value(r, b"Content-Type", |value| {
+        types.set(types.get() + 1);
+        forms.set(forms.get() + usize::from(form::is_form(value)));
+        false
+    });
+    if forms.get() == 0 {
+        return BodyKey::NotSearched;
+    }
+    if types.get() > 1 {
+        request::without_request_context(r, |log| {
+            ngx::ngx_log_error!(
+                NGX_LOG_INFO,
+                log,
+                "key_auth: the request has {} \"Content-Type\" headers, one a form; \
+                 refused (400), client: {}, uri: \"{}\"",
+                types.get(),
+                request::client(r),
+                r.uri
+            );
+        });
+        return BodyKey::Refused(NGX_HTTP_BAD_REQUEST as u16);
+    }
+    // A coded body (gzip): its bytes cannot be searched, and an upstream
+    // that decodes it would find the key. Fail closed (RFC 7694: 415).
+    if headers_in::any_value(r, b"Content-Type", |v| !form::ascii_charset(v)) {
+        request::without_request_context(r, |log| {
+            ngx::ngx_log_error!(
+                NGX_LOG_INFO,
+                log,
+                "key_auth: a form body in a charset other than UTF-8, ASCII or Latin-1 cannot \
+                 be searched; refused (415), client: {}, uri: \"{}\"",
+                request::client(r),
+                r.uri
+            );
+        });
+        return BodyKey::Refused(NGX_HTTP_UNSUPPORTED_MEDIA_TYPE as u16);
+    }
+    if headers_in::any_value(r, b"Content-Encoding", form::is_coded) {
+        request::without_request_context(r, |log| {
+            ngx::ngx_log_error!(
+                NGX_LOG_INFO,
+                log,
+                "key_auth: a form body with a \"Content-Encoding\" cannot be searched; \
+                 refused (415), client: {}, uri: \"{}\"",
+                request::client(r),
+                r.uri
+            );
+        });
+        return BodyKey::Refused(NGX_HTTP_UNSUPPORTED_MEDIA_TYPE as u16);
     }
     let body = match client_body::prepare(r, field.max, BODY_FIELD) {
         BodyStep::Ready(None) => return BodyKey::NotSearched,
@@ -569,7 +619,7 @@ fn key_expired(r: &ngx_http_request_t, main: &KeyAuthMainConf, index: usize) -> 
             "key_auth: the key of consumer \"{}\" ({}) expired at {}; refused as an invalid \
              key, client: {}, uri: \"{}\"",
             main.registry.consumer(credential.consumer).name,
-            expiry::describe_credential(credential.id.as_deref()),
+            expiry::describe_credential(credential.id),
             expiry::format_utc(credential.expires.unwrap_or_default()),
             request::client(r),
             r.uri
@@ -681,12 +731,9 @@ fn set_variables(
     credential: Option<&Credential>,
 ) {
     let values = [
-        (&main.var_consumer, Some(consumer.name.as_str())),
-        (
-            &main.var_credential,
-            credential.and_then(|c| c.id.as_deref()),
-        ),
-        (&main.var_custom_id, consumer.custom_id.as_deref()),
+        (&main.var_consumer, Some(consumer.name)),
+        (&main.var_credential, credential.and_then(|c| c.id)),
+        (&main.var_custom_id, consumer.custom_id),
     ];
     for (var, value) in values {
         match (var, value) {
@@ -830,10 +877,10 @@ fn upstream_headers(
     // The values live in the consumer registry, which outlives every request
     // of its configuration: no copy.
     headers_in::push_prepared(r, &CONSUMER_USERNAME, consumer.name.as_bytes())?;
-    if let Some(id) = credential.and_then(|c| c.id.as_deref()) {
+    if let Some(id) = credential.and_then(|c| c.id) {
         headers_in::push_prepared(r, &CREDENTIAL_IDENTIFIER, id.as_bytes())?;
     }
-    if let Some(id) = consumer.custom_id.as_deref() {
+    if let Some(id) = consumer.custom_id {
         headers_in::push_prepared(r, &CONSUMER_CUSTOM_ID, id.as_bytes())?;
     }
     Ok(())

@@ -300,12 +300,15 @@ pub fn push_response_decimals<const N: usize>(
         let h = match elts {
             // SAFETY: element i of the N just taken from the last part.
             Some(first) => unsafe { first.add(i) },
-            // SAFETY: headers_out.headers is the response's header list.
-            None => unsafe { ngx_list_push(list) }.cast::<ngx_table_elt_t>(),
+            None => {
+                // SAFETY: headers_out.headers is the response's header list.
+                let h = unsafe { ngx_list_push(list) }.cast::<ngx_table_elt_t>();
+                if h.is_null() {
+                    return Err(NgxError);
+                }
+                h
+            }
         };
-        if h.is_null() {
-            return Err(NgxError);
-        }
         // SAFETY: `h` is a fresh list element, fully initialised here;
         // `name` is static, `value` lives in the request pool or outlives
         // the request (Decimal::Text).

@@ -21,6 +21,25 @@ my $ROOT = AGTest::_find_root();
 
 sub root { $ROOT }
 
+# The packaging step builds the module many times; cargo compiles the ~100
+# crates of Cargo.lock again for every new CARGO_TARGET_DIR, and again for
+# every new source path of those crates (a crate's path is part of cargo's
+# fingerprint). So the builds share two target directories:
+#
+# tarball_build_dir(): where packaging_configure.t, ci/rpm/build.sh
+# (--build-dir: rpmbuild's %_builddir) and ci/deb/build.sh (--build-dir)
+# unpack the release tarball: always DIR/nginx-authgate-VERSION, emptied
+# and unpacked afresh by each build, so the vendored crates keep one path;
+# tarball_cargo_target(): their CARGO_TARGET_DIR (config.make builds).
+# A fresh checkout has neither; the first build fills them.
+sub tarball_build_dir { "$ROOT/target/against/tarball" }
+sub tarball_cargo_target { "$ROOT/target/against/configure-cargo" }
+
+# repo_cargo_target(): the CARGO_TARGET_DIR of build_against() (cargo build
+# of this checkout against another nginx: packaging_debian.t,
+# packaging_nginx122.t, packaging_vendored.t), crates from cargo's registry.
+sub repo_cargo_target { "$ROOT/target/against/cargo" }
+
 # Skips the whole file unless TEST_PACKAGING=1, or when a required program
 # or file is missing (each given as [path-or-program, how to get it]).
 sub packaging_or_skip {
@@ -69,10 +88,11 @@ sub _slurp {
 }
 
 # build_against(@args) -> ($module_path, $stderr, \%build_env), or dies with
-# the script's output. @args as for ci/build-against.sh.
+# the script's output. @args as for ci/build-against.sh, which is given
+# --cargo-target repo_cargo_target() too.
 sub build_against {
     my (@args) = @_;
-    my ($rc, $out, $err) = run_cmd('bash', 'ci/build-against.sh', @args);
+    my ($rc, $out, $err) = run_cmd('bash', 'ci/build-against.sh', '--cargo-target', repo_cargo_target(), @args);
     my ($so) = $out =~ /^(\S+\.so)$/m;
     die "ci/build-against.sh @args failed ($rc):\n" . _tail($err, 40) . "\n"
         if $rc != 0 || !$so || !-f $so;

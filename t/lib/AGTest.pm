@@ -26,7 +26,7 @@ use Test::More ();
 use Time::HiRes qw(time sleep);
 
 our @EXPORT = qw(
-    port http http_get http_post http_end http2_request
+    port http http_get http_post http_end http2_request http2_port
     parse_response parse_responses http_status http_header http_headers
     http_body json_body md5_hex
 );
@@ -929,6 +929,20 @@ sub http_post {
 # HTTP/2 client (curl, h2c with prior knowledge)
 ###############################################################################
 
+# http2_port($port): the port that speaks HTTP/2 for the listen on $port.
+# The same port, except on nginx < 1.25.1, where "http2 on;" does not exist
+# and the harness adds an "http2" listen of its own (see _http2_compat).
+# For tests that run curl themselves (e.g. a body streamed from stdin).
+sub http2_port {
+    my ($port) = @_;
+    if ($CURRENT && $CURRENT->{h2c}) {
+        for my $token (keys %{ $CURRENT->{h2c} }) {
+            return $CURRENT->port($CURRENT->{h2c}{$token}) if $CURRENT->port($token) == $port;
+        }
+    }
+    return $port;
+}
+
 # http2_request($uri, %opts): runs
 #   curl -sS -i --http2-prior-knowledge -X METHOD [-H ...] [--data-binary @f]
 #        http://127.0.0.1:PORT$uri
@@ -937,13 +951,7 @@ sub http_post {
 # port, timeout.  The server block needs "http2 on;".
 sub http2_request {
     my ($uri, %o) = @_;
-    my $port = _port_opt(%o);
-    if ($CURRENT && $CURRENT->{h2c}) {    # nginx < 1.25.1: see _http2_compat
-        for my $token (keys %{ $CURRENT->{h2c} }) {
-            $port = $CURRENT->port($CURRENT->{h2c}{$token}), last
-                if $CURRENT->port($token) == $port;
-        }
-    }
+    my $port = http2_port(_port_opt(%o));
     my @cmd = ('curl', '-sS', '-i', '--http2-prior-knowledge',
                '--max-time', $o{timeout} // 10);
     push @cmd, '-X', $o{method} if $o{method};

@@ -106,10 +106,10 @@ pub fn look(
     flight: &mut Flight,
     values: usize,
 ) -> Look {
-    if cache.zone().is_none() {
+    let Some(zone) = cache.zone() else {
         // No cache here: nothing to do, nothing more to cost.
         return Look::Ask;
-    }
+    };
     let key = if flight.state != State::New {
         None
     } else if let Some(index) = cache.key_variable() {
@@ -126,7 +126,76 @@ pub fn look(
         0 => &[][..],
         len => unsafe { core::slice::from_raw_parts(k.data, len) },
     });
-    look_key(r, cache, flight, values, key.unwrap_or(&[]))
+    let key = key.unwrap_or(&[]);
+    let mut id_known = false;
+    if flight.state == State::New && !key.is_empty() {
+        match first_hit(r, cache, Zone(zone), flight, values, key) {
+            FirstLook::Hit(entry) => {
+                flight.state = State::Done;
+                set_status(r, cache, CacheStatus::Hit);
+                return Look::Hit(entry);
+            }
+            FirstLook::NotHit => id_known = true,
+            FirstLook::NoZone => {}
+        }
+    }
+    look_id(r, cache, flight, values, key, id_known)
+}
+
+/// What [`first_hit`] found.
+enum FirstLook {
+    Hit(Entry<'static>),
+    /// Not a hit it can answer; the question's id is in the flight.
+    NotHit,
+    /// The zone is not ready.
+    NoZone,
+}
+
+/// The hit path on its own, the common case kept short: the question's id
+/// and one pass under the lock that finds a fresh entry and reads it.
+/// Anything else (no entry, expired, inactive, in flight, unreadable, out
+/// of memory) is left to [`look_id`], which sees the table again and
+/// handles it as it always does.
+fn first_hit(
+    r: &ngx_http_request_t,
+    cache: &CacheConf,
+    zone: Zone,
+    flight: &mut Flight,
+    values: usize,
+    key: &[u8],
+) -> FirstLook {
+    // SAFETY: as in look_key().
+    let now = unsafe { ngx_current_msec } as u64;
+    let clock = Clock {
+        now_ms: now,
+        inactive_ms: cache.inactive_ms(),
+    };
+    let pool = r.pool;
+    let found = zone.with(|secret, table| {
+        let id = cache.question_id(secret, key);
+        flight.id = id.to_le_bytes();
+        let i = table.hit(id, clock)?;
+        let data = table.data(i);
+        let entry = Entry::parse(data)?;
+        if let Some(bare) = entry.bare() {
+            return Some(bare);
+        }
+        // SAFETY: as in look_key().
+        let copy = unsafe { ngx_pnalloc(pool, data.len().max(1)) }.cast::<u8>();
+        if copy.is_null() {
+            return None;
+        }
+        // SAFETY: as in look_key().
+        unsafe {
+            core::ptr::copy_nonoverlapping(data.as_ptr(), copy, data.len());
+            Entry::parse(core::slice::from_raw_parts(copy, data.len()))
+        }
+    });
+    match found {
+        None => FirstLook::NoZone,
+        Some(Some(entry)) if entry.value_count() == values => FirstLook::Hit(entry),
+        Some(_) => FirstLook::NotHit,
+    }
 }
 
 /// [`look`] with the key given by the mechanism (auth_http's key is the
@@ -137,6 +206,19 @@ pub fn look_key(
     flight: &mut Flight,
     values: usize,
     key: &[u8],
+) -> Look {
+    look_id(r, cache, flight, values, key, false)
+}
+
+/// [`look_key`]; `id_known`: [`first_hit`] has put the question's id in
+/// the flight already.
+fn look_id(
+    r: &mut ngx_http_request_t,
+    cache: &CacheConf,
+    flight: &mut Flight,
+    values: usize,
+    key: &[u8],
+    id_known: bool,
 ) -> Look {
     let Some(zone) = cache.zone() else {
         flight.state = State::Done;
@@ -163,7 +245,9 @@ pub fn look_key(
     };
     let looked = zone.with(|secret, table| {
         if let Some(key) = key {
-            flight.id = cache.question_id(secret, key).to_le_bytes();
+            if !id_known {
+                flight.id = cache.question_id(secret, key).to_le_bytes();
+            }
             flight.wait_until_ms = now + FLIGHT_MS;
         }
         // The key's own hash (for purging) only when it is needed: for a

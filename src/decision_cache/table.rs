@@ -241,6 +241,20 @@ impl<'a> Table<'a> {
         }
     }
 
+    /// [`Table::begin`]'s hit alone: the slot of a fresh entry for `id`
+    /// used within the zone's `inactive` time, made the most recently
+    /// used; `None` for anything else (absent, inactive, expired, in
+    /// flight), which is for `begin` to handle.
+    pub fn hit(&mut self, id: u128, clock: Clock) -> Option<u32> {
+        let i = self.find(id)?;
+        let slot = &self.slots[i as usize];
+        if slot.expires_ms <= clock.now_ms || slot.is_inactive(clock) {
+            return None;
+        }
+        self.touch(i, clock.now_ms);
+        Some(i)
+    }
+
     /// The data of slot `i` (after [`Begin::Hit`]).
     pub fn data(&self, i: u32) -> &[u8] {
         let slot = &self.slots[i as usize];

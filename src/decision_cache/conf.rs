@@ -83,8 +83,9 @@ pub struct CacheConf {
     /// The zone's keyed hash with [`CacheConf::scope`] already absorbed,
     /// and the secret it was made with: made by each worker on its first
     /// lookup (the secret is the zone's, known only once the zone is
-    /// initialised), so that a lookup hashes the key bytes only. Same
-    /// hash as over the scope and the key (see [`KeyedHash::prefixed`]).
+    /// initialised), so that a lookup hashes the key bytes only: the
+    /// scope length-prefixed, then the key's bytes as they are (see
+    /// [`Prefixed::hash_last`]).
     question: core::cell::Cell<Option<(KeyedHash, Prefixed)>>,
     /// `$auth_cache_status`'s slot in `r->variables` (set by `finish`).
     status_index: Option<usize>,
@@ -121,7 +122,7 @@ impl CacheConf {
                 prefixed
             }
         };
-        prefixed.hash(&[key])
+        prefixed.hash_last(key)
     }
 
     /// `$auth_cache_status`'s index, once the configuration is finished.

@@ -171,7 +171,11 @@ fn found_template() -> Option<u32> {
         let mut v: ngx_http_variable_value_t = unsafe { core::mem::zeroed() };
         v.set_valid(1);
         let valid = raw(&v);
-        (len_ok && valid > 0x0fff_ffff).then_some(valid)
+        // SAFETY: as above.
+        let mut v: ngx_http_variable_value_t = unsafe { core::mem::zeroed() };
+        v.set_not_found(1);
+        let not_found_ok = raw(&v) == NOT_FOUND_BIT;
+        (len_ok && not_found_ok && valid > 0x0fff_ffff).then_some(valid)
     })
 }
 
@@ -236,12 +240,36 @@ pub fn get_indexed(r: &mut ngx_http_request_t, index: ngx_int_t) -> &[u8] {
     // configuration time; the value lives in the request pool.
     unsafe {
         let v = ngx_http_get_indexed_variable(r, index);
-        if v.is_null() || (*v).not_found() != 0 || (*v).data.is_null() {
+        if v.is_null() || (*v).data.is_null() {
             return &[];
         }
-        core::slice::from_raw_parts((*v).data, (*v).len() as usize)
+        match found_len(&*v) {
+            Some(len) => core::slice::from_raw_parts((*v).data, len),
+            None => &[],
+        }
     }
 }
+
+/// The length of a found value; `None` when it is not found.
+///
+/// bindgen's bitfield getters loop over bits; with the layout
+/// [`found_template`] checked, one word read and two masks do the same.
+fn found_len(v: &ngx_http_variable_value_t) -> Option<usize> {
+    match found_template() {
+        Some(_) => {
+            // SAFETY: the bitfield unit is 4 plain bytes (repr(C)).
+            let word =
+                u32::from_ne_bytes(unsafe { *ptr::addr_of!(v._bitfield_1).cast::<[u8; 4]>() });
+            // not_found is bit 30 in the checked layout (len:28, valid,
+            // no_cacheable, not_found, escape from the least significant bit).
+            (word & NOT_FOUND_BIT == 0).then_some((word & 0x0fff_ffff) as usize)
+        }
+        None => (v.not_found() == 0).then_some(v.len() as usize),
+    }
+}
+
+/// `not_found` in the layout [`found_template`] checks.
+const NOT_FOUND_BIT: u32 = 1 << 30;
 
 /// Declares a variable only this module sets (users cannot `set` it), with
 /// [`not_found_getter`] until a handler [`store`]s a value.
@@ -270,6 +298,23 @@ pub fn declare_readonly(cf: &mut ngx_conf_t, name: &ngx_str_t) -> Option<Assigna
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn found_len_matches_the_bitfield_getters() {
+        for len in [0usize, 1, 7, 255, 65_536, (1 << 28) - 1] {
+            for not_found in [0, 1] {
+                // SAFETY: all-zero values are valid plain data.
+                let mut v: ngx_http_variable_value_t = unsafe { core::mem::zeroed() };
+                v.set_len(len as _);
+                v.set_valid(1);
+                v.set_no_cacheable(1);
+                v.set_escape(1);
+                v.set_not_found(not_found);
+                let want = (not_found == 0).then_some(len);
+                assert_eq!(found_len(&v), want);
+            }
+        }
+    }
 
     #[test]
     fn set_found_matches_the_bitfield_setters() {

@@ -114,14 +114,16 @@ impl CacheConf {
     /// the scope and the key.
     #[inline]
     pub fn question_id(&self, secret: &KeyedHash, key: &[u8]) -> u128 {
-        let prefixed = match self.question.get() {
-            Some((made_with, prefixed)) if made_with == *secret => prefixed,
-            _ => {
-                let prefixed = secret.prefixed(&[&self.scope]);
-                self.question.set(Some((*secret, prefixed)));
-                prefixed
+        // SAFETY: read in place, not copied out of the cell: a worker is
+        // one thread, and nothing holds a reference into the cell across
+        // this function (set() below replaces the value whole).
+        if let Some((made_with, prefixed)) = unsafe { &*self.question.as_ptr() } {
+            if made_with == secret {
+                return prefixed.hash_last(key);
             }
-        };
+        }
+        let prefixed = secret.prefixed(&[&self.scope]);
+        self.question.set(Some((*secret, prefixed)));
         prefixed.hash_last(key)
     }
 

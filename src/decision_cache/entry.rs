@@ -59,6 +59,15 @@ impl<'a> Entry<'a> {
     /// Reads an entry written by [`encode`]; `None` when the bytes are not
     /// one (the caller then asks the service, as without a cache).
     pub fn parse(bytes: &'a [u8]) -> Option<Self> {
+        // A bare decision (the common hit): its 6 bytes and nothing more.
+        if let [d0, d1, 0, 0, 0, 0] = *bytes {
+            return Some(Entry {
+                bytes,
+                decision: u16::from_le_bytes([d0, d1]),
+                challenges: 0,
+                values: 0,
+            });
+        }
         let u16_at = |i: usize| Some(u16::from_le_bytes(bytes.get(i..i + 2)?.try_into().ok()?));
         let entry = Entry {
             bytes,

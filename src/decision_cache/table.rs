@@ -245,6 +245,7 @@ impl<'a> Table<'a> {
     /// used within the zone's `inactive` time, made the most recently
     /// used; `None` for anything else (absent, inactive, expired, in
     /// flight), which is for `begin` to handle.
+    #[inline]
     pub fn hit(&mut self, id: u128, clock: Clock) -> Option<u32> {
         let i = self.find(id)?;
         let slot = &self.slots[i as usize];
@@ -256,6 +257,7 @@ impl<'a> Table<'a> {
     }
 
     /// The data of slot `i` (after [`Begin::Hit`]).
+    #[inline]
     pub fn data(&self, i: u32) -> &[u8] {
         let slot = &self.slots[i as usize];
         &slot.data[..slot.len as usize]
@@ -362,6 +364,7 @@ impl<'a> Table<'a> {
         (id as u64 % self.buckets.len().max(1) as u64) as usize
     }
 
+    #[inline]
     fn find(&self, id: u128) -> Option<u32> {
         if self.buckets.is_empty() {
             return None;
@@ -445,6 +448,7 @@ impl<'a> Table<'a> {
         self.header.used -= 1;
     }
 
+    #[inline]
     fn touch(&mut self, i: u32, now_ms: u64) {
         self.slots[i as usize].used_ms = now_ms;
         if self.header.lru_head != i {

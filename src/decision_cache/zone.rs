@@ -117,6 +117,7 @@ impl Zone {
     /// Runs `f` with the zone's secret and table, under the zone's lock.
     /// `None` when the zone is not initialised (cannot happen once nginx
     /// serves requests; a cache failure is never a request failure).
+    #[inline(always)]
     pub fn with<T>(&self, f: impl FnOnce(&KeyedHash, &mut Table<'_>) -> T) -> Option<T> {
         // SAFETY: the zone belongs to the running cycle; its data was set by
         // init_zone() to a ZoneData followed by its buckets and slots, all

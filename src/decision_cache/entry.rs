@@ -58,6 +58,7 @@ impl Writer<'_> {
 impl<'a> Entry<'a> {
     /// Reads an entry written by [`encode`]; `None` when the bytes are not
     /// one (the caller then asks the service, as without a cache).
+    #[inline]
     pub fn parse(bytes: &'a [u8]) -> Option<Self> {
         // A bare decision (the common hit): its 6 bytes and nothing more.
         if let [d0, d1, 0, 0, 0, 0] = *bytes {

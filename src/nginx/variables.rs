@@ -232,6 +232,7 @@ pub fn index_of(cf: &mut ngx_conf_t, name: &'static str) -> Option<ngx_int_t> {
 }
 
 /// The value of an indexed variable in `r`, empty when not found.
+#[inline]
 pub fn get_indexed(r: &mut ngx_http_request_t, index: ngx_int_t) -> &[u8] {
     let Ok(index) = ngx_uint_t::try_from(index) else {
         return &[];

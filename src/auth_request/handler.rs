@@ -40,14 +40,14 @@ struct AuthRequestCtx {
 }
 
 /// Per-request state of a location where neither cache nor extension
-/// applies ([`check_plain`]): no cache flight. 72 bytes instead of 136, so
-/// it is built in place rather than copied in (a memcpy), and the request
-/// pool's first block lasts longer. A location is either plain or not for
-/// the whole request: nginx clears module contexts on every internal
-/// redirect, the only way to another location after the access phase.
-#[derive(Clone, Copy, Default)]
+/// applies ([`check_plain`]): no cache flight, and the subrequest's memory
+/// (result, completion record, request body) in the same allocation. Written
+/// in place (a value built on the stack would be copied in with memcpy). A
+/// location is either plain or not for the whole request: nginx clears
+/// module contexts on every internal redirect, the only way to another
+/// location after the access phase.
 struct PlainCtx {
-    subrequest: SubrequestResult,
+    frame: subrequest::Frame,
     /// When the subrequest started (ngx_current_msec), for its latency.
     started_ms: usize,
 }
@@ -127,27 +127,35 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
 fn check_plain(r: &mut ngx_http_request_t, conf: &AuthRequestConf, uri: &ngx_str_t) -> ngx_int_t {
     let module = AuthRequestModule::module();
     match request::ctx::<PlainCtx>(r, module) {
-        Some(ctx) if !ctx.subrequest.done => NGX_AGAIN as ngx_int_t,
+        Some(ctx) if !ctx.frame.result.done => NGX_AGAIN as ngx_int_t,
         Some(ctx) => {
             let latency = now_ms().wrapping_sub(ctx.started_ms);
-            decide(r, conf, &ctx.subrequest, latency)
+            decide(r, conf, &ctx.frame.result, latency)
         }
-        None => match request::new_ctx::<PlainCtx>(r, module) {
-            Some(ctx) => {
-                ctx.started_ms = now_ms();
-                // SAFETY: the result slot lives in the request-pool context.
-                match unsafe {
-                    subrequest::start(r, uri, None, Record::Status, &mut ctx.subrequest)
-                } {
-                    Ok(_) => NGX_AGAIN as ngx_int_t,
-                    Err(_) => {
-                        count(r, conf, slots::ERROR, None);
-                        NGX_ERROR as ngx_int_t
-                    }
+        None => {
+            let init = |p: *mut PlainCtx| {
+                // SAFETY: `p` is fresh pool memory for a PlainCtx; both of
+                // its fields are written.
+                unsafe {
+                    subrequest::Frame::init(core::ptr::addr_of_mut!((*p).frame));
+                    core::ptr::addr_of_mut!((*p).started_ms).write(now_ms());
+                }
+            };
+            // SAFETY: `init` writes every field.
+            let Some(ctx) = (unsafe { request::new_ctx_in_place::<PlainCtx>(r, module, init) })
+            else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            // SAFETY: the frame is initialised, in the request-pool context,
+            // and used for this one subrequest.
+            match unsafe { subrequest::start_in(r, uri, Record::Status, &mut ctx.frame) } {
+                Ok(_) => NGX_AGAIN as ngx_int_t,
+                Err(_) => {
+                    count(r, conf, slots::ERROR, None);
+                    NGX_ERROR as ngx_int_t
                 }
             }
-            None => NGX_ERROR as ngx_int_t,
-        },
+        }
     }
 }
 

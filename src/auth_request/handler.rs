@@ -39,6 +39,19 @@ struct AuthRequestCtx {
     cache: Flight,
 }
 
+/// Per-request state of a location where neither cache nor extension
+/// applies ([`check_plain`]): no cache flight, and the subrequest's memory
+/// (result, completion record, request body) in the same allocation. Written
+/// in place (a value built on the stack would be copied in with memcpy). A
+/// location is either plain or not for the whole request: nginx clears
+/// module contexts on every internal redirect, the only way to another
+/// location after the access phase.
+struct PlainCtx {
+    frame: subrequest::Frame,
+    /// When the subrequest started (ngx_current_msec), for its latency.
+    started_ms: usize,
+}
+
 /// The access-phase entry point.
 ///
 /// # Safety
@@ -113,16 +126,36 @@ fn check(r: &mut ngx_http_request_t) -> ngx_int_t {
 /// flow (start the subrequest; once it is done, decide from its status).
 fn check_plain(r: &mut ngx_http_request_t, conf: &AuthRequestConf, uri: &ngx_str_t) -> ngx_int_t {
     let module = AuthRequestModule::module();
-    match request::ctx::<AuthRequestCtx>(r, module) {
-        Some(ctx) if !ctx.subrequest.done => NGX_AGAIN as ngx_int_t,
+    match request::ctx::<PlainCtx>(r, module) {
+        Some(ctx) if !ctx.frame.result.done => NGX_AGAIN as ngx_int_t,
         Some(ctx) => {
             let latency = now_ms().wrapping_sub(ctx.started_ms);
-            decide(r, conf, &ctx.subrequest, latency)
+            decide(r, conf, &ctx.frame.result, latency)
         }
-        None => match request::new_ctx::<AuthRequestCtx>(r, module) {
-            Some(ctx) => ask(r, conf, uri, ctx, None),
-            None => NGX_ERROR as ngx_int_t,
-        },
+        None => {
+            let init = |p: *mut PlainCtx| {
+                // SAFETY: `p` is fresh pool memory for a PlainCtx; both of
+                // its fields are written.
+                unsafe {
+                    subrequest::Frame::init(core::ptr::addr_of_mut!((*p).frame));
+                    core::ptr::addr_of_mut!((*p).started_ms).write(now_ms());
+                }
+            };
+            // SAFETY: `init` writes every field.
+            let Some(ctx) = (unsafe { request::new_ctx_in_place::<PlainCtx>(r, module, init) })
+            else {
+                return NGX_ERROR as ngx_int_t;
+            };
+            // SAFETY: the frame is initialised, in the request-pool context,
+            // and used for this one subrequest.
+            match unsafe { subrequest::start_in(r, uri, Record::Status, &mut ctx.frame) } {
+                Ok(_) => NGX_AGAIN as ngx_int_t,
+                Err(_) => {
+                    count(r, conf, slots::ERROR, None);
+                    NGX_ERROR as ngx_int_t
+                }
+            }
+        }
     }
 }
 
@@ -181,15 +214,11 @@ fn ask(
     body: Option<ngx_str_t>,
 ) -> ngx_int_t {
     ctx.started_ms = now_ms();
-    // Without cache or extension only the status is read (as nginx's C
-    // module does); auth_request_cache stores only complete answers.
-    let record = if conf.drop_in {
-        Record::Status
-    } else {
-        Record::Answer
-    };
+    // auth_request_cache stores only complete answers, and the extensions
+    // read the answer's headers (check_plain reads only the status, as
+    // nginx's C module does).
     // SAFETY: the result slot lives in the request-pool context.
-    match unsafe { subrequest::start(r, uri, None, record, &mut ctx.subrequest) } {
+    match unsafe { subrequest::start(r, uri, None, Record::Answer, &mut ctx.subrequest) } {
         // SAFETY: start() returned a live subrequest in the request pool.
         Ok(sr) => match body.map(|b| body::attach(unsafe { &mut *sr }, b)) {
             Some(Err(_)) => NGX_ERROR as ngx_int_t,

@@ -37,6 +37,33 @@ pub fn new_ctx<T: Copy + Default>(
     }
 }
 
+/// Allocates room for a `T` in the request pool, has `init` write it in
+/// place, and makes it the module's context for this request (as
+/// [`new_ctx`], for a `T` too large to build on the stack and copy in).
+///
+/// # Safety
+/// `init` writes every field of the `T` it is given before returning.
+#[inline(always)]
+pub unsafe fn new_ctx_in_place<T>(
+    r: &mut ngx_http_request_t,
+    module: &ngx_module_t,
+    init: impl FnOnce(*mut T),
+) -> Option<&'static mut T> {
+    // SAFETY: allocation in the live request pool, sized and aligned for T
+    // (pool allocations are word-aligned; T holds no over-aligned fields).
+    let p = unsafe { ngx_palloc(r.pool, size_of::<T>()) }.cast::<T>();
+    if p.is_null() {
+        return None;
+    }
+    init(p);
+    // SAFETY: `init` initialised the fresh pool memory for a T (the
+    // contract); the ctx slot exists for every HTTP module.
+    unsafe {
+        *r.ctx.add(module.ctx_index) = p.cast::<c_void>();
+        Some(&mut *p)
+    }
+}
+
 /// The request's connection log.
 pub fn log(r: &ngx_http_request_t) -> *mut ngx_log_t {
     // SAFETY: every request has a live connection with a log while any of

@@ -15,7 +15,9 @@
 # or satisfy any); now refused with 400 when one of them is a form. So was
 # a form body with a Content-Encoding (the upstream may decode it and find
 # the key key_auth could not search): now 415; and a form in a charset
-# that is not ASCII-compatible (UTF-16, UTF-7, EBCDIC): 415.
+# that is not ASCII-compatible (UTF-16, UTF-7, EBCDIC): 415. One
+# Content-Type naming the form among other text ("…urlencoded, text/plain",
+# which PHP reads as a form): 400.
 
 use strict;
 use warnings;
@@ -233,6 +235,24 @@ ok($t->grep_log(qr/\[info\].*key_auth: the request has 2 "Content-Type" headers,
 # two Content-Types, neither a form: not a form body, not searched (401)
 is(http_status(http("POST /h/x HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\nContent-Type: text/csv\r\n"
     . "Content-Length: 18\r\nConnection: close\r\n\r\napikey=SECRET-jack")), 401, 'two Content-Types, no form: 401 (not searched)');
+
+# 8b. One Content-Type whose media type names the form among other text:
+#     no form to nginx's reading, but PHP cuts the media type at "," or a
+#     space and parses the body as a form. key_auth does not guess (400),
+#     also with an anonymous consumer and under satisfy any.
+for my $ct ("$FORM, text/plain", "text/plain, $FORM", "$FORM text/plain; charset=utf-8") {
+    for my $uri ('/h/x', '/anon/x', '/anymirror/x') {
+        $t->clear_requests('echo');
+        my $r = http_post($uri, 'apikey=SECRET-jack', content_type => $ct);
+        is(http_status($r), 400, "$uri, Content-Type '$ct': 400");
+        is(count(), 0, "$uri, Content-Type '$ct': the upstream is not asked");
+    }
+}
+ok($t->grep_log(qr/\[info\].*key_auth: the request's "Content-Type" names a form among other text; refused \(400\), client: 127\.0\.0\.1, uri: "\/h\/x"/),
+   'a form among other text: logged at info');
+# a form type in a parameter is no form and not ambiguous: not searched (401)
+is(http_status(http_post('/h/x', 'apikey=SECRET-jack', content_type => "text/plain; x=$FORM")), 401,
+   'a form type in a parameter: not a form, not searched (401)');
 
 # 9. A form body with a Content-Encoding (gzip of "apikey=SECRET-jack"):
 #    key_auth cannot search the coded bytes, an upstream that decodes them

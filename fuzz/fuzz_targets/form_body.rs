@@ -7,7 +7,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use nginx_authgate::auth_http::params::form_encode_into;
-use nginx_authgate::key_auth::form::{ascii_charset, find, is_coded, is_form, remove, Field};
+use nginx_authgate::key_auth::form::{
+    ascii_charset, find, is_coded, is_form, names_form_ambiguously, remove, Field,
+};
 use nginx_authgate::nginx::args::decode;
 
 fuzz_target!(|data: &[u8]| {
@@ -61,6 +63,13 @@ fuzz_target!(|data: &[u8]| {
     if is_form(body) {
         let media = body.split(|&b| b == b';').next().unwrap_or_default();
         assert!(media.len() >= b"application/x-www-form-urlencoded".len());
+    }
+    // A form is never ambiguous; an ambiguous value is never a form, and
+    // says the form's name in its media type.
+    if names_form_ambiguously(body) {
+        assert!(!is_form(body));
+        let media = body.split(|&b| b == b';').next().unwrap_or_default();
+        assert!(media.len() > b"application/x-www-form-urlencoded".len());
     }
 
     // Content codings: a coding is a list element other than identity;

@@ -26,6 +26,26 @@ pub fn is_form(content_type: &[u8]) -> bool {
     trim(media).eq_ignore_ascii_case(FORM)
 }
 
+/// Whether a `Content-Type` value's media type holds the form type as one of
+/// several words (split at `,`, a space or a tab) without being it:
+/// `application/x-www-form-urlencoded,
+/// text/plain`, `text/plain, application/x-www-form-urlencoded`,
+/// `application/x-www-form-urlencoded foo`. Some upstreams read such a value
+/// as a form (PHP cuts the media type at `,` or a space), so a body key_auth
+/// did not search, and did not strip, would be a form there.
+pub fn names_form_ambiguously(content_type: &[u8]) -> bool {
+    let media = trim(
+        content_type
+            .split(|&b| b == b';')
+            .next()
+            .unwrap_or_default(),
+    );
+    !media.eq_ignore_ascii_case(FORM)
+        && media
+            .split(|&b| matches!(b, b',' | b' ' | b'\t'))
+            .any(|word| word.eq_ignore_ascii_case(FORM))
+}
+
 /// Whether a form `Content-Type` value has no `charset` parameter or one
 /// whose bytes for ASCII are ASCII (UTF-8, US-ASCII, Latin-1 and its
 /// Windows form), case-insensitive, quoted or not: the only forms whose
@@ -214,6 +234,32 @@ mod tests {
             "text/plain; application/x-www-form-urlencoded",
         ] {
             assert!(!is_form(no.as_bytes()), "{no}");
+        }
+    }
+
+    #[test]
+    fn recognises_ambiguous_form_content_types() {
+        for yes in [
+            "application/x-www-form-urlencoded, text/plain",
+            "text/plain, application/x-www-form-urlencoded",
+            "application/x-www-form-urlencoded text/plain; charset=utf-8",
+            "Application/X-WWW-Form-URLEncoded,",
+            "text/plain,application/x-www-form-urlencoded",
+        ] {
+            assert!(names_form_ambiguously(yes.as_bytes()), "{yes}");
+            assert!(!is_form(yes.as_bytes()), "{yes}");
+        }
+        for no in [
+            "",
+            "application/x-www-form-urlencoded",
+            " application/x-www-form-urlencoded\t; charset=utf-8",
+            "multipart/form-data; boundary=x-www-form-urlencoded",
+            "text/plain; application/x-www-form-urlencoded",
+            "application/json",
+            "application/x-www-form-urlencodedx",
+            "text/x-www-form-urlencoded",
+        ] {
+            assert!(!names_form_ambiguously(no.as_bytes()), "{no}");
         }
     }
 

@@ -501,12 +501,27 @@ fn body_key(r: &mut ngx_http_request_t, conf: &KeyAuthConf, passage: &mut Passag
     // Every Content-Type line: with two, an upstream may read the other one
     // than nginx's first, and find (and keep) a key in a body key_auth did
     // not search, or did not strip. As for a field given twice, no guess.
+    // A value that names the form among other text (`…urlencoded,
+    // text/plain`) is no form here, but one for some upstreams: refused too.
     let (types, forms) = (core::cell::Cell::new(0), core::cell::Cell::new(0));
-    headers_in::any_value(r, b"Content-Type", |value| {
+    let ambiguous = headers_in::any_value(r, b"Content-Type", |value| {
         types.set(types.get() + 1);
         forms.set(forms.get() + usize::from(form::is_form(value)));
-        false
+        form::names_form_ambiguously(value)
     });
+    if ambiguous {
+        request::without_request_context(r, |log| {
+            ngx::ngx_log_error!(
+                NGX_LOG_INFO,
+                log,
+                "key_auth: the request's \"Content-Type\" names a form among other text; \
+                 refused (400), client: {}, uri: \"{}\"",
+                request::client(r),
+                r.uri
+            );
+        });
+        return BodyKey::Refused(NGX_HTTP_BAD_REQUEST as u16);
+    }
     if forms.get() == 0 {
         return BodyKey::NotSearched;
     }

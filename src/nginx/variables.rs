@@ -241,12 +241,18 @@ pub fn get_indexed(r: &mut ngx_http_request_t, index: ngx_int_t) -> &[u8] {
     // configuration time; the value lives in the request pool.
     unsafe {
         let v = ngx_http_get_indexed_variable(r, index);
-        if v.is_null() || (*v).data.is_null() {
+        if v.is_null() {
             return &[];
         }
+        // `data` only after the flags and length: a value that is not found
+        // or empty may leave it unset (nginx's `ngx_http_ssl_variable`
+        // copies an uninitialised pointer when there is no client
+        // certificate; valgrind reported the branch on it).
         match found_len(&*v) {
-            Some(len) => core::slice::from_raw_parts((*v).data, len),
-            None => &[],
+            Some(len) if len > 0 && !(*v).data.is_null() => {
+                core::slice::from_raw_parts((*v).data, len)
+            }
+            _ => &[],
         }
     }
 }

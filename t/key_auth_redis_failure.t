@@ -88,7 +88,7 @@ my %down_expect = (
     allow => [{ 200 => 5 }, undef],
 );
 for my $policy (qw(deny local allow)) {
-    configure("$R timeout=200ms on_error=$policy");
+    configure("$R timeout=${T}ms on_error=$policy");
     my $key = "$policy-key";
     my $r = get($key);
     is(http_status($r), 200, "$policy: Redis up: counted");

@@ -67,8 +67,11 @@ sub bind_client {
 }
 
 # 4: the upstream closes an idle bound connection
-my ($a, $ca) = bind_client('/app/?close_after=0.3', 'tokA');
+# (the binding itself is checked on a connection the backend keeps: one it
+# closes after 0.3 s idle may already be gone under valgrind)
+my ($a, $ca) = bind_client('/app/', 'tokA');
 is(hdr(req($a, '/app/'), 'X-Conn-Token'), 'tokA', 'bound');
+close $a;
 my ($a2, $ca2) = bind_client('/app/?close_after=0.3', 'tokA2');
 ok(NtlmBackend::wait_close($ev, $ca2, 2), 'backend closed the idle bound connection');
 sleep 0.2;

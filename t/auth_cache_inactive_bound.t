@@ -3,7 +3,8 @@
 # from being removed as unused, never beyond its lifetime. An entry hit
 # every 200 ms with inactive=1h and a 1 s validity expires at 1 s, for an
 # allow and for a deny (a stale deny never outlives auth_request_cache_valid
-# or auth_http_cache_valid), and the service's new answer is used then. (Times 4 under valgrind.)
+# or auth_http_cache_valid), and the service's new answer is used then
+# (times 4 under valgrind).
 
 use strict;
 use warnings;

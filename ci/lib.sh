@@ -85,7 +85,11 @@ http {
     server { listen 127.0.0.1:8080; location / { root $dir; } }
 }
 CONF
-    if ! out=$("$nginx" -p "$dir/" -e stderr -c "$dir/check.conf" -t 2>&1); then
+    # An nginx built with AddressSanitizer: no leak check, nginx -t exits
+    # without freeing its cycle (LeakSanitizer reports that as leaks and
+    # fails the exit status wherever it can run; leaks are valgrind's step).
+    if ! out=$(ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}" \
+        "$nginx" -p "$dir/" -e stderr -c "$dir/check.conf" -t 2>&1); then
         log "$out"
         die "$nginx does not load $so (above)"
     fi

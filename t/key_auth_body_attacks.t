@@ -84,6 +84,17 @@ http {
             proxy_pass http://127.0.0.1:%%PORT_8082%%;
         }
     }
+    server {
+        listen 127.0.0.1:%%PORT_8083%%;
+        underscores_in_headers on;
+        key_auth on;
+        key_auth_body_field apikey max=100;
+        key_auth_hide_credentials on;
+        key_auth_anonymous_consumer guest;
+        location /u/ {
+            proxy_pass http://127.0.0.1:%%PORT_8082%%;
+        }
+    }
 }
 EOF2
 
@@ -253,6 +264,31 @@ ok($t->grep_log(qr/\[info\].*key_auth: the request's "Content-Type" names a form
 # a form type in a parameter is no form and not ambiguous: not searched (401)
 is(http_status(http_post('/h/x', 'apikey=SECRET-jack', content_type => "text/plain; x=$FORM")), 401,
    'a form type in a parameter: not a form, not searched (401)');
+
+# 8c. underscores_in_headers on: "Content_Type" and "Content_Encoding" are
+#     headers of their own that nginx passes on, and CGI-style gateways may
+#     read as the same: they count as Content-Type and Content-Encoding.
+{
+    my $uport = $t->port(8083);
+    my $u = sub { http($_[0], port => $uport) };
+    for my $cts (["Content-Type: text/plain", "Content_Type: $FORM"], ["Content_Type: text/plain", "Content-Type: $FORM"]) {
+        $t->clear_requests('echo');
+        my $raw = "POST /u/x HTTP/1.1\r\nHost: localhost\r\n$cts->[0]\r\n$cts->[1]\r\n"
+            . "Content-Length: 18\r\nConnection: close\r\n\r\napikey=SECRET-jack";
+        is(http_status($u->($raw)), 400, "underscores: $cts->[0], $cts->[1]: 400");
+        is(count(), 0, "underscores: $cts->[0], $cts->[1]: the upstream is not asked");
+    }
+    $t->clear_requests('echo');
+    my $raw = "POST /u/x HTTP/1.1\r\nHost: localhost\r\nContent-Type: $FORM\r\nContent_Encoding: gzip\r\n"
+        . "Content-Length: 18\r\nConnection: close\r\n\r\napikey=SECRET-jack";
+    is(http_status($u->($raw)), 415, 'underscores: Content_Encoding: gzip on a form: 415');
+    is(count(), 0, 'underscores: Content_Encoding: the upstream is not asked');
+    # one form Content-Type, nothing else: searched and stripped as usual
+    $raw = "POST /u/x HTTP/1.1\r\nHost: localhost\r\nContent-Type: $FORM\r\n"
+        . "Content-Length: 22\r\nConnection: close\r\n\r\napikey=SECRET-jack&u=1";
+    is(http_status($u->($raw)), 200, 'underscores server: a plain form body: 200');
+    is((echoes())[-1]{body}, 'u=1', 'underscores server: stripped');
+}
 
 # 9. A form body with a Content-Encoding (gzip of "apikey=SECRET-jack"):
 #    key_auth cannot search the coded bytes, an upstream that decodes them

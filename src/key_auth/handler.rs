@@ -498,13 +498,16 @@ fn body_key(r: &mut ngx_http_request_t, conf: &KeyAuthConf, passage: &mut Passag
     if !client_body::announced(r) {
         return BodyKey::NotSearched;
     }
-    // Every Content-Type line: with two, an upstream may read the other one
-    // than nginx's first, and find (and keep) a key in a body key_auth did
-    // not search, or did not strip. As for a field given twice, no guess.
+    // Every Content-Type line, also spelled `Content_Type` (with
+    // underscores_in_headers on, a header of its own that CGI-style
+    // gateways may read as the same): with two, an upstream may read the
+    // other one than nginx's first, and find (and keep) a key in a body
+    // key_auth did not search, or did not strip. As for a field given
+    // twice, no guess. The same spellings count for Content-Encoding.
     // A value that names the form among other text (`…urlencoded,
     // text/plain`) is no form here, but one for some upstreams: refused too.
     let (types, forms) = (core::cell::Cell::new(0), core::cell::Cell::new(0));
-    let ambiguous = headers_in::any_value(r, b"Content-Type", |value| {
+    let ambiguous = headers_in::any_value_any_spelling(r, b"Content-Type", |value| {
         types.set(types.get() + 1);
         forms.set(forms.get() + usize::from(form::is_form(value)));
         form::names_form_ambiguously(value)
@@ -541,7 +544,7 @@ fn body_key(r: &mut ngx_http_request_t, conf: &KeyAuthConf, passage: &mut Passag
     }
     // A coded body (gzip): its bytes cannot be searched, and an upstream
     // that decodes it would find the key. Fail closed (RFC 7694: 415).
-    if headers_in::any_value(r, b"Content-Type", |v| !form::ascii_charset(v)) {
+    if headers_in::any_value_any_spelling(r, b"Content-Type", |v| !form::ascii_charset(v)) {
         request::without_request_context(r, |log| {
             ngx::ngx_log_error!(
                 NGX_LOG_INFO,
@@ -554,7 +557,7 @@ fn body_key(r: &mut ngx_http_request_t, conf: &KeyAuthConf, passage: &mut Passag
         });
         return BodyKey::Refused(NGX_HTTP_UNSUPPORTED_MEDIA_TYPE as u16);
     }
-    if headers_in::any_value(r, b"Content-Encoding", form::is_coded) {
+    if headers_in::any_value_any_spelling(r, b"Content-Encoding", form::is_coded) {
         request::without_request_context(r, |log| {
             ngx::ngx_log_error!(
                 NGX_LOG_INFO,

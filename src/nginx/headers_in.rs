@@ -52,6 +52,25 @@ pub fn find<'r>(r: &'r ngx_http_request_t, name: &[u8]) -> Option<&'r ngx_table_
 /// Whether some header called `name` (ASCII-case-insensitive) has a value
 /// for which `pred` holds.
 pub fn any_value(r: &ngx_http_request_t, name: &[u8], pred: impl Fn(&[u8]) -> bool) -> bool {
+    any_header(r, |key| key.eq_ignore_ascii_case(name), pred)
+}
+
+/// Whether some header called `name` in any spelling an application would
+/// take for it (see [`same_name`]: `Content_Type` for `Content-Type`, with
+/// `underscores_in_headers on`) has a value for which `pred` holds.
+pub fn any_value_any_spelling(
+    r: &ngx_http_request_t,
+    name: &[u8],
+    pred: impl Fn(&[u8]) -> bool,
+) -> bool {
+    any_header(r, |key| same_name(key, name), pred)
+}
+
+fn any_header(
+    r: &ngx_http_request_t,
+    name_matches: impl Fn(&[u8]) -> bool,
+    pred: impl Fn(&[u8]) -> bool,
+) -> bool {
     let mut part: *const ngx_list_part_t = &r.headers_in.headers.part;
     while !part.is_null() {
         // SAFETY: as in find().
@@ -59,7 +78,7 @@ pub fn any_value(r: &ngx_http_request_t, name: &[u8], pred: impl Fn(&[u8]) -> bo
         for i in 0..n {
             // SAFETY: i < nelts.
             let h = unsafe { &*elts.add(i) };
-            if h.key.as_bytes().eq_ignore_ascii_case(name) && pred(h.value.as_bytes()) {
+            if name_matches(h.key.as_bytes()) && pred(h.value.as_bytes()) {
                 return true;
             }
         }
